@@ -1,0 +1,33 @@
+// The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps.
+import { runStart } from './start.js';
+
+const [command, ...args] = process.argv.slice(2);
+
+const usage = `usage: fleetmesh <command> [options]
+  start [--mongodb-uri URI] [--etcd-endpoints URL,URL]   start the local system (Ctrl-C stops it)
+`;
+
+async function main(): Promise<number> {
+  switch (command) {
+    case 'start':
+      return runStart(args);
+    case undefined:
+    case '-h':
+    case '--help':
+      process.stdout.write(usage);
+      return command ? 0 : 2;
+    default:
+      process.stderr.write(`fleetmesh: unknown command '${command}'\n${usage}`);
+      return 2;
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`fleetmesh: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

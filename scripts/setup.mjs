@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Brings a fresh clone to a runnable state, and does nothing that is already done:
+//   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json);
+//   2. etcd from Debian's etcd-server package, unless ETCD_ENDPOINTS points at servers elsewhere;
+//   3. our embedded FerretDB (deps/ferretdb) built with `go build`, only when its sources changed,
+//      unless MONGODB_URI points at a MongoDB elsewhere;
+//   4. the TypeScript build (incremental).
+// Plain JavaScript on purpose: it runs before anything is compiled.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const stateDir = join(root, '.fleetmesh');
+const started = Date.now();
+
+function step(name, fn) {
+  const t0 = Date.now();
+  const did = fn();
+  const ms = Date.now() - t0;
+  if (did) console.error(`setup: ${name}: ${did} (${(ms / 1000).toFixed(1)} s)`);
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+  if (r.error) throw new Error(`${cmd}: ${r.error.message}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`);
+}
+
+function onPath(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+function npmDependencies() {
+  const lock = join(root, 'package-lock.json');
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  if (existsSync(marker) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return null;
+  run('npm', ['ci', '--no-audit', '--no-fund']);
+  return 'installed npm dependencies';
+}
+
+function etcd() {
+  if (process.env.ETCD_ENDPOINTS) return null;
+  if (onPath('etcd')) return null;
+  const cmd = 'apt-get update && apt-get install -y --no-install-recommends etcd-server';
+  if (process.getuid?.() !== 0) {
+    throw new Error(`etcd is missing and we are not root; run: sudo sh -c '${cmd}'`);
+  }
+  run('sh', ['-c', cmd], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  return 'installed etcd-server';
+}
+
+function ferretdb() {
+  if (process.env.MONGODB_URI) return null;
+  const src = join(root, 'deps', 'ferretdb');
+  const out = join(stateDir, 'bin', 'ferretdb-embedded');
+  const stamp = `${out}.sha256`;
+  const hash = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(readFileSync(join(src, f)));
+  const digest = hash.digest('hex');
+  if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) return null;
+  if (!onPath('go')) throw new Error('Go is needed to build deps/ferretdb (or set MONGODB_URI)');
+  mkdirSync(dirname(out), { recursive: true });
+  run('go', ['build', '-trimpath', '-o', out, '.'], { cwd: src });
+  writeFileSync(stamp, digest);
+  return 'built deps/ferretdb';
+}
+
+function typescript() {
+  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', join(root, 'tsconfig.json')], {
+    stdio: 'inherit',
+    cwd: root,
+  });
+  return null;
+}
+
+try {
+  step('npm', npmDependencies);
+  step('etcd', etcd);
+  step('ferretdb', ferretdb);
+  step('typescript', typescript);
+  const s = ((Date.now() - started) / 1000).toFixed(1);
+  console.error(`setup: ready in ${s} s`);
+} catch (err) {
+  console.error(`setup failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
