@@ -1,0 +1,206 @@
+// Big-endian byte reading and writing with the JT/T 808 data types (BYTE, WORD, DWORD, BCD[n],
+// GBK STRING). A read past the end throws Truncated, which the frame decoder turns into a
+// rejection reason; nothing here knows about frames.
+import iconv from 'iconv-lite';
+
+export class Truncated extends Error {
+  constructor(
+    readonly needed: number,
+    readonly available: number,
+  ) {
+    super(`needed ${needed} more byte(s), ${available} left`);
+  }
+}
+
+const gbkDecoder = new TextDecoder('gbk');
+
+export function decodeGbk(bytes: Uint8Array): string {
+  // ASCII fast path: most fields (auth codes, models, ids) are plain ASCII.
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  return gbkDecoder.decode(bytes);
+}
+
+export function encodeGbk(text: string): Uint8Array {
+  return iconv.encode(text, 'gbk');
+}
+
+/** Strips 0x00 padding on both sides (2013 pads at the end, 2019's text says at the front). */
+export function trimZeros(bytes: Uint8Array): Uint8Array {
+  let a = 0;
+  let b = bytes.length;
+  while (a < b && bytes[a] === 0) a++;
+  while (b > a && bytes[b - 1] === 0) b--;
+  return bytes.subarray(a, b);
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+export function fromHex(hex: string): Uint8Array {
+  const clean = hex.replace(/\s+/g, '');
+  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new Error(`not hex: ${hex.slice(0, 40)}`);
+  return new Uint8Array(Buffer.from(clean, 'hex'));
+}
+
+export class Reader {
+  pos: number;
+  constructor(
+    readonly buf: Uint8Array,
+    start = 0,
+    readonly end = buf.length,
+  ) {
+    this.pos = start;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  need(n: number): void {
+    if (this.pos + n > this.end) throw new Truncated(n, this.end - this.pos);
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+
+  u16(): number {
+    this.need(2);
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 2;
+    return (b[p]! << 8) | b[p + 1]!;
+  }
+
+  u32(): number {
+    this.need(4);
+    const b = this.buf;
+    const p = this.pos;
+    this.pos = p + 4;
+    return ((b[p]! << 24) | (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!) >>> 0;
+  }
+
+  bytes(n: number): Uint8Array {
+    this.need(n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  rest(): Uint8Array {
+    return this.bytes(this.end - this.pos);
+  }
+
+  /** BCD[n] as its decimal digits, leading zeros kept. */
+  bcd(n: number): string {
+    return bcdString(this.bytes(n));
+  }
+
+  /** Fixed-size GBK STRING, 0x00 padding removed. */
+  gbk(n: number): string {
+    return decodeGbk(trimZeros(this.bytes(n)));
+  }
+}
+
+const HEX_DIGITS = '0123456789abcdef';
+
+export function bcdString(bytes: Uint8Array): string {
+  let s = '';
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    s += HEX_DIGITS[b >> 4]! + HEX_DIGITS[b & 15]!;
+  }
+  return s;
+}
+
+export class Writer {
+  private buf: Uint8Array;
+  pos = 0;
+
+  constructor(capacity = 256) {
+    this.buf = new Uint8Array(capacity);
+  }
+
+  private ensure(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.pos + n) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+
+  u8(v: number): this {
+    this.ensure(1);
+    this.buf[this.pos++] = v & 0xff;
+    return this;
+  }
+
+  u16(v: number): this {
+    this.ensure(2);
+    this.buf[this.pos++] = (v >>> 8) & 0xff;
+    this.buf[this.pos++] = v & 0xff;
+    return this;
+  }
+
+  u32(v: number): this {
+    this.ensure(4);
+    this.buf[this.pos++] = (v >>> 24) & 0xff;
+    this.buf[this.pos++] = (v >>> 16) & 0xff;
+    this.buf[this.pos++] = (v >>> 8) & 0xff;
+    this.buf[this.pos++] = v & 0xff;
+    return this;
+  }
+
+  bytes(b: Uint8Array): this {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+    return this;
+  }
+
+  /** Fixed-size field: truncated when longer, 0x00-padded at the end when shorter. */
+  fixed(b: Uint8Array, n: number): this {
+    this.ensure(n);
+    const len = Math.min(b.length, n);
+    this.buf.set(b.subarray(0, len), this.pos);
+    this.buf.fill(0, this.pos + len, this.pos + n);
+    this.pos += n;
+    return this;
+  }
+
+  /** BCD[n] from decimal digits, left-padded with zeros. */
+  bcd(digits: string, n: number): this {
+    if (!/^\d*$/.test(digits) && !/^[0-9a-fA-F]*$/.test(digits)) throw new RangeError(`not BCD digits: ${digits}`);
+    const padded = digits.padStart(n * 2, '0').slice(-n * 2);
+    this.ensure(n);
+    for (let i = 0; i < n; i++) {
+      this.buf[this.pos++] = parseInt(padded.slice(i * 2, i * 2 + 2), 16);
+    }
+    return this;
+  }
+
+  gbk(text: string, n?: number): this {
+    const b = encodeGbk(text);
+    return n === undefined ? this.bytes(b) : this.fixed(b, n);
+  }
+
+  /** Overwrites a WORD already written (lengths known only later). */
+  patchU16(at: number, v: number): void {
+    this.buf[at] = (v >>> 8) & 0xff;
+    this.buf[at + 1] = v & 0xff;
+  }
+
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.pos);
+  }
+}

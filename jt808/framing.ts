@@ -1,0 +1,162 @@
+// Stream framing: TCP chunks in, escaped frame contents (the bytes between two 0x7E) out.
+// Escaping (7D 01 → 7D, 7D 02 → 7E) and the XOR check code are here too. Pure code.
+
+/** Largest legal frame: 21-byte 2019 sub-package header + 1023-byte body + check code, all escaped. */
+export const MAX_LEGAL_FRAME_BYTES = (21 + 1023 + 1) * 2;
+
+export interface FrameSplitterStats {
+  frames: number;
+  /** Bytes before the first delimiter, and any run dropped while skipping an oversize frame. */
+  garbageBytes: number;
+  oversizeFrames: number;
+}
+
+/**
+ * Splits a byte stream at 0x7E. Every non-empty run between two delimiters is a frame
+ * candidate (devices that share one 0x7E between frames work too); leading bytes before the
+ * first delimiter are garbage. A run longer than `maxFrameBytes` is dropped and counted, and
+ * framing resumes at the next 0x7E, so the buffer it holds never exceeds that limit.
+ */
+export class FrameSplitter {
+  readonly stats: FrameSplitterStats = { frames: 0, garbageBytes: 0, oversizeFrames: 0 };
+  private readonly pending: Uint8Array;
+  private pendingLen = 0;
+  private synced = false; // seen a delimiter
+  private skipping = false; // inside an oversize run
+
+  constructor(readonly maxFrameBytes = MAX_LEGAL_FRAME_BYTES) {
+    this.pending = new Uint8Array(maxFrameBytes);
+  }
+
+  /** Bytes held for a frame not yet closed. */
+  get buffered(): number {
+    return this.pendingLen;
+  }
+
+  /**
+   * Feeds one chunk. `onFrame` gets each frame's escaped content; it may be a view into
+   * `chunk` or into the splitter's own buffer, valid only during the call — copy to keep it.
+   */
+  push(chunk: Uint8Array, onFrame: (escaped: Uint8Array) => void): void {
+    let start = 0;
+    const n = chunk.length;
+    while (start < n) {
+      const idx = chunk.indexOf(0x7e, start);
+      const end = idx < 0 ? n : idx;
+      if (!this.synced) {
+        this.stats.garbageBytes += end - start;
+      } else if (this.skipping) {
+        this.stats.garbageBytes += end - start;
+      } else if (end > start) {
+        const len = end - start;
+        if (this.pendingLen + len > this.maxFrameBytes) {
+          this.stats.oversizeFrames++;
+          this.stats.garbageBytes += this.pendingLen + len;
+          this.pendingLen = 0;
+          this.skipping = true;
+        } else if (idx >= 0 && this.pendingLen === 0) {
+          // Whole frame inside this chunk: hand out a view, no copy.
+          this.stats.frames++;
+          onFrame(chunk.subarray(start, end));
+          start = end + 1;
+          continue;
+        } else {
+          this.pending.set(chunk.subarray(start, end), this.pendingLen);
+          this.pendingLen += len;
+        }
+      }
+      if (idx < 0) break;
+      // A delimiter: close what is pending, and open the next frame.
+      if (this.pendingLen > 0) {
+        this.stats.frames++;
+        const frame = this.pending.subarray(0, this.pendingLen);
+        this.pendingLen = 0;
+        onFrame(frame);
+      }
+      this.synced = true;
+      this.skipping = false;
+      start = idx + 1;
+    }
+  }
+
+  reset(): void {
+    this.pendingLen = 0;
+    this.synced = false;
+    this.skipping = false;
+  }
+}
+
+export type UnescapeResult = { ok: true; bytes: Uint8Array; rawEscapes: number } | { ok: false; at: number; byte: number };
+
+/**
+ * Reverses the escaping. Returns the input itself when it holds no 0x7D. A 0x7D followed by
+ * anything but 01/02 is an error; in lenient mode it is kept as a literal 0x7D (some devices
+ * send raw 0x7D) and counted in `rawEscapes`.
+ */
+export function unescapeFrame(escaped: Uint8Array, lenient = false): UnescapeResult {
+  let i = escaped.indexOf(0x7d);
+  if (i < 0) return { ok: true, bytes: escaped, rawEscapes: 0 };
+  const out = new Uint8Array(escaped.length);
+  out.set(escaped.subarray(0, i));
+  let o = i;
+  let rawEscapes = 0;
+  const n = escaped.length;
+  while (i < n) {
+    const b = escaped[i]!;
+    if (b !== 0x7d) {
+      out[o++] = b;
+      i++;
+      continue;
+    }
+    const next = i + 1 < n ? escaped[i + 1]! : -1;
+    if (next === 0x01) {
+      out[o++] = 0x7d;
+      i += 2;
+    } else if (next === 0x02) {
+      out[o++] = 0x7e;
+      i += 2;
+    } else if (lenient) {
+      out[o++] = 0x7d;
+      rawEscapes++;
+      i++;
+    } else {
+      return { ok: false, at: i, byte: next };
+    }
+  }
+  return { ok: true, bytes: out.subarray(0, o), rawEscapes };
+}
+
+/** XOR of bytes [start, end). */
+export function checkCode(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  let x = 0;
+  for (let i = start; i < end; i++) x ^= bytes[i]!;
+  return x;
+}
+
+/** Appends the check code, escapes, and adds both delimiters. */
+export function frameBytes(unescaped: Uint8Array): Uint8Array {
+  const cc = checkCode(unescaped);
+  let extra = cc === 0x7e || cc === 0x7d ? 1 : 0;
+  for (let i = 0; i < unescaped.length; i++) {
+    const b = unescaped[i]!;
+    if (b === 0x7e || b === 0x7d) extra++;
+  }
+  const out = new Uint8Array(unescaped.length + 3 + extra);
+  let o = 0;
+  out[o++] = 0x7e;
+  const put = (b: number): void => {
+    if (b === 0x7e) {
+      out[o++] = 0x7d;
+      out[o++] = 0x02;
+    } else if (b === 0x7d) {
+      out[o++] = 0x7d;
+      out[o++] = 0x01;
+    } else {
+      out[o++] = b;
+    }
+  };
+  for (let i = 0; i < unescaped.length; i++) put(unescaped[i]!);
+  put(cc);
+  out[o++] = 0x7e;
+  return out;
+}

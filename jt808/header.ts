@@ -1,0 +1,122 @@
+// Message header of every edition: 2011/2013 (12 bytes, 16 with sub-package fields) and 2019
+// (17/21 bytes: protocol version byte, 10-byte BCD phone). Pure code.
+import { bcdString, Writer } from './bytes.js';
+
+export type Edition = 2011 | 2013 | 2019;
+
+export interface Header {
+  messageId: number;
+  bodyLength: number;
+  /** Body attribute bits 10–12: 0 plain, 1 RSA, others reserved. */
+  encryption: number;
+  /** Header layout: 2013 (also 2011, same header) or 2019. */
+  headerEdition: 2013 | 2019;
+  /** Body attribute bit 14 as sent (may disagree with the layout on some devices). */
+  versionFlag: boolean;
+  /** 2019 protocol version byte. */
+  protocolVersion?: number;
+  /** BCD digits, leading zeros kept: 12 (2013) or 20 (2019). */
+  phone: string;
+  serial: number;
+  packageTotal?: number;
+  packageIndex?: number;
+}
+
+export type HeaderResult =
+  | { ok: true; header: Header; headerLength: number; warnings: string[] }
+  | { ok: false; reason: 'header-too-short' | 'body-length-mismatch'; detail: string; header?: Header };
+
+/**
+ * Parses the header of an unescaped frame whose last byte is the check code. The layout is
+ * chosen by bit 14 and confirmed by the frame length: devices that set bit 14 with a 2013
+ * header, or send a 2019 header without it, are read by the layout the length proves and
+ * reported in `warnings`. With `lenient`, a body longer than declared is cut to the declared
+ * length (a warning), and a shorter one is taken as it is (a warning).
+ */
+export function parseHeader(b: Uint8Array, lenient = false): HeaderResult {
+  const total = b.length - 1; // without the check code
+  if (total < 12) return { ok: false, reason: 'header-too-short', detail: `${total} bytes before the check code, a header needs 12` };
+  const messageId = (b[0]! << 8) | b[1]!;
+  const attrs = (b[2]! << 8) | b[3]!;
+  const bodyLength = attrs & 0x3ff;
+  const encryption = (attrs >> 10) & 0x7;
+  const sub = (attrs & 0x2000) !== 0;
+  const versionFlag = (attrs & 0x4000) !== 0;
+  const extra = sub ? 4 : 0;
+  const fits = (len: number): boolean => len + extra + bodyLength === total;
+  const warnings: string[] = [];
+
+  let edition: 2013 | 2019 = versionFlag ? 2019 : 2013;
+  if (!fits(edition === 2019 ? 17 : 12)) {
+    const other: 2013 | 2019 = edition === 2019 ? 2013 : 2019;
+    if (fits(other === 2019 ? 17 : 12)) {
+      warnings.push(versionFlag ? 'version-flag-with-2013-header' : '2019-header-without-version-flag');
+      edition = other;
+    }
+  }
+  const headerLength = (edition === 2019 ? 17 : 12) + extra;
+  if (total < headerLength) {
+    return { ok: false, reason: 'header-too-short', detail: `${total} bytes before the check code, this header needs ${headerLength}` };
+  }
+  const header: Header = {
+    messageId,
+    bodyLength,
+    encryption,
+    headerEdition: edition,
+    versionFlag,
+    phone: '',
+    serial: 0,
+  };
+  let p = 4;
+  if (edition === 2019) {
+    header.protocolVersion = b[4]!;
+    header.phone = bcdString(b.subarray(5, 15));
+    p = 15;
+  } else {
+    header.phone = bcdString(b.subarray(4, 10));
+    p = 10;
+  }
+  header.serial = (b[p]! << 8) | b[p + 1]!;
+  if (sub) {
+    header.packageTotal = (b[p + 2]! << 8) | b[p + 3]!;
+    header.packageIndex = (b[p + 4]! << 8) | b[p + 5]!;
+  }
+  const actual = total - headerLength;
+  if (actual !== bodyLength) {
+    const detail = `body length ${bodyLength} declared, ${actual} present`;
+    if (!lenient) return { ok: false, reason: 'body-length-mismatch', detail, header };
+    warnings.push(actual > bodyLength ? 'body-longer-than-declared' : 'body-shorter-than-declared');
+  }
+  return { ok: true, header, headerLength, warnings };
+}
+
+export interface HeaderFields {
+  messageId: number;
+  phone: string;
+  serial: number;
+  edition: Edition;
+  /** 2019 protocol version byte; default 1. */
+  protocolVersion?: number;
+  encryption?: number;
+  packageTotal?: number;
+  packageIndex?: number;
+}
+
+export const MAX_BODY_LENGTH = 1023;
+
+/** Writes a header for a body of `bodyLength` bytes. */
+export function writeHeader(w: Writer, h: HeaderFields, bodyLength: number): void {
+  if (bodyLength > MAX_BODY_LENGTH) throw new RangeError(`body of ${bodyLength} bytes exceeds ${MAX_BODY_LENGTH}: split it`);
+  const sub = h.packageTotal !== undefined;
+  let attrs = bodyLength | ((h.encryption ?? 0) << 10);
+  if (sub) attrs |= 0x2000;
+  if (h.edition === 2019) attrs |= 0x4000;
+  w.u16(h.messageId).u16(attrs);
+  if (h.edition === 2019) {
+    w.u8(h.protocolVersion ?? 1).bcd(h.phone, 10);
+  } else {
+    w.bcd(h.phone, 6);
+  }
+  w.u16(h.serial);
+  if (sub) w.u16(h.packageTotal as number).u16(h.packageIndex as number);
+}
