@@ -1,16 +1,21 @@
 // The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps.
+import { runDecode } from './decode.js';
 import { runStart } from './start.js';
 
 const [command, ...args] = process.argv.slice(2);
 
 const usage = `usage: fleetmesh <command> [options]
   start [--mongodb-uri URI] [--etcd-endpoints URL,URL]   start the local system (Ctrl-C stops it)
+  decode [--lenient] [--edition 2011|2013|2019] HEX…     decode JT/T 808 frames to JSON lines
+                                                        (no HEX: one frame per line on stdin)
 `;
 
 async function main(): Promise<number> {
   switch (command) {
     case 'start':
       return runStart(args);
+    case 'decode':
+      return runDecode(args);
     case undefined:
     case '-h':
     case '--help':

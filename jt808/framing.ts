@@ -133,15 +133,25 @@ export function checkCode(bytes: Uint8Array, start = 0, end = bytes.length): num
   return x;
 }
 
+/** Escapes 0x7D and 0x7E (no delimiters, no check code). */
+export function escapeBytes(raw: Uint8Array): Uint8Array {
+  const framed = frameBytesWith(raw, false);
+  return framed.subarray(1, framed.length - 1);
+}
+
 /** Appends the check code, escapes, and adds both delimiters. */
 export function frameBytes(unescaped: Uint8Array): Uint8Array {
+  return frameBytesWith(unescaped, true);
+}
+
+function frameBytesWith(unescaped: Uint8Array, withCheckCode: boolean): Uint8Array {
   const cc = checkCode(unescaped);
-  let extra = cc === 0x7e || cc === 0x7d ? 1 : 0;
+  let extra = withCheckCode ? (cc === 0x7e || cc === 0x7d ? 1 : 0) + 1 : 0;
   for (let i = 0; i < unescaped.length; i++) {
     const b = unescaped[i]!;
     if (b === 0x7e || b === 0x7d) extra++;
   }
-  const out = new Uint8Array(unescaped.length + 3 + extra);
+  const out = new Uint8Array(unescaped.length + 2 + extra);
   let o = 0;
   out[o++] = 0x7e;
   const put = (b: number): void => {
@@ -156,7 +166,7 @@ export function frameBytes(unescaped: Uint8Array): Uint8Array {
     }
   };
   for (let i = 0; i < unescaped.length; i++) put(unescaped[i]!);
-  put(cc);
+  if (withCheckCode) put(cc);
   out[o++] = 0x7e;
   return out;
 }

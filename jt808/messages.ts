@@ -252,9 +252,11 @@ const driverIdentity: Codec<DriverIdentity> = custom(
     const state = r.u8();
     const raw = r.bytes(6);
     const out: DriverIdentity = { state, time: readGmt8Time(raw, 0) };
-    if (state !== 1 || r.remaining === 0) return out;
+    // The standard fills the rest only for state 1 and read result 0; some devices always send
+    // it, so read whatever is there.
+    if (r.remaining === 0) return out;
     out.readResult = r.u8();
-    if (out.readResult !== 0) return out;
+    if (r.remaining === 0) return out;
     out.driverName = str8.read(r, ctx);
     out.certificateCode = r.gbk(20);
     out.issuingAuthority = str8.read(r, ctx);
@@ -270,9 +272,9 @@ const driverIdentity: Codec<DriverIdentity> = custom(
       return;
     }
     w.u8(v.state ?? 1).bcd(v.time ? timeDigits(v.time) : '000000000000', 6);
-    if (v.state !== 1 || v.readResult === undefined) return;
+    if (v.readResult === undefined) return;
     w.u8(v.readResult);
-    if (v.readResult !== 0) return;
+    if (v.driverName === undefined) return;
     str8.write(w, v.driverName ?? '', ctx);
     w.gbk(v.certificateCode ?? '', 20);
     str8.write(w, v.issuingAuthority ?? '', ctx);
