@@ -12,15 +12,27 @@ export function decodeHexLine(hex: string, opts: DecodeOptions): Record<string, 
   const clean = hex.replace(/[\s:]/g, '').replace(/^0x/i, '');
   if (clean === '') return [];
   if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) {
-    return [{ ok: false, reason: 'not-hex', detail: `not an even-length hex string: ${hex.slice(0, 60)}` }];
+    return [
+      {
+        ok: false,
+        reason: 'not-hex',
+        detail: `not an even-length hex string: ${hex.slice(0, 60)}`,
+      },
+    ];
   }
   const bytes = new Uint8Array(Buffer.from(clean, 'hex'));
   if (bytes[0] !== 0x7e) return [frameJson(decodeFrame(bytes, opts))];
   const out: Record<string, unknown>[] = [];
   const splitter = new FrameSplitter(bytes.length);
   splitter.push(bytes, (frame) => out.push(frameJson(decodeFrame(frame, opts))));
-  if (splitter.buffered > 0) out.push({ ok: false, reason: 'unterminated-frame', detail: `${splitter.buffered} bytes after the last 0x7e` });
-  if (out.length === 0) out.push({ ok: false, reason: 'no-frame', detail: 'no bytes between 0x7e delimiters' });
+  if (splitter.buffered > 0)
+    out.push({
+      ok: false,
+      reason: 'unterminated-frame',
+      detail: `${splitter.buffered} bytes after the last 0x7e`,
+    });
+  if (out.length === 0)
+    out.push({ ok: false, reason: 'no-frame', detail: 'no bytes between 0x7e delimiters' });
   return out;
 }
 
@@ -32,7 +44,8 @@ export async function runDecode(args: string[]): Promise<number> {
     if (a === '--lenient') opts.lenient = true;
     else if (a === '--edition') {
       const e = Number(args[++i]);
-      if (e !== 2011 && e !== 2013 && e !== 2019) throw new Error('--edition takes 2011, 2013 or 2019');
+      if (e !== 2011 && e !== 2013 && e !== 2019)
+        throw new Error('--edition takes 2011, 2013 or 2019');
       opts.edition = e as Edition;
     } else hexes.push(a);
   }

@@ -46,7 +46,8 @@ export function toHex(bytes: Uint8Array): string {
 
 export function fromHex(hex: string): Uint8Array {
   const clean = hex.replace(/\s+/g, '');
-  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean)) throw new Error(`not hex: ${hex.slice(0, 40)}`);
+  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean))
+    throw new Error(`not hex: ${hex.slice(0, 40)}`);
   return new Uint8Array(Buffer.from(clean, 'hex'));
 }
 
@@ -113,14 +114,18 @@ export class Reader {
 
 const HEX_DIGITS = '0123456789abcdef';
 
-export function bcdString(bytes: Uint8Array): string {
-  let s = '';
-  for (let i = 0; i < bytes.length; i++) {
+/** BCD digits of bytes[start, end) (hex nibbles above 9 are kept as a–f, losslessly). */
+export function bcdString(bytes: Uint8Array, start = 0, end = bytes.length): string {
+  const codes: number[] = [];
+  for (let i = start; i < end; i++) {
     const b = bytes[i]!;
-    s += HEX_DIGITS[b >> 4]! + HEX_DIGITS[b & 15]!;
+    codes.push(NIBBLE_CODES[b >> 4]!, NIBBLE_CODES[b & 15]!);
   }
-  return s;
+  // One flat string (not a rope of 2-character pieces): phones become map keys at once.
+  return String.fromCharCode.apply(null, codes);
 }
+
+const NIBBLE_CODES = Array.from(HEX_DIGITS, (c) => c.charCodeAt(0));
 
 export class Writer {
   private buf: Uint8Array;
@@ -180,7 +185,8 @@ export class Writer {
 
   /** BCD[n] from decimal digits, left-padded with zeros. */
   bcd(digits: string, n: number): this {
-    if (!/^\d*$/.test(digits) && !/^[0-9a-fA-F]*$/.test(digits)) throw new RangeError(`not BCD digits: ${digits}`);
+    if (!/^\d*$/.test(digits) && !/^[0-9a-fA-F]*$/.test(digits))
+      throw new RangeError(`not BCD digits: ${digits}`);
     const padded = digits.padStart(n * 2, '0').slice(-n * 2);
     this.ensure(n);
     for (let i = 0; i < n; i++) {
@@ -192,6 +198,11 @@ export class Writer {
   gbk(text: string, n?: number): this {
     const b = encodeGbk(text);
     return n === undefined ? this.bytes(b) : this.fixed(b, n);
+  }
+
+  /** Overwrites a BYTE already written (lengths known only later). */
+  patchU8(at: number, v: number): void {
+    this.buf[at] = v & 0xff;
   }
 
   /** Overwrites a WORD already written (lengths known only later). */

@@ -1,8 +1,15 @@
 // Frame and message decoding/encoding: the one entry point the gateway and the CLI use.
 // Every failure is a value with a machine-readable reason; nothing here throws on input.
 import { Reader, Truncated, Writer } from './bytes.js';
-import { checkCode, frameBytes, unescapeFrame } from './framing.js';
-import { parseHeader, writeHeader, type Edition, type Header, type HeaderFields } from './header.js';
+import { frameBytes, unescapeFrame } from './framing.js';
+import {
+  parseHeader,
+  writeHeader,
+  type Edition,
+  type Header,
+  type HeaderFields,
+} from './header.js';
+import { BASIC_BLOCK_LENGTH, readLocation } from './location.js';
 import { MESSAGES, messageIdOf, messageName, type Message } from './messages.js';
 import type { Codec, Context } from './schema.js';
 
@@ -22,17 +29,29 @@ export interface Rejection {
   header?: Header;
 }
 
-export interface DecodedFrame {
-  ok: true;
-  header: Header;
-  /** Edition the body was read with (2011 vs 2013 is told from the body where layouts differ). */
-  edition: Edition;
-  /** The unescaped body (a view: copy it to keep it past the next frame). */
-  body: Uint8Array;
-  /** Null for a sub-package (reassemble first) or an encrypted body. */
-  message: Message | null;
-  /** Irregularities accepted (lenient check code, version flag mismatches, trailing bytes …). */
-  warnings: string[];
+const NO_WARNINGS: readonly string[] = Object.freeze([]);
+
+export class DecodedFrame {
+  readonly ok = true;
+  private bodyView: Uint8Array | undefined;
+
+  constructor(
+    readonly header: Header,
+    /** Edition the body was read with (2011 vs 2013 is told from the body where layouts differ). */
+    readonly edition: Edition,
+    /** Null for a sub-package (reassemble first) or an encrypted body. */
+    readonly message: Message | null,
+    /** Irregularities accepted (lenient check code, version flag mismatches, trailing bytes …). */
+    readonly warnings: readonly string[],
+    private readonly bytes: Uint8Array,
+    private readonly bodyStart: number,
+    private readonly bodyEnd: number,
+  ) {}
+
+  /** The unescaped body, a view made on first use (copy it to keep it past the next frame). */
+  get body(): Uint8Array {
+    return (this.bodyView ??= this.bytes.subarray(this.bodyStart, this.bodyEnd));
+  }
 }
 
 export type DecodeResult = DecodedFrame | Rejection;
@@ -44,44 +63,73 @@ export interface DecodeOptions {
   edition?: Edition;
 }
 
+const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
+const hex4 = (n: number): string => n.toString(16).padStart(4, '0');
+
 /** Decodes one frame's escaped content (the bytes between the two 0x7E). */
-export function decodeFrame(escaped: Uint8Array, opts: DecodeOptions = {}): DecodeResult {
-  const lenient = opts.lenient ?? false;
-  if (escaped.length === 0) return { ok: false, reason: 'empty-frame', detail: 'nothing between the delimiters' };
+export function decodeFrame(escaped: Uint8Array, opts?: DecodeOptions): DecodeResult {
+  const lenient = opts?.lenient ?? false;
+  if (escaped.length === 0)
+    return { ok: false, reason: 'empty-frame', detail: 'nothing between the delimiters' };
   const un = unescapeFrame(escaped, lenient);
   if (!un.ok) {
-    const after = un.byte < 0 ? 'the end of the frame' : `0x${un.byte.toString(16).padStart(2, '0')}`;
-    return { ok: false, reason: 'bad-escape', detail: `0x7d followed by ${after} at offset ${un.at}` };
+    const after = un.byte < 0 ? 'the end of the frame' : `0x${hex2(un.byte)}`;
+    return {
+      ok: false,
+      reason: 'bad-escape',
+      detail: `0x7d followed by ${after} at offset ${un.at}`,
+    };
   }
   const b = un.bytes;
-  const warnings: string[] = [];
-  if (un.rawEscapes > 0) warnings.push('raw-0x7d');
-  if (b.length < 13) {
-    return { ok: false, reason: 'header-too-short', detail: `${b.length} bytes, a frame needs at least 13` };
-  }
-  const h = parseHeader(b, lenient);
-  if (!h.ok) return h.header ? { ok: false, reason: h.reason, detail: h.detail, header: h.header } : { ok: false, reason: h.reason, detail: h.detail };
-  const expected = checkCode(b, 0, b.length - 1);
+  if (b.length < 13)
+    return {
+      ok: false,
+      reason: 'header-too-short',
+      detail: `${b.length} bytes, a frame needs at least 13`,
+    };
   const got = b[b.length - 1]!;
+  const expected = un.xor ^ got;
+  const h = parseHeader(b, lenient);
+  if (!h.ok)
+    return h.header
+      ? { ok: false, reason: h.reason, detail: h.detail, header: h.header }
+      : { ok: false, reason: h.reason, detail: h.detail };
+  const header = h.header;
+  // Warnings are rare: the common frame shares one frozen empty list.
+  let warnings: string[] | undefined;
+  if (un.rawEscapes > 0) (warnings ??= []).push('raw-0x7d');
   if (expected !== got) {
     const detail = `check code 0x${hex2(got)} in the frame, 0x${hex2(expected)} computed`;
-    if (!lenient) return { ok: false, reason: 'bad-check-code', detail, header: h.header };
-    warnings.push('bad-check-code');
+    if (!lenient) return { ok: false, reason: 'bad-check-code', detail, header };
+    (warnings ??= []).push('bad-check-code');
   }
-  warnings.push(...h.warnings);
-  const header = h.header;
+  if (h.warnings) (warnings ??= []).push(...h.warnings);
   const start = h.headerLength;
-  const end = Math.min(b.length - 1, start + header.bodyLength);
-  const body = b.subarray(start, end);
-  const edition: Edition = header.headerEdition === 2019 ? 2019 : opts.edition === 2011 ? 2011 : 2013;
+  const declaredEnd = start + header.bodyLength;
+  const end = declaredEnd < b.length - 1 ? declaredEnd : b.length - 1;
+  const hinted: Edition =
+    header.headerEdition === 2019 ? 2019 : opts?.edition === 2011 ? 2011 : 2013;
   if (header.packageTotal !== undefined || header.encryption !== 0) {
-    if (header.encryption !== 0) warnings.push('encrypted-body');
-    return { ok: true, header, edition, body, message: null, warnings };
+    if (header.encryption !== 0) (warnings ??= []).push('encrypted-body');
+    return new DecodedFrame(header, hinted, null, warnings ?? NO_WARNINGS, b, start, end);
   }
-  const decoded = decodeBody(header.messageId, body, edition);
+  if (header.messageId === 0x0200 && end - start >= BASIC_BLOCK_LENGTH) {
+    // The hot path, without the generic body machinery.
+    const message: Message = { type: 'LocationReport', body: readLocation(b, start, end) };
+    return new DecodedFrame(header, hinted, message, warnings ?? NO_WARNINGS, b, start, end);
+  }
+  const decoded = decodeBodyRange(header.messageId, b, start, end, hinted);
   if (!decoded.ok) return { ok: false, reason: decoded.reason, detail: decoded.detail, header };
-  if (decoded.unread > 0) warnings.push(`unread-body-bytes:${decoded.unread}`);
-  return { ok: true, header, edition: decoded.edition, body, message: decoded.message, warnings };
+  if (decoded.unread > 0) (warnings ??= []).push(`unread-body-bytes:${decoded.unread}`);
+  return new DecodedFrame(
+    header,
+    decoded.edition,
+    decoded.message,
+    warnings ?? NO_WARNINGS,
+    b,
+    start,
+    end,
+  );
 }
 
 export type BodyResult =
@@ -90,17 +138,55 @@ export type BodyResult =
 
 /** Decodes a (reassembled) body. Unknown ids give a Raw message. */
 export function decodeBody(messageId: number, body: Uint8Array, edition: Edition): BodyResult {
-  const name = messageName(messageId);
-  if (name === undefined) return { ok: true, message: { type: 'Raw', messageId, body }, edition, unread: 0 };
-  const ctx: Context = { edition };
-  const r = new Reader(body);
+  return decodeBodyRange(messageId, body, 0, body.length, edition);
+}
+
+function decodeBodyRange(
+  messageId: number,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  edition: Edition,
+): BodyResult {
   try {
-    const codec = MESSAGES[name].body as Codec<unknown>;
-    const decoded = codec.read(r, ctx);
-    return { ok: true, message: { type: name, body: decoded } as Message, edition: ctx.edition, unread: r.remaining };
+    // The hot path: location reports skip the generic table walk.
+    if (messageId === 0x0200) {
+      return {
+        ok: true,
+        message: { type: 'LocationReport', body: readLocation(buf, start, end) },
+        edition,
+        unread: 0,
+      };
+    }
+    const name = messageName(messageId);
+    if (name === undefined)
+      return {
+        ok: true,
+        message: { type: 'Raw', messageId, body: buf.subarray(start, end) },
+        edition,
+        unread: 0,
+      };
+    const ctx: Context = { edition };
+    const r = new Reader(buf, start, end);
+    const decoded = (MESSAGES[name].body as Codec<unknown>).read(r, ctx);
+    return {
+      ok: true,
+      message: { type: name, body: decoded } as Message,
+      edition: ctx.edition,
+      unread: r.remaining,
+    };
   } catch (err) {
-    if (err instanceof Truncated) return { ok: false, reason: 'body-truncated', detail: `0x${hex4(messageId)} body: ${err.message}` };
-    return { ok: false, reason: 'body-malformed', detail: `0x${hex4(messageId)} body: ${err instanceof Error ? err.message : String(err)}` };
+    if (err instanceof Truncated)
+      return {
+        ok: false,
+        reason: 'body-truncated',
+        detail: `0x${hex4(messageId)} body: ${err.message}`,
+      };
+    return {
+      ok: false,
+      reason: 'body-malformed',
+      detail: `0x${hex4(messageId)} body: ${err instanceof Error ? err.message : String(err)}`,
+    };
   }
 }
 
@@ -120,12 +206,13 @@ export function encodeFrame(message: Message, header: FrameHeader): Uint8Array {
 }
 
 /** Frames an already encoded body. */
-export function frameFromBody(messageId: number, body: Uint8Array, header: FrameHeader): Uint8Array {
+export function frameFromBody(
+  messageId: number,
+  body: Uint8Array,
+  header: FrameHeader,
+): Uint8Array {
   const w = new Writer(body.length + 24);
   writeHeader(w, { ...header, messageId }, body.length);
   w.bytes(body);
   return frameBytes(w.finish());
 }
-
-const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
-const hex4 = (n: number): string => n.toString(16).padStart(4, '0');

@@ -86,7 +86,14 @@ export class FrameSplitter {
   }
 }
 
-export type UnescapeResult = { ok: true; bytes: Uint8Array; rawEscapes: number } | { ok: false; at: number; byte: number };
+export type UnescapeResult =
+  | {
+      ok: true;
+      bytes: Uint8Array;
+      rawEscapes: number;
+      /** XOR of every unescaped byte, check code included: 0 when it verifies. */ xor: number;
+    }
+  | { ok: false; at: number; byte: number };
 
 /**
  * Reverses the escaping. Returns the input itself when it holds no 0x7D. A 0x7D followed by
@@ -94,36 +101,43 @@ export type UnescapeResult = { ok: true; bytes: Uint8Array; rawEscapes: number }
  * send raw 0x7D) and counted in `rawEscapes`.
  */
 export function unescapeFrame(escaped: Uint8Array, lenient = false): UnescapeResult {
-  let i = escaped.indexOf(0x7d);
-  if (i < 0) return { ok: true, bytes: escaped, rawEscapes: 0 };
+  // A plain loop: TypedArray#indexOf costs more than the scan on frames this small.
+  // One pass finds the first 0x7D and computes the check code; frames rarely hold escapes.
+  const n = escaped.length;
+  let i = 0;
+  let x = 0;
+  for (; i < n; i++) {
+    const b = escaped[i]!;
+    if (b === 0x7d) break;
+    x ^= b;
+  }
+  if (i === n) return { ok: true, bytes: escaped, rawEscapes: 0, xor: x };
   const out = new Uint8Array(escaped.length);
   out.set(escaped.subarray(0, i));
   let o = i;
   let rawEscapes = 0;
-  const n = escaped.length;
   while (i < n) {
-    const b = escaped[i]!;
+    let b = escaped[i]!;
     if (b !== 0x7d) {
-      out[o++] = b;
-      i++;
-      continue;
-    }
-    const next = i + 1 < n ? escaped[i + 1]! : -1;
-    if (next === 0x01) {
-      out[o++] = 0x7d;
-      i += 2;
-    } else if (next === 0x02) {
-      out[o++] = 0x7e;
-      i += 2;
-    } else if (lenient) {
-      out[o++] = 0x7d;
-      rawEscapes++;
       i++;
     } else {
-      return { ok: false, at: i, byte: next };
+      const next = i + 1 < n ? escaped[i + 1]! : -1;
+      if (next === 0x01) {
+        i += 2;
+      } else if (next === 0x02) {
+        b = 0x7e;
+        i += 2;
+      } else if (lenient) {
+        rawEscapes++;
+        i++;
+      } else {
+        return { ok: false, at: i, byte: next };
+      }
     }
+    out[o++] = b;
+    x ^= b;
   }
-  return { ok: true, bytes: out.subarray(0, o), rawEscapes };
+  return { ok: true, bytes: out.subarray(0, o), rawEscapes, xor: x };
 }
 
 /** XOR of bytes [start, end). */

@@ -6,11 +6,13 @@ import type { DecodeResult } from './codec.js';
 
 function plain(v: unknown): unknown {
   if (v instanceof Uint8Array) return toHex(v);
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : v.toISOString();
   if (Array.isArray(v)) return v.map(plain);
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = plain(x);
+    for (const [k, x] of Object.entries(v)) {
+      if (x === undefined) continue;
+      out[k] = k === 'time' && typeof x === 'number' ? new Date(x).toISOString() : plain(x);
+    }
     return out;
   }
   return v;

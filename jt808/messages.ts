@@ -1,7 +1,15 @@
 // Every message body we know, as data: one entry per message id, one table per edition where
 // the editions differ. Names say what the message is in the domain; the comments give the
 // standard's tables (2013 numbering unless said otherwise).
-import { BASIC_BLOCK_LENGTH, readLocation, readGmt8Time, timeDigits, writeLocation, type LocationReport } from './location.js';
+import {
+  BASIC_BLOCK_LENGTH,
+  readBcdTime,
+  readLocation,
+  timeDigits,
+  writeBasicBlock,
+  writeLocation,
+  type LocationReport,
+} from './location.js';
 import { parameter } from './parameters.js';
 import {
   bcd,
@@ -21,7 +29,12 @@ import {
   type Codec,
   type Infer,
 } from './schema.js';
-import { CONNECT_TO_SERVER, formatConnectToServer, parseConnectToServer, type ConnectToServer } from './terminalControl.js';
+import {
+  CONNECT_TO_SERVER,
+  formatConnectToServer,
+  parseConnectToServer,
+  type ConnectToServer,
+} from './terminalControl.js';
 
 /** The whole rest of the body as one location report. */
 const location: Codec<LocationReport> = custom(
@@ -41,7 +54,7 @@ const basicLocation: Codec<LocationReport> = custom(
     r.pos += BASIC_BLOCK_LENGTH;
     return loc;
   },
-  (w, v) => writeLocation(w, { ...v, items: [], trailing: undefined }),
+  (w, v) => writeBasicBlock(w, v),
 );
 
 export interface LocationBatch {
@@ -103,7 +116,15 @@ export interface Register {
 }
 
 const registerFields = (maker: number, model: number, terminalId: number): Codec<Register> =>
-  struct({ province: u16, city: u16, maker: str(maker), model: str(model), terminalId: str(terminalId), plateColor: u8, plate: restStr });
+  struct({
+    province: u16,
+    city: u16,
+    maker: str(maker),
+    model: str(model),
+    terminalId: str(terminalId),
+    plateColor: u8,
+    plate: restStr,
+  });
 const register2011 = registerFields(5, 8, 7);
 const register2013 = registerFields(5, 20, 7);
 
@@ -160,7 +181,13 @@ export interface TerminalProperties {
   makerLength?: 11;
 }
 
-const propertiesTail = struct({ iccid: bcd(10), hardwareVersion: str8, firmwareVersion: str8, gnssModule: u8, commModule: u8 });
+const propertiesTail = struct({
+  iccid: bcd(10),
+  hardwareVersion: str8,
+  firmwareVersion: str8,
+  gnssModule: u8,
+  commModule: u8,
+});
 
 /** 0x0107 (2013 table 20; 2019 table 20, maker 5 or 11 bytes in the wild). */
 const properties: Codec<TerminalProperties> = custom(
@@ -222,7 +249,8 @@ const terminalControl: Codec<TerminalControl> = custom(
   },
   (w, v) => {
     w.u8(v.command);
-    const params = v.parameters || (v.connectToServer ? formatConnectToServer(v.connectToServer) : '');
+    const params =
+      v.parameters || (v.connectToServer ? formatConnectToServer(v.connectToServer) : '');
     w.gbk(params);
   },
 );
@@ -230,7 +258,8 @@ const terminalControl: Codec<TerminalControl> = custom(
 export interface DriverIdentity {
   /** 1 card inserted (driver on duty), 2 removed. */
   state?: number;
-  time?: Date | null;
+  /** ms since the epoch (GMT+8 on the wire); null when not a valid time. */
+  time?: number | null;
   /** 0 read ok; 1–4 read failures. */
   readResult?: number;
   driverName?: string;
@@ -247,11 +276,16 @@ const driverIdentity: Codec<DriverIdentity> = custom(
   (r, ctx) => {
     if (ctx.edition === 2011) {
       const driverName = str8.read(r, ctx);
-      return { driverName, driverIdNumber: r.gbk(20), certificateCode: r.gbk(40), issuingAuthority: str8.read(r, ctx) };
+      return {
+        driverName,
+        driverIdNumber: r.gbk(20),
+        certificateCode: r.gbk(40),
+        issuingAuthority: str8.read(r, ctx),
+      };
     }
     const state = r.u8();
     const raw = r.bytes(6);
-    const out: DriverIdentity = { state, time: readGmt8Time(raw, 0) };
+    const out: DriverIdentity = { state, time: readBcdTime(raw, 0) };
     // The standard fills the rest only for state 1 and read result 0; some devices always send
     // it, so read whatever is there.
     if (r.remaining === 0) return out;
@@ -271,7 +305,7 @@ const driverIdentity: Codec<DriverIdentity> = custom(
       str8.write(w, v.issuingAuthority ?? '', ctx);
       return;
     }
-    w.u8(v.state ?? 1).bcd(v.time ? timeDigits(v.time) : '000000000000', 6);
+    w.u8(v.state ?? 1).bcd(typeof v.time === 'number' ? timeDigits(v.time) : '000000000000', 6);
     if (v.readResult === undefined) return;
     w.u8(v.readResult);
     if (v.driverName === undefined) return;
@@ -283,13 +317,10 @@ const driverIdentity: Codec<DriverIdentity> = custom(
   },
 );
 
-/** 2019 0x8004: BCD[6] in UTC (unlike every other time in the standard). */
-const utcTime: Codec<Date | null> = custom(
-  (r) => {
-    const t = readGmt8Time(r.bytes(6), 0);
-    return t ? new Date(t.getTime() + 8 * 3600_000) : null;
-  },
-  (w, v) => void w.bcd(v ? timeDigits(v, true) : '000000000000', 6),
+/** 2019 0x8004: BCD[6] in UTC (unlike every other time in the standard); ms since the epoch. */
+const utcTime: Codec<number | null> = custom(
+  (r) => readBcdTime(r.bytes(6), 0, 0),
+  (w, v) => void w.bcd(v === null ? '000000000000' : timeDigits(v, 0), 6),
 );
 
 const mediaHeader = { mediaId: u32, mediaType: u8, format: u8, event: u8, channel: u8 };
@@ -348,7 +379,10 @@ export const MESSAGES = {
       2013: struct({ ...mediaHeader, location: basicLocation, data: restBytes }), // table 81
     }),
   },
-  PhotoReply: { id: 0x0805, body: struct({ replySerial: u16, result: u8, mediaIds: optional(list(u16, u32)) }) }, // table 84
+  PhotoReply: {
+    id: 0x0805,
+    body: struct({ replySerial: u16, result: u8, mediaIds: optional(list(u16, u32)) }),
+  }, // table 84
   PassThroughUp: { id: 0x0900, body: struct({ passThroughType: u8, content: restBytes }) }, // table 91
   CompressedUpload: {
     id: 0x0901,
@@ -406,7 +440,9 @@ export type MessageName = keyof typeof MESSAGES;
 export type BodyOf<N extends MessageName> = Infer<(typeof MESSAGES)[N]['body']>;
 
 /** A decoded message: a typed body, or the raw body of an id we do not know. */
-export type Message = { [N in MessageName]: { type: N; body: BodyOf<N> } }[MessageName] | { type: 'Raw'; messageId: number; body: Uint8Array };
+export type Message =
+  | { [N in MessageName]: { type: N; body: BodyOf<N> } }[MessageName]
+  | { type: 'Raw'; messageId: number; body: Uint8Array };
 
 const BY_ID = new Map<number, MessageName>();
 for (const [name, m] of Object.entries(MESSAGES)) BY_ID.set(m.id, name as MessageName);
@@ -418,4 +454,3 @@ export function messageName(id: number): MessageName | undefined {
 export function messageIdOf(m: Message): number {
   return m.type === 'Raw' ? m.messageId : MESSAGES[m.type].id;
 }
-

@@ -15,11 +15,27 @@ function ids(from: number, to: number): number[] {
 const TYPES = new Map<number, ParamType>();
 const define = (type: ParamType, list: number[]): void => list.forEach((id) => TYPES.set(id, type));
 define('u32', [...ids(0x0001, 0x0007), 0x0018, 0x0019, 0x001b, 0x001c, ...ids(0x0020, 0x0022)]);
-define('u32', [...ids(0x0027, 0x0030), 0x0045, 0x0046, 0x0047, ...ids(0x0050, 0x005a), 0x0064, 0x0065]);
+define('u32', [
+  ...ids(0x0027, 0x0030),
+  0x0045,
+  0x0046,
+  0x0047,
+  ...ids(0x0050, 0x005a),
+  0x0064,
+  0x0065,
+]);
 define('u32', [...ids(0x0070, 0x0074), 0x0080, 0x0093, 0x0095, 0x0100, 0x0102]);
 define('u16', [0x0031, ...ids(0x005b, 0x005e), 0x0081, 0x0082, 0x0101, 0x0103]);
 define('u8', [0x0084, 0x0090, 0x0091, 0x0092, 0x0094]);
-define('string', [...ids(0x0010, 0x0017), 0x001a, 0x001d, ...ids(0x0040, 0x0044), 0x0048, 0x0049, 0x0083]);
+define('string', [
+  ...ids(0x0010, 0x0017),
+  0x001a,
+  0x001d,
+  ...ids(0x0040, 0x0044),
+  0x0048,
+  0x0049,
+  0x0083,
+]);
 
 export function paramType(id: number): ParamType | undefined {
   return TYPES.get(id);
@@ -59,7 +75,10 @@ function writeValue(w: Writer, p: Parameter): void {
     else ww.u32(v);
     raw = ww.finish();
   } else raw = v;
-  if (raw.length > 255) throw new RangeError(`parameter 0x${p.id.toString(16)} value of ${raw.length} bytes exceeds 255`);
+  if (raw.length > 255)
+    throw new RangeError(
+      `parameter 0x${p.id.toString(16)} value of ${raw.length} bytes exceeds 255`,
+    );
   w.u32(p.id).u8(raw.length).bytes(raw);
 }
 

@@ -44,7 +44,11 @@ export type AddResult =
   | { status: 'incomplete'; received: number; packageTotal: number }
   | { status: 'duplicate' }
   | { status: 'complete'; body: Uint8Array; firstSerial: number; lastSerial: number; set: SetInfo }
-  | { status: 'rejected'; reason: 'bad-package-index' | 'too-many-packages' | 'package-too-large'; detail: string };
+  | {
+      status: 'rejected';
+      reason: 'bad-package-index' | 'too-many-packages' | 'package-too-large';
+      detail: string;
+    };
 
 export interface ReassemblyStats {
   completed: number;
@@ -66,7 +70,13 @@ interface OpenSet {
 }
 
 export class SubpackageReassembler {
-  readonly stats: ReassemblyStats = { completed: 0, duplicates: 0, rejected: 0, expired: 0, evicted: 0 };
+  readonly stats: ReassemblyStats = {
+    completed: 0,
+    duplicates: 0,
+    rejected: 0,
+    expired: 0,
+    evicted: 0,
+  };
   // Map keeps insertion order; a set is re-inserted on each package, so the first is the oldest.
   private readonly sets = new Map<string, OpenSet>();
   private readonly perTerminal = new Map<string, number>();
@@ -90,11 +100,19 @@ export class SubpackageReassembler {
     const { packageTotal: total, packageIndex: index } = pkg;
     if (index < 1 || index > total) {
       this.stats.rejected++;
-      return { status: 'rejected', reason: 'bad-package-index', detail: `package ${index} of ${total}` };
+      return {
+        status: 'rejected',
+        reason: 'bad-package-index',
+        detail: `package ${index} of ${total}`,
+      };
     }
     if (total > this.limits.maxPackagesPerSet) {
       this.stats.rejected++;
-      return { status: 'rejected', reason: 'too-many-packages', detail: `${total} packages, limit ${this.limits.maxPackagesPerSet}` };
+      return {
+        status: 'rejected',
+        reason: 'too-many-packages',
+        detail: `${total} packages, limit ${this.limits.maxPackagesPerSet}`,
+      };
     }
     if (body.length > this.limits.maxTotalBytes) {
       this.stats.rejected++;
@@ -104,7 +122,15 @@ export class SubpackageReassembler {
     let set = this.sets.get(key);
     if (set === undefined) {
       this.makeRoomForSet(pkg.phone);
-      set = { key, info: pkg, parts: new Array(total), serials: new Array(total), received: 0, bytes: 0, lastAt: now };
+      set = {
+        key,
+        info: pkg,
+        parts: new Array(total),
+        serials: new Array(total),
+        received: 0,
+        bytes: 0,
+        lastAt: now,
+      };
       this.perTerminal.set(pkg.phone, (this.perTerminal.get(pkg.phone) ?? 0) + 1);
     } else {
       this.sets.delete(key); // re-inserted below as the newest
@@ -122,7 +148,8 @@ export class SubpackageReassembler {
     set.bytes += body.length;
     set.lastAt = now;
     this.bytes += body.length;
-    if (set.received < total) return { status: 'incomplete', received: set.received, packageTotal: total };
+    if (set.received < total)
+      return { status: 'incomplete', received: set.received, packageTotal: total };
 
     const out = new Uint8Array(set.bytes);
     let o = 0;
@@ -133,7 +160,13 @@ export class SubpackageReassembler {
     const info = this.describe(set);
     this.remove(set);
     this.stats.completed++;
-    return { status: 'complete', body: out, firstSerial: info.firstSerial, lastSerial: set.serials[total - 1] as number, set: info };
+    return {
+      status: 'complete',
+      body: out,
+      firstSerial: info.firstSerial,
+      lastSerial: set.serials[total - 1] as number,
+      set: info,
+    };
   }
 
   /** Sets idle for longer than expiryMs, removed and returned with their missing indexes. */
@@ -164,7 +197,8 @@ export class SubpackageReassembler {
     let firstSerial = set.serials[0];
     for (let i = 0; i < set.parts.length; i++) {
       if (set.parts[i] === undefined) missing.push(i + 1);
-      else if (firstSerial === undefined) firstSerial = ((set.serials[i] as number) - i + 0x10000) & 0xffff;
+      else if (firstSerial === undefined)
+        firstSerial = ((set.serials[i] as number) - i + 0x10000) & 0xffff;
     }
     return {
       phone: set.info.phone,
@@ -205,12 +239,18 @@ export class SubpackageReassembler {
 }
 
 /** 0x8003 (or 0x0005) body asking for a set's missing packages; 2013 counts them in a BYTE. */
-export function retransmitRequestFor(set: SetInfo, edition: 2011 | 2013 | 2019): { originalSerial: number; packageIds: number[] } {
+export function retransmitRequestFor(
+  set: SetInfo,
+  edition: 2011 | 2013 | 2019,
+): { originalSerial: number; packageIds: number[] } {
   const max = edition === 2019 ? 0xffff : 0xff;
   return { originalSerial: set.firstSerial, packageIds: set.missing.slice(0, max) };
 }
 
 /** 0x8800 body for a multimedia upload: all received, or at most 125 missing package ids. */
-export function mediaReplyFor(mediaId: number, missing: readonly number[]): { mediaId: number; retransmitIds?: number[] } {
+export function mediaReplyFor(
+  mediaId: number,
+  missing: readonly number[],
+): { mediaId: number; retransmitIds?: number[] } {
   return missing.length === 0 ? { mediaId } : { mediaId, retransmitIds: missing.slice(0, 125) };
 }

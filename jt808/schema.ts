@@ -55,7 +55,8 @@ export const str8: Codec<string> = {
   read: (r) => decodeGbk(r.bytes(r.u8())),
   write: (w, v) => {
     const b = encodeGbk(v);
-    if (b.length > 255) throw new RangeError(`string of ${b.length} bytes does not fit a BYTE length`);
+    if (b.length > 255)
+      throw new RangeError(`string of ${b.length} bytes does not fit a BYTE length`);
     w.u8(b.length).bytes(b);
   },
 };
@@ -106,7 +107,9 @@ export const struct = <F extends Fields>(fields: F): Codec<StructOf<F>> => {
 };
 
 /** One codec per edition; 2011 falls back to 2013 where the two agree. */
-export const byEdition = <C extends Partial<Record<Edition, Codec<unknown>>> & { 2013: Codec<unknown> }>(
+export const byEdition = <
+  C extends Partial<Record<Edition, Codec<unknown>>> & { 2013: Codec<unknown> },
+>(
   map: C,
 ): Codec<Infer<C[keyof C]>> => {
   const pick = (e: Edition): Codec<unknown> => map[e] ?? map[2013];
@@ -129,7 +132,10 @@ export const optional = <T>(codec: Codec<T>): Codec<T | undefined> => ({
   },
 });
 
-export const custom = <T>(read: (r: Reader, ctx: Context) => T, write: (w: Writer, v: T, ctx: Context) => void): Codec<T> => ({
+export const custom = <T>(
+  read: (r: Reader, ctx: Context) => T,
+  write: (w: Writer, v: T, ctx: Context) => void,
+): Codec<T> => ({
   read,
   write,
 });

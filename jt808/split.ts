@@ -26,16 +26,31 @@ export function splitMessage(
     throw new RangeError(`package size must be 1..${MAX_BODY_LENGTH}`);
   }
   if (body.length <= packageBodyBytes) {
-    return { frames: [frameFromBody(messageId, body, header)], serials: [header.serial], replySerial: header.serial };
+    return {
+      frames: [frameFromBody(messageId, body, header)],
+      serials: [header.serial],
+      replySerial: header.serial,
+    };
   }
   const total = Math.ceil(body.length / packageBodyBytes);
-  if (total > 0xffff) throw new RangeError(`body of ${body.length} bytes needs more than 65535 packages`);
+  if (total > 0xffff)
+    throw new RangeError(`body of ${body.length} bytes needs more than 65535 packages`);
   const frames: Uint8Array[] = [];
   const serials: number[] = [];
   for (let i = 0; i < total; i++) {
     const serial = (header.serial + i) & 0xffff;
-    const part = body.subarray(i * packageBodyBytes, Math.min(body.length, (i + 1) * packageBodyBytes));
-    frames.push(frameFromBody(messageId, part, { ...header, serial, packageTotal: total, packageIndex: i + 1 }));
+    const part = body.subarray(
+      i * packageBodyBytes,
+      Math.min(body.length, (i + 1) * packageBodyBytes),
+    );
+    frames.push(
+      frameFromBody(messageId, part, {
+        ...header,
+        serial,
+        packageTotal: total,
+        packageIndex: i + 1,
+      }),
+    );
     serials.push(serial);
   }
   return { frames, serials, replySerial: serials[serials.length - 1] as number };

@@ -19,7 +19,16 @@ export interface ConnectToServer {
   timeLimitMinutes?: number;
 }
 
-const ORDER = ['authCode', 'apn', 'dialUser', 'dialPassword', 'address', 'tcpPort', 'udpPort', 'timeLimitMinutes'] as const;
+const ORDER = [
+  'authCode',
+  'apn',
+  'dialUser',
+  'dialPassword',
+  'address',
+  'tcpPort',
+  'udpPort',
+  'timeLimitMinutes',
+] as const;
 
 export function formatConnectToServer(c: ConnectToServer): string {
   if (c.connectionControl === 1) return '1';
@@ -36,7 +45,8 @@ export function parseConnectToServer(params: string): ConnectToServer | undefine
   if (control === '1') return { connectionControl: 1 };
   if (control !== '0') return undefined;
   const out: ConnectToServer = { connectionControl: 0 };
-  const num = (s: string | undefined): number | undefined => (s && /^\d+$/.test(s) ? Number(s) : undefined);
+  const num = (s: string | undefined): number | undefined =>
+    s && /^\d+$/.test(s) ? Number(s) : undefined;
   const text = (s: string | undefined): string | undefined => (s ? s : undefined);
   const set = <K extends keyof ConnectToServer>(k: K, v: ConnectToServer[K] | undefined): void => {
     if (v !== undefined) out[k] = v;

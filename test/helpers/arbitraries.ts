@@ -3,7 +3,12 @@
 import fc from 'fast-check';
 import { encodeGbk } from '../../jt808/bytes.js';
 import type { Edition } from '../../jt808/header.js';
-import { buildLocationItems, type LocationItemValues, type LocationReport } from '../../jt808/location.js';
+import { ITEM_TABLE, type LocationItemValues, type LocationReport } from '../../jt808/location.js';
+
+const ITEM_IDS = ITEM_TABLE.map((s) => s.id);
+const ITEM_NAMES: Record<number, string> = Object.fromEntries(
+  ITEM_TABLE.map((s) => [s.id, s.name]),
+);
 import type { Message } from '../../jt808/messages.js';
 import { formatConnectToServer, type ConnectToServer } from '../../jt808/terminalControl.js';
 
@@ -19,7 +24,9 @@ export const u8 = uint(8);
 export const u16 = uint(16);
 export const u32 = uint(32);
 
-const chars = fc.constantFrom(...'abcXYZ019 ;~-_.@#粤京测试终端车辆'.split('').filter((c) => c !== ';'));
+const chars = fc.constantFrom(
+  ...'abcXYZ019 ;~-_.@#粤京测试终端车辆'.split('').filter((c) => c !== ';'),
+);
 const safeChars = fc.constantFrom(...'abcXYZ019~-_.@粤京测试'.split(''));
 
 /** A GBK string of at most `maxBytes` bytes with no 0x00 (padding would eat it). */
@@ -30,17 +37,25 @@ export const gbk = (maxBytes: number, c = chars): fc.Arbitrary<string> =>
     .filter((s) => encodeGbk(s).length <= maxBytes && s.trim() === s);
 
 export const bytes = (max: number): fc.Arbitrary<Uint8Array> =>
-  fc.uint8Array({ maxLength: max }).chain((b) => fc.constantFrom(b, Uint8Array.from([...b, 0x7e, 0x7d])));
+  fc
+    .uint8Array({ maxLength: max })
+    .chain((b) => fc.constantFrom(b, Uint8Array.from([...b, 0x7e, 0x7d])));
 
-const digits = (n: number): fc.Arbitrary<string> => fc.array(fc.constantFrom(...'0123456789'), { minLength: n, maxLength: n }).map((a) => a.join(''));
+const digits = (n: number): fc.Arbitrary<string> =>
+  fc.array(fc.constantFrom(...'0123456789'), { minLength: n, maxLength: n }).map((a) => a.join(''));
 
 /** Whole seconds between 2000 and 2099 (GMT+8), as the BCD time can carry. */
 export const time = fc
-  .integer({ min: Date.UTC(2000, 0, 1, 0, 0, 0) - 8 * 3600_000, max: Date.UTC(2099, 11, 31, 15, 59, 59) })
-  .map((ms) => new Date(Math.floor(ms / 1000) * 1000));
+  .integer({
+    min: Date.UTC(2000, 0, 1, 0, 0, 0) - 8 * 3600_000,
+    max: Date.UTC(2099, 11, 31, 15, 59, 59),
+  })
+  .map((ms) => Math.floor(ms / 1000) * 1000);
 
 /** Whole seconds between 2000 and 2099 UTC (2019 0x8004 carries UTC). */
-export const utcTime = fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2099, 11, 31, 23, 59, 59) }).map((ms) => new Date(Math.floor(ms / 1000) * 1000));
+export const utcTime = fc
+  .integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2099, 11, 31, 23, 59, 59) })
+  .map((ms) => Math.floor(ms / 1000) * 1000);
 
 const itemValues: fc.Arbitrary<LocationItemValues> = fc.record(
   {
@@ -50,7 +65,10 @@ const itemValues: fc.Arbitrary<LocationItemValues> = fc.record(
     alarmEventId: u16,
     tyrePressure: fc.array(u8, { minLength: 30, maxLength: 30 }),
     compartmentTemperatureC: fc.integer({ min: -32767, max: 32767 }),
-    overspeed: fc.oneof(fc.record({ locationType: fc.constant(0) }), fc.record({ locationType: fc.integer({ min: 1, max: 4 }), areaId: u32 })),
+    overspeed: fc.oneof(
+      fc.record({ locationType: fc.constant(0) }),
+      fc.record({ locationType: fc.integer({ min: 1, max: 4 }), areaId: u32 }),
+    ),
     areaAlarm: fc.record({ locationType: u8, areaId: u32, direction: u8 }),
     routeTime: fc.record({ routeId: u32, seconds: u16, result: u8 }),
     vehicleSignal: u32,
@@ -74,7 +92,9 @@ export const location: fc.Arbitrary<LocationReport> = fc
     direction: fc.integer({ min: 0, max: 359 }),
     time,
     values: itemValues,
-    vendor: fc.array(fc.record({ id: fc.integer({ min: 0xe1, max: 0xff }), raw: bytes(20) }), { maxLength: 2 }),
+    vendor: fc.array(fc.record({ id: fc.integer({ min: 0xe1, max: 0xff }), raw: bytes(20) }), {
+      maxLength: 2,
+    }),
   })
   .map((r) => {
     const loc: LocationReport = {
@@ -86,9 +106,18 @@ export const location: fc.Arbitrary<LocationReport> = fc
       speed: r.speed / 10,
       direction: r.direction,
       time: r.time,
-      items: [...buildLocationItems(r.values), ...r.vendor],
       ...r.values,
     };
+    if (r.vendor.length > 0) loc.extraItems = r.vendor;
+    // What the decoder records once the order is not the table's: named items (in table order, as
+    // the encoder writes them), then the vendor ones.
+    if (r.vendor.length > 0)
+      loc.itemOrder = [
+        ...ITEM_IDS.filter(
+          (id) => (r.values as Record<string, unknown>)[ITEM_NAMES[id]!] !== undefined,
+        ),
+        ...r.vendor.map((v) => -1 - v.id),
+      ];
     return loc;
   });
 
@@ -101,15 +130,26 @@ const basicLocation = location.map((l): LocationReport => ({
   speed: l.speed,
   direction: l.direction,
   time: l.time,
-  items: [],
 }));
 
 const parameter = fc.oneof(
-  fc.record({ id: fc.constantFrom(0x0001, 0x0002, 0x0029, 0x0055, 0x0080), value: u32 as fc.Arbitrary<number | string | Uint8Array> }),
-  fc.record({ id: fc.constantFrom(0x0031, 0x0081, 0x0082), value: u16 as fc.Arbitrary<number | string | Uint8Array> }),
+  fc.record({
+    id: fc.constantFrom(0x0001, 0x0002, 0x0029, 0x0055, 0x0080),
+    value: u32 as fc.Arbitrary<number | string | Uint8Array>,
+  }),
+  fc.record({
+    id: fc.constantFrom(0x0031, 0x0081, 0x0082),
+    value: u16 as fc.Arbitrary<number | string | Uint8Array>,
+  }),
   fc.record({ id: fc.constant(0x0084), value: u8 as fc.Arbitrary<number | string | Uint8Array> }),
-  fc.record({ id: fc.constantFrom(0x0010, 0x0013, 0x0083), value: gbk(40) as fc.Arbitrary<number | string | Uint8Array> }),
-  fc.record({ id: fc.constantFrom(0xf364, 0x0075, 0x12345678), value: bytes(30) as fc.Arbitrary<number | string | Uint8Array> }),
+  fc.record({
+    id: fc.constantFrom(0x0010, 0x0013, 0x0083),
+    value: gbk(40) as fc.Arbitrary<number | string | Uint8Array>,
+  }),
+  fc.record({
+    id: fc.constantFrom(0xf364, 0x0075, 0x12345678),
+    value: bytes(30) as fc.Arbitrary<number | string | Uint8Array>,
+  }),
 );
 
 const connectToServer: fc.Arbitrary<ConnectToServer> = fc.oneof(
@@ -135,10 +175,14 @@ const mediaHeader = { mediaId: u32, mediaType: u8, format: u8, event: u8, channe
 
 /** Every message type, shaped for `edition`, as the decoder will return it. */
 export function message(edition: Edition): fc.Arbitrary<Message> {
-  const m = <T extends Message>(x: fc.Arbitrary<T>): fc.Arbitrary<Message> => x as fc.Arbitrary<Message>;
+  const m = <T extends Message>(x: fc.Arbitrary<T>): fc.Arbitrary<Message> =>
+    x as fc.Arbitrary<Message>;
   const v19 = edition === 2019;
   const generalResponse = fc.record({ replySerial: u16, replyId: u16, result: u8 });
-  const retransmit = fc.record({ originalSerial: u16, packageIds: fc.array(u16, { maxLength: 40 }) });
+  const retransmit = fc.record({
+    originalSerial: u16,
+    packageIds: fc.array(u16, { maxLength: 40 }),
+  });
   const register = fc.record({
     province: u16,
     city: u16,
@@ -161,7 +205,11 @@ export function message(edition: Edition): fc.Arbitrary<Message> {
         : fc.record({ authCode: gbk(60) })
       ).map((body) => ({ type: 'Authenticate' as const, body })),
     ),
-    m(fc.record({ replySerial: u16, params: fc.array(parameter, { maxLength: 8 }) }).map((body) => ({ type: 'ParametersReply' as const, body }))),
+    m(
+      fc
+        .record({ replySerial: u16, params: fc.array(parameter, { maxLength: 8 }) })
+        .map((body) => ({ type: 'ParametersReply' as const, body })),
+    ),
     m(
       fc
         .record({
@@ -178,10 +226,19 @@ export function message(edition: Edition): fc.Arbitrary<Message> {
         .map((body) => ({ type: 'PropertiesReply' as const, body })),
     ),
     m(location.map((body) => ({ type: 'LocationReport' as const, body }))),
-    m(fc.record({ replySerial: u16, location }).map((body) => ({ type: 'LocationQueryReply' as const, body }))),
+    m(
+      fc
+        .record({ replySerial: u16, location })
+        .map((body) => ({ type: 'LocationQueryReply' as const, body })),
+    ),
     m(
       (edition === 2011
-        ? fc.record({ driverName: gbk(20), driverIdNumber: gbk(20), certificateCode: gbk(40), issuingAuthority: gbk(40) })
+        ? fc.record({
+            driverName: gbk(20),
+            driverIdNumber: gbk(20),
+            certificateCode: gbk(40),
+            issuingAuthority: gbk(40),
+          })
         : fc.oneof(
             fc.record({ state: fc.constant(2), time }),
             fc.record({ state: fc.constant(1), time, readResult: fc.integer({ min: 1, max: 4 }) }),
@@ -202,12 +259,21 @@ export function message(edition: Edition): fc.Arbitrary<Message> {
     ),
     m(
       fc
-        .record({ batchType: fc.constantFrom(0, 1), items: fc.array(location, { minLength: 1, maxLength: 5 }) })
+        .record({
+          batchType: fc.constantFrom(0, 1),
+          items: fc.array(location, { minLength: 1, maxLength: 5 }),
+        })
         .map((body) => ({ type: 'LocationBatch' as const, body })),
     ),
     m(
       fc
-        .record({ receiveTime: digits(10), items: fc.array(fc.record({ canId: u32, data: fc.uint8Array({ minLength: 8, maxLength: 8 }) }), { maxLength: 10 }) })
+        .record({
+          receiveTime: digits(10),
+          items: fc.array(
+            fc.record({ canId: u32, data: fc.uint8Array({ minLength: 8, maxLength: 8 }) }),
+            { maxLength: 10 },
+          ),
+        })
         .map((body) => ({ type: 'CanBusData' as const, body })),
     ),
     m(fc.record(mediaHeader).map((body) => ({ type: 'MediaEvent' as const, body }))),
@@ -219,44 +285,85 @@ export function message(edition: Edition): fc.Arbitrary<Message> {
     ),
     m(
       fc
-        .record({ replySerial: u16, result: u8, mediaIds: fc.option(fc.array(u32, { maxLength: 10 }), { nil: undefined }) })
+        .record({
+          replySerial: u16,
+          result: u8,
+          mediaIds: fc.option(fc.array(u32, { maxLength: 10 }), { nil: undefined }),
+        })
         .map((body) => ({ type: 'PhotoReply' as const, body })),
     ),
-    m(fc.record({ passThroughType: u8, content: bytes(200) }).map((body) => ({ type: 'PassThroughUp' as const, body }))),
+    m(
+      fc
+        .record({ passThroughType: u8, content: bytes(200) })
+        .map((body) => ({ type: 'PassThroughUp' as const, body })),
+    ),
     m(fc.record({ data: bytes(200) }).map((body) => ({ type: 'CompressedUpload' as const, body }))),
     m(generalResponse.map((body) => ({ type: 'PlatformResponse' as const, body }))),
     m(retransmit.map((body) => ({ type: 'RetransmitRequest' as const, body }))),
     m(fc.record({ time: utcTime }).map((body) => ({ type: 'ServerTime' as const, body }))),
     m(
       fc
-        .oneof(fc.record({ replySerial: u16, result: fc.constant(0), authCode: gbk(40) }), fc.record({ replySerial: u16, result: fc.integer({ min: 1, max: 4 }) }))
+        .oneof(
+          fc.record({ replySerial: u16, result: fc.constant(0), authCode: gbk(40) }),
+          fc.record({ replySerial: u16, result: fc.integer({ min: 1, max: 4 }) }),
+        )
         .map((body) => ({ type: 'RegisterReply' as const, body })),
     ),
-    m(fc.record({ params: fc.array(parameter, { maxLength: 8 }) }).map((body) => ({ type: 'SetParameters' as const, body }))),
+    m(
+      fc
+        .record({ params: fc.array(parameter, { maxLength: 8 }) })
+        .map((body) => ({ type: 'SetParameters' as const, body })),
+    ),
     m(fc.constant({ type: 'QueryAllParameters' as const, body: {} })),
     m(
       fc
         .oneof(
           fc.record({ command: fc.constantFrom(1, 3, 4, 5, 6, 7, 0xf0), parameters: gbk(60) }),
-          connectToServer.map((c) => ({ command: 2, parameters: formatConnectToServer(c), connectToServer: c })),
+          connectToServer.map((c) => ({
+            command: 2,
+            parameters: formatConnectToServer(c),
+            connectToServer: c,
+          })),
         )
         .map((body) => ({ type: 'TerminalControl' as const, body })),
     ),
-    m(fc.record({ ids: fc.array(u32, { maxLength: 20 }) }).map((body) => ({ type: 'QueryParameters' as const, body }))),
+    m(
+      fc
+        .record({ ids: fc.array(u32, { maxLength: 20 }) })
+        .map((body) => ({ type: 'QueryParameters' as const, body })),
+    ),
     m(fc.constant({ type: 'QueryProperties' as const, body: {} })),
     m(fc.constant({ type: 'LocationQuery' as const, body: {} })),
-    m(fc.record({ intervalSeconds: u16, validitySeconds: u32 }).map((body) => ({ type: 'TemporaryTracking' as const, body }))),
-    m(fc.record({ alarmSerial: u16, alarmType: u32 }).map((body) => ({ type: 'AlarmConfirm' as const, body }))),
     m(
-      (v19 ? fc.record({ flag: u8, textType: fc.constantFrom(1, 2), text: gbk(200) }) : fc.record({ flag: u8, text: gbk(200) })).map((body) => ({
+      fc
+        .record({ intervalSeconds: u16, validitySeconds: u32 })
+        .map((body) => ({ type: 'TemporaryTracking' as const, body })),
+    ),
+    m(
+      fc
+        .record({ alarmSerial: u16, alarmType: u32 })
+        .map((body) => ({ type: 'AlarmConfirm' as const, body })),
+    ),
+    m(
+      (v19
+        ? fc.record({ flag: u8, textType: fc.constantFrom(1, 2), text: gbk(200) })
+        : fc.record({ flag: u8, text: gbk(200) })
+      ).map((body) => ({
         type: 'TextMessage' as const,
         body,
       })),
     ),
     m(
       (edition === 2011
-        ? fc.record({ replySerial: u16, mediaId: u32, retransmitIds: fc.option(fc.array(u16, { maxLength: 125 }), { nil: undefined }) })
-        : fc.record({ mediaId: u32, retransmitIds: fc.option(fc.array(u16, { maxLength: 125 }), { nil: undefined }) })
+        ? fc.record({
+            replySerial: u16,
+            mediaId: u32,
+            retransmitIds: fc.option(fc.array(u16, { maxLength: 125 }), { nil: undefined }),
+          })
+        : fc.record({
+            mediaId: u32,
+            retransmitIds: fc.option(fc.array(u16, { maxLength: 125 }), { nil: undefined }),
+          })
       ).map((body) => ({ type: 'MediaDataReply' as const, body })),
     ),
     m(
@@ -275,8 +382,16 @@ export function message(edition: Edition): fc.Arbitrary<Message> {
         })
         .map((body) => ({ type: 'TakePhoto' as const, body })),
     ),
-    m(fc.record({ passThroughType: u8, content: bytes(200) }).map((body) => ({ type: 'PassThroughDown' as const, body }))),
-    m(fc.record({ messageId: fc.constantFrom(0x0108, 0x1205, 0x9101, 0xf001), body: bytes(300) }).map((x) => ({ type: 'Raw' as const, ...x }))),
+    m(
+      fc
+        .record({ passThroughType: u8, content: bytes(200) })
+        .map((body) => ({ type: 'PassThroughDown' as const, body })),
+    ),
+    m(
+      fc
+        .record({ messageId: fc.constantFrom(0x0108, 0x1205, 0x9101, 0xf001), body: bytes(300) })
+        .map((x) => ({ type: 'Raw' as const, ...x })),
+    ),
   ];
   return fc.oneof(...all);
 }

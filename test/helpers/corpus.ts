@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../cluster/localServers.js';
 
-export const corpusDir = process.env.FLEETMESH_CONFORMANCE ?? join(projectRoot, '..', 'shared', 'conformance', 'jt808');
+export const corpusDir =
+  process.env.FLEETMESH_CONFORMANCE ?? join(projectRoot, '..', 'shared', 'conformance', 'jt808');
 
 export function readCorpusJson<T>(file: string): T {
   return JSON.parse(readFileSync(join(corpusDir, file), 'utf8')) as T;

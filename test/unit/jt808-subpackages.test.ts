@@ -5,7 +5,12 @@ import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { decodeBody, decodeFrame, type DecodedFrame } from '../../jt808/codec.js';
 import { FrameSplitter } from '../../jt808/framing.js';
-import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler, type PackageInfo } from '../../jt808/reassembly.js';
+import {
+  mediaReplyFor,
+  retransmitRequestFor,
+  SubpackageReassembler,
+  type PackageInfo,
+} from '../../jt808/reassembly.js';
 import { splitMessage } from '../../jt808/split.js';
 import { content, readCorpusFrames } from '../helpers/corpus.js';
 
@@ -30,7 +35,10 @@ function decodeAll(file: string, lenient = false): DecodedFrame[] {
 describe('reassembling the corpus sets', () => {
   it('0x0104: 2 packets with serials 1233 and 1250 give a 107-parameter reply', () => {
     const frames = decodeAll('subpkg_0104_2_packets.txt');
-    assert.deepEqual(frames.map((f) => f.header.serial), [1233, 1250]);
+    assert.deepEqual(
+      frames.map((f) => f.header.serial),
+      [1233, 1250],
+    );
     const re = new SubpackageReassembler();
     assert.equal(re.add(pkg(frames[0]!), frames[0]!.body, 0).status, 'incomplete');
     const done = re.add(pkg(frames[1]!), frames[1]!.body, 1);
@@ -57,14 +65,22 @@ describe('reassembling the corpus sets', () => {
     assert.ok(done.status === 'complete');
     assert.equal(done.body.length, 986);
     assert.equal((done.body[0]! << 8) | done.body[1]!, 346);
-    assert.equal((done.body[2]! << 24) | (done.body[3]! << 16) | (done.body[4]! << 8) | done.body[5]!, 35);
+    assert.equal(
+      (done.body[2]! << 24) | (done.body[3]! << 16) | (done.body[4]! << 8) | done.body[5]!,
+      35,
+    );
     const msg = decodeBody(0x1205, done.body, 2013);
     assert.ok(msg.ok && msg.message.type === 'Raw');
   });
 
   it('0x0801: 10 photo packets (wrong check codes: lenient) give the exact JPEG', () => {
-    const frames = readCorpusFrames('subpkg_0801_photo_10_packets.txt').map((b) => decodeFrame(content(b)));
-    assert.ok(frames.every((f) => !f.ok && f.reason === 'bad-check-code'), 'strict mode rejects every package');
+    const frames = readCorpusFrames('subpkg_0801_photo_10_packets.txt').map((b) =>
+      decodeFrame(content(b)),
+    );
+    assert.ok(
+      frames.every((f) => !f.ok && f.reason === 'bad-check-code'),
+      'strict mode rejects every package',
+    );
     const lenient = decodeAll('subpkg_0801_photo_10_packets.txt', true);
     assert.ok(lenient.every((f) => f.warnings.includes('bad-check-code')));
     assert.deepEqual(
@@ -83,19 +99,26 @@ describe('reassembling the corpus sets', () => {
     assert.equal(jpeg.length, 6935);
     assert.equal(Buffer.from(jpeg.subarray(0, 2)).toString('hex'), 'ffd8');
     assert.equal(Buffer.from(jpeg.subarray(-2)).toString('hex'), 'ffd9');
-    assert.equal(createHash('sha256').update(jpeg).digest('hex'), '243a7d5c15b096bc55373d72f2782cdaa78f66a70ba7e056f370e92d96c78d34');
+    assert.equal(
+      createHash('sha256').update(jpeg).digest('hex'),
+      '243a7d5c15b096bc55373d72f2782cdaa78f66a70ba7e056f370e92d96c78d34',
+    );
   });
 
   it('a missing photo package is listed for 0x8800 and the set completes when it is resent', () => {
     const frames = decodeAll('subpkg_0801_photo_10_packets.txt', true);
     const re = new SubpackageReassembler({ expiryMs: 10_000 });
-    for (const f of frames) if (f.header.packageIndex !== 4 && f.header.packageIndex !== 7) re.add(pkg(f), f.body, 1000);
+    for (const f of frames)
+      if (f.header.packageIndex !== 4 && f.header.packageIndex !== 7) re.add(pkg(f), f.body, 1000);
     assert.deepEqual(re.expire(5000), [], 'not expired yet');
     const [pending] = re.pending();
     assert.deepEqual(pending?.missing, [4, 7]);
     assert.equal(pending?.firstSerial, 8241);
     assert.deepEqual(mediaReplyFor(1, pending!.missing), { mediaId: 1, retransmitIds: [4, 7] });
-    assert.deepEqual(retransmitRequestFor(pending!, 2013), { originalSerial: 8241, packageIds: [4, 7] });
+    assert.deepEqual(retransmitRequestFor(pending!, 2013), {
+      originalSerial: 8241,
+      packageIds: [4, 7],
+    });
     re.add(pkg(frames[3]!), frames[3]!.body, 2000);
     const done = re.add(pkg(frames[6]!), frames[6]!.body, 2000);
     assert.equal(done.status, 'complete');
@@ -103,7 +126,13 @@ describe('reassembling the corpus sets', () => {
 });
 
 describe('reassembler limits', () => {
-  const part = (phone: string, index: number, total: number, serial = index, messageId = 0x0801): PackageInfo => ({
+  const part = (
+    phone: string,
+    index: number,
+    total: number,
+    serial = index,
+    messageId = 0x0801,
+  ): PackageInfo => ({
     phone,
     messageId,
     serial,
@@ -138,7 +167,10 @@ describe('reassembler limits', () => {
     re.add(part('1', 1, 4, 1, 0x0801), body(5), 2);
     assert.equal(re.stats.evicted, 1);
     assert.deepEqual(
-      re.pending().map((s) => `${s.phone}/${s.packageTotal}`).sort(),
+      re
+        .pending()
+        .map((s) => `${s.phone}/${s.packageTotal}`)
+        .sort(),
       ['1/3', '1/4', '2/2'],
     );
   });
@@ -151,7 +183,10 @@ describe('reassembler limits', () => {
     }
     assert.equal(re.openSets, 3);
     assert.equal(re.stats.evicted, 7);
-    assert.deepEqual(re.pending().map((s) => s.phone), ['7', '8', '9']);
+    assert.deepEqual(
+      re.pending().map((s) => s.phone),
+      ['7', '8', '9'],
+    );
   });
 
   it('idle sets expire with their missing indexes and first serial', () => {
@@ -159,14 +194,22 @@ describe('reassembler limits', () => {
     re.add(part('9', 2, 3, 101), body(4), 0);
     re.add(part('8', 1, 2, 5), body(4), 20_000);
     const expired = re.expire(30_000);
-    assert.deepEqual(expired, [{ phone: '9', messageId: 0x0801, packageTotal: 3, firstSerial: 100, missing: [1, 3] }]);
+    assert.deepEqual(expired, [
+      { phone: '9', messageId: 0x0801, packageTotal: 3, firstSerial: 100, missing: [1, 3] },
+    ]);
     assert.equal(re.stats.expired, 1);
     assert.equal(re.openSets, 1);
     assert.equal(re.bytesHeld, 4);
   });
 
   it('2013 asks for at most 255 packages in one 0x8003, 2019 for more', () => {
-    const set = { phone: '1', messageId: 0x0104, packageTotal: 400, firstSerial: 1, missing: Array.from({ length: 300 }, (_, i) => i + 1) };
+    const set = {
+      phone: '1',
+      messageId: 0x0104,
+      packageTotal: 400,
+      firstSerial: 1,
+      missing: Array.from({ length: 300 }, (_, i) => i + 1),
+    };
     assert.equal(retransmitRequestFor(set, 2013).packageIds.length, 255);
     assert.equal(retransmitRequestFor(set, 2019).packageIds.length, 300);
     assert.equal(mediaReplyFor(5, set.missing).retransmitIds?.length, 125);
@@ -176,7 +219,11 @@ describe('reassembler limits', () => {
 describe('outbound splitting', () => {
   it('a body over one frame is split with consecutive serials; the reply comes on the last', () => {
     const bodyBytes = new Uint8Array(2500).map((_, i) => (i * 31) & 0xff);
-    const split = splitMessage(0x8103, bodyBytes, { phone: '13800138000', serial: 0xfffe, edition: 2013 });
+    const split = splitMessage(0x8103, bodyBytes, {
+      phone: '13800138000',
+      serial: 0xfffe,
+      edition: 2013,
+    });
     assert.equal(split.frames.length, 3);
     assert.deepEqual(split.serials, [0xfffe, 0xffff, 0]);
     assert.equal(split.replySerial, 0);
@@ -197,7 +244,11 @@ describe('outbound splitting', () => {
   });
 
   it('a body that fits is sent as one frame without package fields', () => {
-    const split = splitMessage(0x8300, new Uint8Array(10), { phone: '1', serial: 7, edition: 2019 });
+    const split = splitMessage(0x8300, new Uint8Array(10), {
+      phone: '1',
+      serial: 7,
+      edition: 2019,
+    });
     assert.equal(split.frames.length, 1);
     assert.equal(split.replySerial, 7);
     const r = decodeFrame(content(split.frames[0]!));

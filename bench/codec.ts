@@ -1,0 +1,203 @@
+// Codec benchmark: frames/s on one core and hdr ns/op for decoding a 0x0200 with the usual
+// items, a 10-item 0x0704, a 0x0100, and encoding a 0x8001 — each beside a minimal
+// hand-written decoder of the 0x0200 basic block run in the same process, as the limit.
+//   npm run bench -- codec [--seconds S]
+import { decodeFrame, encodeFrame } from '../jt808/codec.js';
+import { FrameSplitter } from '../jt808/framing.js';
+import type { LocationReport } from '../jt808/location.js';
+import { formatRow, sideBySide, sinkValue, type Measurement, type Operation } from './harness.js';
+
+const phone = '013912345678';
+
+function location(i: number): LocationReport {
+  return {
+    alarm: 0,
+    status: 0x000c0003,
+    latitude: 31.230416 + i * 1e-5,
+    longitude: 121.473701 + i * 1e-5,
+    altitude: 12,
+    speed: 63.5,
+    direction: 271,
+    time: Date.UTC(2026, 10, 22, 1, 2, i % 60),
+    mileageKm: 12345.6,
+    fuelL: 41.2,
+    vehicleSignal: 3,
+    ioStatus: 0,
+    analog: { ad0: 12, ad1: 0 },
+    signal: 23,
+    satellites: 14,
+  };
+}
+
+const content = (frame: Uint8Array): Uint8Array => frame.subarray(1, frame.length - 1);
+
+const frames0200 = Array.from({ length: 64 }, (_, i) =>
+  content(
+    encodeFrame({ type: 'LocationReport', body: location(i) }, { phone, serial: i, edition: 2013 }),
+  ),
+);
+const frame0704 = content(
+  encodeFrame(
+    {
+      type: 'LocationBatch',
+      body: { batchType: 1, items: Array.from({ length: 10 }, (_, i) => location(i)) },
+    },
+    { phone, serial: 9, edition: 2013 },
+  ),
+);
+const frame0100 = content(
+  encodeFrame(
+    {
+      type: 'Register',
+      body: {
+        province: 31,
+        city: 100,
+        maker: '70107',
+        model: 'HB-R03GBD',
+        terminalId: '2366104',
+        plateColor: 2,
+        plate: '沪A12345',
+      },
+    },
+    { phone, serial: 1, edition: 2013 },
+  ),
+);
+
+/** The limit: read a 2013 frame's 0x0200 basic block, nothing else (no unescape, no checks). */
+function minimalBasicBlock(b: Uint8Array): {
+  alarm: number;
+  status: number;
+  lat: number;
+  lon: number;
+  alt: number;
+  speed: number;
+  dir: number;
+  time: number;
+} {
+  const p = 12;
+  const u32 = (o: number): number =>
+    ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+  const u16 = (o: number): number => (b[o]! << 8) | b[o + 1]!;
+  const bcd = (o: number): number => (b[o]! >> 4) * 10 + (b[o]! & 15);
+  return {
+    alarm: u32(p),
+    status: u32(p + 4),
+    lat: u32(p + 8) / 1e6,
+    lon: u32(p + 12) / 1e6,
+    alt: u16(p + 16),
+    speed: u16(p + 18) / 10,
+    dir: u16(p + 20),
+    time: Date.UTC(
+      2000 + bcd(p + 22),
+      bcd(p + 23) - 1,
+      bcd(p + 24),
+      bcd(p + 25) - 8,
+      bcd(p + 26),
+      bcd(p + 27),
+    ),
+  };
+}
+
+// The minimal decoder cannot unescape: give it frames without escapes.
+const plainFrames = frames0200.filter((f) => !f.includes(0x7d));
+
+const baseline: Operation = {
+  name: 'limit: minimal 0x0200 basic-block reader',
+  run: (i) => minimalBasicBlock(plainFrames[i % plainFrames.length]!).dir,
+};
+
+const ops: Operation[] = [
+  {
+    name: 'decode 0x0200 (frame: unescape, check, header, items)',
+    run: (i) => {
+      const r = decodeFrame(frames0200[i & 63]!);
+      return r.ok ? r.header.serial : -1;
+    },
+  },
+  {
+    name: 'decode 0x0704 with 10 locations',
+    run: () => {
+      const r = decodeFrame(frame0704);
+      return r.ok && r.message?.type === 'LocationBatch' ? r.message.body.items.length : -1;
+    },
+  },
+  {
+    name: 'decode 0x0100 register',
+    run: () => {
+      const r = decodeFrame(frame0100);
+      return r.ok ? r.header.serial : -1;
+    },
+  },
+  {
+    name: 'encode 0x8001 platform response (framed)',
+    run: (i) =>
+      encodeFrame(
+        { type: 'PlatformResponse', body: { replySerial: i & 0xffff, replyId: 0x0200, result: 0 } },
+        { phone, serial: i & 0xffff, edition: 2013 },
+      ).length,
+  },
+];
+
+/** Framing + decoding of a TCP-like stream in 64 KiB chunks, per frame. */
+function streamOp(): Operation {
+  const stream = Buffer.concat(
+    frames0200.map((f) => Buffer.concat([Buffer.of(0x7e), f, Buffer.of(0x7e)])),
+  );
+  const chunks: Buffer[] = [];
+  const big = Buffer.concat(Array.from({ length: Math.ceil(65536 / stream.length) }, () => stream));
+  for (let at = 0; at < big.length; at += 65536) chunks.push(big.subarray(at, at + 65536));
+  const splitter = new FrameSplitter();
+  const perChunk = frames0200.length * Math.ceil(65536 / stream.length);
+  let acc = 0;
+  const onFrame = (f: Uint8Array): void => {
+    const r = decodeFrame(f);
+    acc ^= r.ok ? r.header.serial : 1;
+  };
+  return {
+    name: `framer + decode 0x0200 stream (per ${perChunk}-frame buffer)`,
+    run: () => {
+      for (const c of chunks) splitter.push(c, onFrame);
+      return acc;
+    },
+  };
+}
+
+export interface CodecBenchResult {
+  rows: { measurement: Measurement; baseline: Measurement; ratio: number }[];
+}
+
+export function runCodecBench(seconds = 0.7): CodecBenchResult {
+  const rows: CodecBenchResult['rows'] = [];
+  for (const op of ops) {
+    const r = sideBySide(op, baseline, 3, seconds * 1000);
+    rows.push({ measurement: r.candidate, baseline: r.baseline, ratio: r.ratio });
+  }
+  const stream = streamOp();
+  const perBuffer =
+    frames0200.length * Math.ceil(65536 / frames0200.reduce((a, f) => a + f.length + 2, 0));
+  const s = sideBySide(stream, baseline, 3, seconds * 1000);
+  // Express the stream in frames/s.
+  const framesPerSec = s.candidate.opsPerSec * perBuffer;
+  rows.push({
+    measurement: {
+      ...s.candidate,
+      name: `${stream.name} → ${Math.round(framesPerSec).toLocaleString('en-US')} frames/s`,
+      opsPerSec: framesPerSec,
+      p50: s.candidate.p50 / perBuffer,
+      p99: s.candidate.p99 / perBuffer,
+      p999: s.candidate.p999 / perBuffer,
+    },
+    baseline: s.baseline,
+    ratio: framesPerSec / s.baseline.opsPerSec,
+  });
+  return { rows };
+}
+
+export function printCodecBench(r: CodecBenchResult): void {
+  console.log(
+    'codec (one core; ns/op are batch means; ratio against the minimal basic-block reader run alongside)',
+  );
+  console.log(formatRow(r.rows[0]!.baseline));
+  for (const row of r.rows) console.log(formatRow(row.measurement, row.ratio));
+  console.log(`(sink ${sinkValue() & 1})`);
+}

@@ -1,0 +1,22 @@
+// `npm run bench [-- SUITE…] [--seconds S] [--json FILE]`: runs the benchmark suites and prints
+// their figures. Suites: codec.
+import { writeFileSync } from 'node:fs';
+import { printCodecBench, runCodecBench } from './codec.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const seconds = Number(flag('--seconds') ?? 0.7);
+const jsonFile = flag('--json');
+const suites = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
+const want = (s: string): boolean => suites.length === 0 || suites.includes(s);
+
+const results: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
+if (want('codec')) {
+  const r = runCodecBench(seconds);
+  printCodecBench(r);
+  results.codec = r;
+}
+if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));
