@@ -8,8 +8,16 @@
 // Plain JavaScript on purpose: it runs before anything is compiled.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -73,7 +81,24 @@ function typescript() {
     stdio: 'inherit',
     cwd: root,
   });
-  return null;
+  // tsc never deletes the output of a source that was removed: a stale test would still run.
+  const stale = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) {
+        const src = join(root, relative(join(root, 'dist'), p)).replace(/\.js$/, '.ts');
+        if (!existsSync(src)) stale.push(p);
+      }
+    }
+  };
+  if (existsSync(join(root, 'dist'))) walk(join(root, 'dist'));
+  for (const p of stale) {
+    rmSync(p, { force: true });
+    rmSync(`${p}.map`, { force: true });
+  }
+  return stale.length ? `removed ${stale.length} stale compiled file(s)` : null;
 }
 
 try {
