@@ -175,6 +175,30 @@ export async function pingEtcd(endpoints: string[]): Promise<void> {
   }
 }
 
+/** A FerretDB on a fixed port and data directory that a fault test can stop and start again. */
+export async function startFerretdbServer(
+  dataDir: string,
+  port: number,
+  timeoutMs = 30_000,
+): Promise<{ uri: string; pid: number; stop(): Promise<void> }> {
+  const keepAlive = setInterval(() => undefined, 1000);
+  try {
+    const started = await startFerretdb(
+      dataDir,
+      port,
+      join(dataDir, '..', 'ferretdb.log'),
+      Date.now() + timeoutMs,
+    );
+    return {
+      uri: started.uri,
+      pid: started.child.pid as number,
+      stop: () => stopChild(started.child),
+    };
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
 async function startFerretdb(
   dataDir: string,
   port: number,

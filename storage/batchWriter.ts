@@ -1,0 +1,240 @@
+// Group commit to one collection: writes are buffered and sent as one unordered bulk write when
+// the batch is full or `maxDelayMs` has passed. Each write's promise settles when the database
+// has acknowledged it, which is what durable 0x8001 acknowledgements wait for.
+//
+// - A duplicate key counts as stored (ids are deterministic: a retransmission is already there).
+// - Transient errors (network, no primary, server selection) retry the batch with capped
+//   exponential backoff, for as long as it takes: acknowledged data is never dropped.
+// - Any other per-document error rejects that document's promise and is counted.
+// - The buffer is bounded: past `maxBuffered` the writer reports `full` and callers must stop
+//   producing (the gateway pauses its sockets) until `onDrain` fires. Writes are still taken.
+import {
+  MongoBulkWriteError,
+  MongoError,
+  type AnyBulkWriteOperation,
+  type Collection,
+  type Document,
+} from 'mongodb';
+
+export type WriteOutcome = 'stored' | 'duplicate';
+
+export interface BatchWriterOptions {
+  maxBatch?: number;
+  maxDelayMs?: number;
+  maxBuffered?: number;
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  onRetry?(err: unknown, attempt: number): void;
+}
+
+export interface BatchWriterStats {
+  stored: number;
+  duplicates: number;
+  failed: number;
+  batches: number;
+  retries: number;
+  /** Time from a write being buffered to its acknowledgement, last batch (ms). */
+  lastLagMs: number;
+}
+
+interface Pending {
+  op: AnyBulkWriteOperation<Document>;
+  at: number;
+  resolve(o: WriteOutcome): void;
+  reject(e: unknown): void;
+}
+
+const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
+
+function writeErrorsOf(
+  err: MongoBulkWriteError,
+): { index: number; code?: number; errmsg?: string }[] {
+  const list = Array.isArray(err.writeErrors) ? err.writeErrors : [err.writeErrors];
+  return list.filter((e): e is NonNullable<typeof e> => Boolean(e));
+}
+
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof MongoError)) return false;
+  // The driver wraps a failed connection in a bulk write error with no per-document errors
+  // (and no document written): that is the whole batch failing, not its documents.
+  if (err instanceof MongoBulkWriteError && writeErrorsOf(err).length > 0) return false;
+  for (const label of [
+    'RetryableWriteError',
+    'RetryableError',
+    'TransientTransactionError',
+    'SystemOverloadedError',
+  ]) {
+    if (err.hasErrorLabel?.(label)) return true;
+  }
+  if (
+    /ECONNREFUSED|ECONNRESET|EPIPE|timed out|connection .*closed|not connected/i.test(err.message)
+  )
+    return true;
+  const name = err.constructor.name;
+  if (/Network|ServerSelection|NotConnected|PoolCleared|Topology/.test(name)) return true;
+  return typeof err.code === 'number' && TRANSIENT_CODES.has(err.code);
+}
+
+export class BatchWriter {
+  readonly stats: BatchWriterStats = {
+    stored: 0,
+    duplicates: 0,
+    failed: 0,
+    batches: 0,
+    retries: 0,
+    lastLagMs: 0,
+  };
+  private buffer: Pending[] = [];
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private closed = false;
+  private wasFull = false;
+  private readonly drainListeners = new Set<() => void>();
+  private readonly maxBatch: number;
+  private readonly maxDelayMs: number;
+  private readonly maxBuffered: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+
+  constructor(
+    private readonly collection: Collection<Document>,
+    private readonly options: BatchWriterOptions = {},
+  ) {
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.maxDelayMs = options.maxDelayMs ?? 10;
+    this.maxBuffered = options.maxBuffered ?? 50_000;
+    this.retryBaseMs = options.retryBaseMs ?? 50;
+    this.retryMaxMs = options.retryMaxMs ?? 2000;
+  }
+
+  /** Writes waiting or being written. */
+  get buffered(): number {
+    return this.buffer.length + this.inFlight;
+  }
+
+  get full(): boolean {
+    return this.buffered >= this.maxBuffered;
+  }
+
+  /** Called once each time the writer goes from full to below its limit. */
+  onDrain(fn: () => void): () => void {
+    this.drainListeners.add(fn);
+    return () => this.drainListeners.delete(fn);
+  }
+
+  insert(doc: Document): Promise<WriteOutcome> {
+    return this.add({ insertOne: { document: doc } });
+  }
+
+  /** Replaces (or creates) the document with this _id: idempotent, so safe to retry. */
+  replace(doc: Document & { _id: string }): Promise<WriteOutcome> {
+    return this.add({
+      replaceOne: { filter: { _id: doc._id } as Document, replacement: doc, upsert: true },
+    });
+  }
+
+  /** An update by _id with upsert (e.g. $set of last state). */
+  update(id: string, update: Document): Promise<WriteOutcome> {
+    return this.add({ updateOne: { filter: { _id: id } as Document, update, upsert: true } });
+  }
+
+  add(op: AnyBulkWriteOperation<Document>): Promise<WriteOutcome> {
+    if (this.closed) return Promise.reject(new Error('batch writer closed'));
+    return new Promise((resolve, reject) => {
+      this.buffer.push({ op, at: Date.now(), resolve, reject });
+      if (this.full) this.wasFull = true;
+      if (this.buffer.length >= this.maxBatch) void this.flush();
+      else if (this.timer === undefined) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          void this.flush();
+        }, this.maxDelayMs);
+      }
+    });
+  }
+
+  /** Writes everything buffered; resolves when it is acknowledged. */
+  async flush(): Promise<void> {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    // One bulk write at a time keeps the order of batches and bounds what is in flight.
+    while (this.flushing) await this.flushing;
+    if (this.buffer.length === 0) return;
+    const batch = this.buffer.splice(0, this.maxBatch);
+    this.inFlight += batch.length;
+    this.flushing = this.writeBatch(batch).finally(() => {
+      this.inFlight -= batch.length;
+      this.flushing = undefined;
+    });
+    await this.flushing;
+    if (this.buffer.length > 0) {
+      if (this.buffer.length >= this.maxBatch) await this.flush();
+      else if (this.timer === undefined) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          void this.flush();
+        }, this.maxDelayMs);
+      }
+    }
+  }
+
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let attempt = 0;
+    for (;;) {
+      try {
+        await this.collection.bulkWrite(
+          batch.map((p) => p.op),
+          { ordered: false },
+        );
+        for (const p of batch) this.settle(p, 'stored');
+        break;
+      } catch (err) {
+        if (err instanceof MongoBulkWriteError && writeErrorsOf(err).length > 0) {
+          const failed = new Map<number, { code?: number; errmsg?: string }>();
+          for (const we of writeErrorsOf(err)) failed.set(we.index, we);
+          batch.forEach((p, i) => {
+            const e = failed.get(i);
+            if (!e) this.settle(p, 'stored');
+            else if (e.code === 11000) this.settle(p, 'duplicate');
+            else {
+              this.stats.failed++;
+              p.reject(new Error(`write failed (${e.code}): ${e.errmsg}`));
+            }
+          });
+          break;
+        }
+        if (!isTransient(err)) {
+          this.stats.failed += batch.length;
+          for (const p of batch) p.reject(err);
+          break;
+        }
+        attempt++;
+        this.stats.retries++;
+        this.options.onRetry?.(err, attempt);
+        const delay = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** Math.min(attempt - 1, 10));
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+      }
+    }
+    this.stats.batches++;
+    this.stats.lastLagMs = Date.now() - (batch[0]?.at ?? Date.now());
+    if (this.wasFull && this.buffered - batch.length < this.maxBuffered) {
+      this.wasFull = false;
+      for (const fn of this.drainListeners) fn();
+    }
+  }
+
+  private settle(p: Pending, outcome: WriteOutcome): void {
+    if (outcome === 'duplicate') this.stats.duplicates++;
+    else this.stats.stored++;
+    p.resolve(outcome);
+  }
+
+  /** Flushes and refuses further writes. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.buffer.length > 0 || this.flushing) await this.flush();
+  }
+}

@@ -1,0 +1,130 @@
+// The batch writer against the real MongoDB-protocol server: group commit, duplicates counted
+// as stored, the buffer limit as backpressure, and a server outage that loses nothing.
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { MongoClient, type Document } from 'mongodb';
+import {
+  freePort,
+  projectRoot,
+  startFerretdbServer,
+  startLocalServers,
+  type LocalServers,
+} from '../../cluster/localServers.js';
+import { BatchWriter } from '../../storage/batchWriter.js';
+
+describe('BatchWriter (real server)', () => {
+  let servers: LocalServers;
+  let client: MongoClient;
+
+  before(async () => {
+    servers = await startLocalServers({
+      external: {
+        etcdEndpoints: ['http://unused:1'],
+        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+      },
+    });
+    client = new MongoClient(servers.mongodbUri);
+    await client.connect();
+  });
+  after(async () => {
+    await client?.close();
+    await servers?.stop();
+  });
+
+  it('stores every write once, in batches, and counts duplicates as stored', async () => {
+    const col = client.db('fleetmesh_bw').collection<Document>('points');
+    const w = new BatchWriter(col, { maxBatch: 100, maxDelayMs: 5 });
+    const docs = Array.from({ length: 1000 }, (_, i) => ({ _id: `v1:${i}`, n: i }));
+    const first = await Promise.all(docs.map((d) => w.insert(d)));
+    assert.ok(first.every((o) => o === 'stored'));
+    // Retransmitted: the same ids again, mixed with new ones.
+    const again = await Promise.all(
+      [...docs.slice(0, 50), { _id: 'v1:1000', n: 1000 }].map((d) => w.insert(d)),
+    );
+    assert.equal(again.filter((o) => o === 'duplicate').length, 50);
+    assert.equal(again.at(-1), 'stored');
+    assert.equal(await col.countDocuments(), 1001);
+    assert.equal(w.stats.stored, 1001);
+    assert.equal(w.stats.duplicates, 50);
+    assert.ok(w.stats.batches >= 10 && w.stats.batches <= 40, `${w.stats.batches} batches`);
+    await w.close();
+  });
+
+  it('replace and update by _id are idempotent', async () => {
+    const col = client.db('fleetmesh_bw').collection<Document>('alarms');
+    const w = new BatchWriter(col, { maxDelayMs: 1 });
+    await w.replace({ _id: 'a1', state: 'open' });
+    await w.replace({ _id: 'a1', state: 'closed' });
+    await w.update('v9', { $set: { speed: 3 } });
+    await w.update('v9', { $set: { speed: 4 } });
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'a1', state: 'closed' },
+      { _id: 'v9', speed: 4 },
+    ]);
+    await w.close();
+  });
+
+  it('reports full at its limit and drains once the database has caught up', async () => {
+    const col = client.db('fleetmesh_bw').collection<Document>('bounded');
+    const w = new BatchWriter(col, { maxBatch: 50, maxDelayMs: 1000, maxBuffered: 120 });
+    let drains = 0;
+    w.onDrain(() => drains++);
+    const writes: Promise<unknown>[] = [];
+    for (let i = 0; i < 119; i++) writes.push(w.insert({ _id: `b${i}` }));
+    assert.equal(w.full, false);
+    writes.push(w.insert({ _id: 'b119' }));
+    assert.equal(w.full, true, 'full at the limit');
+    writes.push(w.insert({ _id: 'b120' }));
+    assert.equal(w.buffered, 121, 'a write past the limit is still taken, never dropped');
+    await Promise.all(writes);
+    assert.equal(w.full, false);
+    assert.ok(drains >= 1);
+    assert.equal(await col.countDocuments(), 121);
+    await w.close();
+  });
+});
+
+describe('BatchWriter across a server outage (real FerretDB stopped and restarted)', () => {
+  const dir = join(projectRoot, '.fleetmesh', 'run', `outage-${process.pid}`);
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('retries while the server is down and stores every write once it is back', async () => {
+    if (process.env.MONGODB_URI) return; // needs a server this test can stop
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    let server = await startFerretdbServer(join(dir, 'data'), port);
+    const client = new MongoClient(server.uri, {
+      serverSelectionTimeoutMS: 500,
+      connectTimeoutMS: 500,
+    });
+    try {
+      await client.connect();
+      const col = client.db('fleetmesh_bw').collection<Document>('outage');
+      const w = new BatchWriter(col, {
+        maxBatch: 20,
+        maxDelayMs: 5,
+        retryBaseMs: 50,
+        retryMaxMs: 300,
+      });
+      const done = Array.from({ length: 50 }, (_, i) => w.insert({ _id: `o${i}` }));
+      await Promise.all(done);
+      await server.stop();
+      const during = Array.from({ length: 100 }, (_, i) => w.insert({ _id: `o${50 + i}` }));
+      let settled = 0;
+      during.forEach((p) => p.then(() => settled++));
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(settled, 0, 'nothing is acknowledged while the server is down');
+      assert.ok(w.stats.retries > 0, 'the writer retried');
+      server = await startFerretdbServer(join(dir, 'data'), port);
+      const outcomes = await Promise.all(during);
+      assert.equal(outcomes.length, 100);
+      assert.equal(await col.countDocuments(), 150);
+      await w.close();
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+  });
+});

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ActorSystem, type Actor, type ActorContext } from '../../actors/runtime.js';
+import { FakeScheduler } from '../helpers/fakeScheduler.js';
+
+type Msg = { kind: 'add'; n: number; delayMs?: number } | { kind: 'tick' } | { kind: 'stop' };
+
+/** A counter whose state lives in `store` between activations. */
+function counters(store: Map<string, number>, log: string[], scheduler?: FakeScheduler) {
+  return (id: string): Actor<Msg> => {
+    let total = 0;
+    return {
+      async activate() {
+        total = store.get(id) ?? 0;
+        log.push(`activate ${id} ${total}`);
+      },
+      async receive(msg: Msg, ctx: ActorContext<Msg>) {
+        if (msg.kind === 'add') {
+          const before = total;
+          if (msg.delayMs) await new Promise((r) => setTimeout(r, msg.delayMs));
+          total = before + msg.n; // a lost update would show if turns overlapped
+          if (msg.n === 99) ctx.startTimer('tick', 1000, { kind: 'tick' });
+        } else if (msg.kind === 'tick') {
+          log.push(`tick ${id} at ${scheduler?.now()}`);
+        } else {
+          ctx.passivate();
+        }
+      },
+      async passivate() {
+        store.set(id, total);
+        log.push(`passivate ${id} ${total}`);
+      },
+    };
+  };
+}
+
+describe('ActorSystem', () => {
+  it('handles one message at a time, in order, even when turns are async', async () => {
+    const store = new Map<string, number>();
+    const sys = new ActorSystem<Msg>({ create: counters(store, []) });
+    for (let i = 1; i <= 20; i++) assert.ok(sys.tell('v1', { kind: 'add', n: i, delayMs: i % 3 }));
+    await sys.whenIdle();
+    await sys.passivateAll();
+    assert.equal(store.get('v1'), 210);
+  });
+
+  it('activates with saved state and passivates after the idle period', async () => {
+    const scheduler = new FakeScheduler();
+    const store = new Map([['v1', 5]]);
+    const log: string[] = [];
+    const sys = new ActorSystem<Msg>({ create: counters(store, log), idleMs: 60_000, scheduler });
+    sys.tell('v1', { kind: 'add', n: 1 });
+    await sys.whenIdle();
+    await scheduler.advance(30_000);
+    assert.ok(sys.has('v1'), 'still active before the idle period');
+    await scheduler.advance(31_000);
+    assert.equal(sys.has('v1'), false);
+    assert.equal(store.get('v1'), 6);
+    sys.tell('v1', { kind: 'add', n: 4 });
+    await sys.whenIdle();
+    await sys.passivateAll();
+    assert.deepEqual(log, ['activate v1 5', 'passivate v1 6', 'activate v1 6', 'passivate v1 10']);
+    assert.equal(sys.stats.activations, 2);
+  });
+
+  it('a bounded mailbox refuses beyond its limit and counts it', async () => {
+    const sys = new ActorSystem<Msg>({ create: counters(new Map(), []), mailboxLimit: 3 });
+    // The first message starts a turn (activation is async), so the mailbox holds the rest.
+    const accepted = [1, 2, 3, 4, 5, 6].map((n) => sys.tell('v', { kind: 'add', n }));
+    assert.deepEqual(accepted, [true, true, true, false, false, false]);
+    assert.ok(sys.isFull('v'));
+    assert.equal(sys.stats.refused, 3);
+    await sys.whenIdle();
+    assert.equal(sys.isFull('v'), false);
+  });
+
+  it('timers deliver to the actor and die with passivation', async () => {
+    const scheduler = new FakeScheduler();
+    const log: string[] = [];
+    const sys = new ActorSystem<Msg>({ create: counters(new Map(), log, scheduler), scheduler });
+    sys.tell('v', { kind: 'add', n: 99 });
+    await sys.whenIdle();
+    await scheduler.advance(1000);
+    assert.deepEqual(
+      log.filter((l) => l.startsWith('tick')),
+      ['tick v at 1000'],
+    );
+    sys.tell('v', { kind: 'add', n: 99 }); // restart the timer
+    sys.tell('v', { kind: 'stop' });
+    await sys.whenIdle();
+    await scheduler.advance(5000);
+    assert.equal(log.filter((l) => l.startsWith('tick')).length, 1, 'no tick after passivation');
+    assert.equal(scheduler.pending, 0);
+  });
+
+  it('an actor that throws is counted and keeps going', async () => {
+    const errors: string[] = [];
+    let seen = 0;
+    const sys = new ActorSystem<number>({
+      create: () => ({
+        receive(n) {
+          seen++;
+          if (n === 2) throw new Error('bad message');
+        },
+      }),
+      onError: (id, phase, err) => errors.push(`${id} ${phase} ${(err as Error).message}`),
+    });
+    [1, 2, 3].forEach((n) => sys.tell('v', n));
+    await sys.whenIdle();
+    assert.equal(seen, 3);
+    assert.deepEqual(errors, ['v receive bad message']);
+    assert.equal(sys.stats.errors, 1);
+  });
+});
