@@ -34,8 +34,9 @@ export class FrameSplitter {
   }
 
   /**
-   * Feeds one chunk. `onFrame` gets each frame's escaped content; it may be a view into
-   * `chunk` or into the splitter's own buffer, valid only during the call — copy to keep it.
+   * Feeds one chunk. `onFrame` gets each frame's escaped content: a view into `chunk` when the
+   * frame lies inside it, else a copy (the splitter's own buffer is reused), so a frame stays
+   * valid as long as the chunk does.
    */
   push(chunk: Uint8Array, onFrame: (escaped: Uint8Array) => void): void {
     let start = 0;
@@ -69,7 +70,7 @@ export class FrameSplitter {
       // A delimiter: close what is pending, and open the next frame.
       if (this.pendingLen > 0) {
         this.stats.frames++;
-        const frame = this.pending.subarray(0, this.pendingLen);
+        const frame = this.pending.slice(0, this.pendingLen);
         this.pendingLen = 0;
         onFrame(frame);
       }

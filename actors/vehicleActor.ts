@@ -1,0 +1,258 @@
+// One vehicle: its session (which link it is on, auth, edition, serials), its last state, its
+// alarm state machine, and the acknowledgement of its reports. Knows nothing of TCP: the
+// gateway hands it messages with a TerminalLink to answer on.
+import { randomBytes } from 'node:crypto';
+import { encodeFrame } from '../jt808/codec.js';
+import type { Edition, Header } from '../jt808/header.js';
+import type { LocationReport } from '../jt808/location.js';
+import type { Message } from '../jt808/messages.js';
+import type { WriteOutcome } from '../storage/batchWriter.js';
+import { positionDocument, type LastState, type PositionSource, type VehicleRecord, type VehicleStore } from '../storage/vehicleStore.js';
+import { AlarmTracker, type AlarmPoint } from './alarmTracker.js';
+import type { Actor, ActorContext } from './runtime.js';
+
+/** The gateway's handle on one terminal connection. */
+export interface TerminalLink {
+  readonly id: string;
+  readonly node: string;
+  send(frame: Uint8Array): void;
+  close(reason: string): void;
+  /** The vehicle accepted the terminal's authentication on this link. */
+  authenticated(vehicleId: string, edition: Edition): void;
+}
+
+export type VehicleMessage =
+  | { kind: 'uplink'; link: TerminalLink; header: Header; edition: Edition; message: Message; receivedAt: number }
+  | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
+  | { kind: 'saveState' };
+
+export interface VehiclePolicy {
+  /** 'open': any terminal may register; 'known': only vehicles already in storage. */
+  registration: 'open' | 'known';
+  /** 'durable': 0x8001 after the database has the report; 'receive': at once. */
+  ackMode: 'durable' | 'receive';
+  /** How often a changed last state is written back (ms). */
+  saveEveryMs: number;
+}
+
+export interface VehicleEvents {
+  alarm?(vehicleId: string, kind: 'opened' | 'closed', bit: number, at: number): void;
+  online?(vehicleId: string, online: boolean, reason: string): void;
+  ackLatency?(ms: number): void;
+}
+
+export interface VehicleActorDeps {
+  store: VehicleStore;
+  policy: VehiclePolicy;
+  events?: VehicleEvents;
+  now?: () => number;
+}
+
+const RESULT_OK = 0;
+const RESULT_FAIL = 1;
+
+export class VehicleActor implements Actor<VehicleMessage> {
+  private record: VehicleRecord;
+  private alarms: AlarmTracker;
+  private link: TerminalLink | undefined;
+  private nextSerial = 0;
+  private dirty = false;
+  private readonly now: () => number;
+
+  constructor(
+    readonly vehicleId: string,
+    private readonly deps: VehicleActorDeps,
+  ) {
+    this.record = { _id: vehicleId };
+    this.alarms = new AlarmTracker(vehicleId, 2013);
+    this.now = deps.now ?? Date.now;
+  }
+
+  async activate(): Promise<void> {
+    const saved = await this.deps.store.load(this.vehicleId);
+    if (saved) this.record = saved;
+    // A vehicle loaded from storage is offline until its terminal authenticates on this node.
+    this.record.online = false;
+    this.alarms = new AlarmTracker(this.vehicleId, this.record.edition ?? 2013, this.record.openAlarms ?? []);
+  }
+
+  async passivate(): Promise<void> {
+    await this.saveState();
+  }
+
+  receive(msg: VehicleMessage, ctx: ActorContext<VehicleMessage>): Promise<void> | void {
+    switch (msg.kind) {
+      case 'uplink':
+        return this.uplink(msg, ctx);
+      case 'linkClosed':
+        if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at);
+        return;
+      case 'saveState':
+        return this.saveState().then(() => undefined);
+    }
+  }
+
+  private async uplink(msg: Extract<VehicleMessage, { kind: 'uplink' }>, ctx: ActorContext<VehicleMessage>): Promise<void> {
+    const { link, header, message } = msg;
+    switch (message.type) {
+      case 'Register':
+        return this.register(link, header, msg.edition, message.body);
+      case 'Authenticate':
+        return this.authenticate(link, header, msg.edition, message.body.authCode, msg.receivedAt, ctx);
+    }
+    if (this.link?.id !== link.id) {
+      // The gateway lets only authenticated links through; a stale link (replaced) is refused.
+      this.reply(link, header, RESULT_FAIL, msg.edition);
+      return;
+    }
+    this.record.lastSeen = msg.receivedAt;
+    switch (message.type) {
+      case 'LocationReport':
+        this.locations(link, header, [message.body], 'live', msg.receivedAt, ctx);
+        return;
+      case 'LocationBatch':
+        this.locations(link, header, message.body.items, message.body.batchType === 1 ? 'blind-area' : 'batch', msg.receivedAt, ctx);
+        return;
+      case 'LocationQueryReply':
+        this.locations(link, header, [message.body.location], 'query-reply', msg.receivedAt, ctx);
+        return;
+      case 'QueryServerTime':
+        link.send(encodeFrame({ type: 'ServerTime', body: { time: Math.floor(this.now() / 1000) * 1000 } }, this.out(header)));
+        return;
+      case 'Logout':
+        this.reply(link, header, RESULT_OK);
+        this.goOffline('logout', msg.receivedAt);
+        link.close('logout');
+        return;
+      default:
+        // Heartbeats and everything else the standard answers with a general response.
+        this.reply(link, header, RESULT_OK);
+    }
+  }
+
+  private async register(link: TerminalLink, header: Header, edition: Edition, body: Extract<Message, { type: 'Register' }>['body']): Promise<void> {
+    const known = this.record.authCode !== undefined;
+    let result = 0;
+    if (!known && this.deps.policy.registration === 'known') result = 4; // terminal not in the database
+    if (result === 0) {
+      this.record.authCode ??= randomBytes(8).toString('hex');
+      this.record.edition = edition;
+      this.record.registration = { ...body, registeredAt: this.now() };
+      this.alarms.setEdition(edition);
+      // The terminal keeps the code it is given: store it before handing it out.
+      await this.deps.store.save(this.record);
+    }
+    const body8100 = result === 0 ? { replySerial: header.serial, result, authCode: this.record.authCode } : { replySerial: header.serial, result };
+    link.send(encodeFrame({ type: 'RegisterReply', body: body8100 }, this.out(header, edition)));
+  }
+
+  private async authenticate(link: TerminalLink, header: Header, edition: Edition, code: string, at: number, ctx: ActorContext<VehicleMessage>): Promise<void> {
+    const ok = this.record.authCode !== undefined && code === this.record.authCode;
+    if (!ok) {
+      this.reply(link, header, RESULT_FAIL, edition);
+      return;
+    }
+    if (this.link && this.link.id !== link.id) {
+      // A new connection with the same identity means the old one is dead (2013 §7.2.2).
+      const old = this.link;
+      this.link = undefined;
+      old.close('replaced by a new connection');
+      void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'offline', node: old.node, reason: 'replaced', at });
+    }
+    this.link = link;
+    this.record.edition = edition;
+    this.record.online = true;
+    this.record.node = link.node;
+    this.record.lastSeen = at;
+    this.alarms.setEdition(edition);
+    link.authenticated(this.vehicleId, edition);
+    this.reply(link, header, RESULT_OK, edition);
+    void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'online', node: link.node, reason: 'authenticated', at });
+    this.deps.events?.online?.(this.vehicleId, true, 'authenticated');
+    this.markDirty(ctx);
+  }
+
+  private locations(link: TerminalLink, header: Header, reports: LocationReport[], source: PositionSource, receivedAt: number, ctx: ActorContext<VehicleMessage>): void {
+    const writes: Promise<WriteOutcome>[] = [];
+    // History in GNSS-time order; only reports newer than the last state move it (and the
+    // alarm state machine): a blind-area re-upload fills history without rewinding the present.
+    const ordered = reports.length > 1 ? [...reports].sort((a, b) => (a.time ?? 0) - (b.time ?? 0)) : reports;
+    for (const loc of ordered) {
+      writes.push(this.deps.store.insertPosition(positionDocument(this.vehicleId, loc, source, receivedAt, header.serial)));
+      const last = this.record.lastState;
+      const time = loc.time ?? receivedAt;
+      if (last === undefined || time >= last.time) {
+        this.record.lastState = lastStateOf(loc, time, receivedAt);
+        const point: AlarmPoint = { time, latitude: loc.latitude, longitude: loc.longitude, speed: loc.speed, direction: loc.direction, altitude: loc.altitude };
+        if (loc.mileageKm !== undefined) point.mileageKm = loc.mileageKm;
+        const changes = this.alarms.apply(loc.alarm, point);
+        for (const r of [...changes.opened, ...changes.closed]) writes.push(this.deps.store.saveAlarm(r));
+        for (const r of changes.opened) this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
+        for (const r of changes.closed) this.deps.events?.alarm?.(this.vehicleId, 'closed', r.bit, time);
+      }
+    }
+    this.markDirty(ctx);
+    if (this.deps.policy.ackMode === 'receive') {
+      this.reply(link, header, RESULT_OK);
+      return;
+    }
+    // Durable: answer once every write of this message is in the database. A write that
+    // failed for good is answered with a failure, so the terminal sends it again.
+    Promise.allSettled(writes).then((outcomes) => {
+      const failed = outcomes.some((o) => o.status === 'rejected');
+      this.reply(link, header, failed ? RESULT_FAIL : RESULT_OK);
+      this.deps.events?.ackLatency?.(this.now() - receivedAt);
+    }, () => undefined);
+  }
+
+  private goOffline(reason: string, at: number): void {
+    const link = this.link;
+    this.link = undefined;
+    this.record.online = false;
+    void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'offline', node: link?.node ?? '', reason, at });
+    this.deps.events?.online?.(this.vehicleId, false, reason);
+    this.dirty = true;
+  }
+
+  private markDirty(ctx: ActorContext<VehicleMessage>): void {
+    if (this.dirty) return;
+    this.dirty = true;
+    ctx.startTimer('save', this.deps.policy.saveEveryMs, { kind: 'saveState' });
+  }
+
+  private async saveState(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.record.openAlarms = this.alarms.open;
+    await this.deps.store.save({ ...this.record });
+  }
+
+  private out(header: Header, edition: Edition = this.record.edition ?? (header.headerEdition === 2019 ? 2019 : 2013)) {
+    const serial = this.nextSerial;
+    this.nextSerial = (this.nextSerial + 1) & 0xffff;
+    return { phone: header.phone, serial, edition, ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}) };
+  }
+
+  private reply(link: TerminalLink, header: Header, result: number, edition?: Edition): void {
+    link.send(encodeFrame({ type: 'PlatformResponse', body: { replySerial: header.serial, replyId: header.messageId, result } }, this.out(header, edition)));
+  }
+}
+
+function lastStateOf(loc: LocationReport, time: number, receivedAt: number): LastState {
+  const s: LastState = {
+    time,
+    receivedAt,
+    latitude: loc.latitude,
+    longitude: loc.longitude,
+    altitude: loc.altitude,
+    speed: loc.speed,
+    direction: loc.direction,
+    alarm: loc.alarm,
+    status: loc.status,
+  };
+  if (loc.mileageKm !== undefined) s.mileageKm = loc.mileageKm;
+  if (loc.fuelL !== undefined) s.fuelL = loc.fuelL;
+  if (loc.satellites !== undefined) s.satellites = loc.satellites;
+  if (loc.signal !== undefined) s.signal = loc.signal;
+  return s;
+}

@@ -1,0 +1,280 @@
+// The JT/T 808 TCP gateway of one node: framing and decoding per connection, the session rules
+// that do not need the vehicle's state (nothing but register/authenticate before
+// authentication; the header phone must stay the authenticated one), sub-package reassembly,
+// per-connection and global limits, and backpressure from the actors and the database to the
+// sockets. Everything that needs the vehicle's state goes to its actor through `deliver`.
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { TerminalLink, VehicleMessage } from '../actors/vehicleActor.js';
+import { decodeBody, decodeFrame, encodeFrame, type RejectReason } from '../jt808/codec.js';
+import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
+import type { Edition, Header } from '../jt808/header.js';
+import type { Message } from '../jt808/messages.js';
+import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler } from '../jt808/reassembly.js';
+
+export interface GatewayOptions {
+  node: string;
+  host?: string;
+  port?: number;
+  /** Hands a message to a vehicle's actor; false when its mailbox is full (we retry). */
+  deliver(vehicleId: string, msg: VehicleMessage): boolean;
+  /** True while the database cannot keep up: every socket stops reading. */
+  storageFull?(): boolean;
+  maxConnections?: number;
+  idleTimeoutMs?: number;
+  /** Rejected frames a connection may send before it is closed. */
+  maxBadFrames?: number;
+  /** Bytes of garbage (outside any frame) a connection may send before it is closed. */
+  maxGarbageBytes?: number;
+  lenient?: boolean;
+}
+
+export interface GatewayStats {
+  connections: number;
+  accepted: number;
+  refusedConnections: number;
+  frames: number;
+  rejected: Partial<Record<RejectReason, number>>;
+  unauthenticated: number;
+  phoneMismatch: number;
+  closedForGarbage: number;
+  idleClosed: number;
+  pausedForBackpressure: number;
+}
+
+/** Terminal phone → vehicle id: leading zeros dropped, so 12- and 20-digit forms agree. */
+export function vehicleIdOf(phone: string): string {
+  const s = phone.replace(/^0+/, '');
+  return s === '' ? '0' : s;
+}
+
+interface Connection {
+  link: TerminalLink;
+  socket: Socket;
+  splitter: FrameSplitter;
+  vehicleId?: string;
+  edition?: Edition;
+  badFrames: number;
+  /** Messages the actor refused (full mailbox), in order; the socket is paused meanwhile. */
+  backlog: { vehicleId: string; msg: VehicleMessage }[];
+  retryTimer?: NodeJS.Timeout;
+  serial: number;
+}
+
+export class Gateway {
+  readonly stats: GatewayStats = {
+    connections: 0,
+    accepted: 0,
+    refusedConnections: 0,
+    frames: 0,
+    rejected: {},
+    unauthenticated: 0,
+    phoneMismatch: 0,
+    closedForGarbage: 0,
+    idleClosed: 0,
+    pausedForBackpressure: 0,
+  };
+  private readonly server: Server;
+  private readonly connections = new Set<Connection>();
+  private readonly reassembler = new SubpackageReassembler();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private storagePaused = false;
+
+  constructor(private readonly options: GatewayOptions) {
+    this.server = createServer((socket) => this.accept(socket));
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port ?? 0, this.options.host ?? '127.0.0.1', () => resolve());
+    });
+    this.expiryTimer = setInterval(() => this.expireSubpackages(), 1000);
+    this.expiryTimer.unref();
+    const addr = this.server.address();
+    return typeof addr === 'object' && addr ? addr.port : 0;
+  }
+
+  /** Storage drained: sockets read again. */
+  resume(): void {
+    if (!this.storagePaused) return;
+    this.storagePaused = false;
+    for (const c of this.connections) if (c.backlog.length === 0) c.socket.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.expiryTimer) clearInterval(this.expiryTimer);
+    for (const c of this.connections) c.socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    if (this.connections.size >= (this.options.maxConnections ?? 100_000)) {
+      this.stats.refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    const id = `${this.options.node}/${randomBytes(6).toString('hex')}`;
+    const conn: Connection = {
+      socket,
+      splitter: new FrameSplitter(MAX_LEGAL_FRAME_BYTES),
+      badFrames: 0,
+      backlog: [],
+      serial: 0,
+      link: {
+        id,
+        node: this.options.node,
+        send: (frame) => {
+          if (!socket.destroyed) socket.write(frame);
+        },
+        close: (reason) => {
+          socket.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
+          void reason;
+        },
+        authenticated: (vehicleId, edition) => {
+          conn.vehicleId = vehicleId;
+          conn.edition = edition;
+        },
+      },
+    };
+    this.connections.add(conn);
+    this.stats.connections = this.connections.size;
+    this.stats.accepted++;
+    socket.setTimeout(this.options.idleTimeoutMs ?? 180_000, () => {
+      this.stats.idleClosed++;
+      socket.destroy();
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(conn, chunk));
+    socket.on('error', () => undefined); // 'close' follows
+    socket.on('close', () => {
+      this.connections.delete(conn);
+      this.stats.connections = this.connections.size;
+      if (conn.retryTimer) clearTimeout(conn.retryTimer);
+      if (conn.vehicleId) {
+        this.reassembler.dropTerminal(conn.vehicleId);
+        this.send(conn, conn.vehicleId, { kind: 'linkClosed', linkId: id, reason: 'connection closed', at: Date.now() });
+      }
+    });
+    if (this.storagePaused) socket.pause();
+  }
+
+  private onData(conn: Connection, chunk: Buffer): void {
+    conn.splitter.push(chunk, (escaped) => this.onFrame(conn, escaped));
+    if (conn.splitter.stats.garbageBytes > (this.options.maxGarbageBytes ?? 64 * 1024) || conn.badFrames > (this.options.maxBadFrames ?? 50)) {
+      this.stats.closedForGarbage++;
+      conn.socket.destroy();
+      return;
+    }
+    if (!this.storagePaused && this.options.storageFull?.()) {
+      this.storagePaused = true;
+      this.stats.pausedForBackpressure++;
+      for (const c of this.connections) c.socket.pause();
+    }
+  }
+
+  private onFrame(conn: Connection, escaped: Uint8Array): void {
+    this.stats.frames++;
+    const receivedAt = Date.now();
+    const r = decodeFrame(escaped, { lenient: this.options.lenient ?? false, ...(conn.edition ? { edition: conn.edition } : {}) });
+    if (!r.ok) {
+      this.stats.rejected[r.reason] = (this.stats.rejected[r.reason] ?? 0) + 1;
+      conn.badFrames++;
+      // The protocol's answer to a message it cannot read: general response, result 2.
+      if (r.header) this.answer(conn, r.header, 2);
+      return;
+    }
+    const header = r.header;
+    const vehicleId = vehicleIdOf(header.phone);
+    const isLogin = header.messageId === 0x0100 || header.messageId === 0x0102;
+    if (conn.vehicleId === undefined && !isLogin) {
+      this.stats.unauthenticated++;
+      this.answer(conn, header, 1);
+      return;
+    }
+    if (conn.vehicleId !== undefined && vehicleId !== conn.vehicleId) {
+      this.stats.phoneMismatch++;
+      conn.badFrames++;
+      this.answer(conn, header, 2);
+      return;
+    }
+    let message: Message | null = r.message;
+    let edition = r.edition;
+    if (header.packageTotal !== undefined && header.packageIndex !== undefined) {
+      const res = this.reassembler.add(
+        { phone: vehicleId, messageId: header.messageId, serial: header.serial, packageTotal: header.packageTotal, packageIndex: header.packageIndex },
+        r.body,
+        receivedAt,
+      );
+      if (res.status !== 'complete') {
+        this.answer(conn, header, res.status === 'rejected' ? 2 : 0);
+        return;
+      }
+      const body = decodeBody(header.messageId, res.body, edition);
+      if (!body.ok) {
+        this.stats.rejected[body.reason] = (this.stats.rejected[body.reason] ?? 0) + 1;
+        this.answer(conn, header, 2);
+        return;
+      }
+      message = body.message;
+      edition = body.edition;
+      if (message.type === 'MediaData') {
+        this.answer(conn, header, 0);
+        conn.link.send(encodeFrame({ type: 'MediaDataReply', body: mediaReplyFor(message.body.mediaId, []) }, this.out(conn, header, edition)));
+      }
+    }
+    if (message === null) {
+      this.answer(conn, header, 3); // encrypted: not supported
+      return;
+    }
+    this.send(conn, vehicleId, { kind: 'uplink', link: conn.link, header, edition, message, receivedAt });
+  }
+
+  /** Delivers in order; a full mailbox pauses the socket until the actor takes it. */
+  private send(conn: Connection, vehicleId: string, msg: VehicleMessage): void {
+    if (conn.backlog.length === 0 && this.options.deliver(vehicleId, msg)) return;
+    conn.backlog.push({ vehicleId, msg });
+    conn.socket.pause();
+    this.stats.pausedForBackpressure++;
+    const retry = (): void => {
+      conn.retryTimer = undefined;
+      while (conn.backlog.length > 0) {
+        const next = conn.backlog[0]!;
+        if (!this.options.deliver(next.vehicleId, next.msg)) {
+          conn.retryTimer = setTimeout(retry, 5);
+          return;
+        }
+        conn.backlog.shift();
+      }
+      if (!this.storagePaused && !conn.socket.destroyed) conn.socket.resume();
+    };
+    if (!conn.retryTimer) conn.retryTimer = setTimeout(retry, 5);
+  }
+
+  private out(conn: Connection, header: Header, edition: Edition) {
+    const serial = conn.serial;
+    conn.serial = (conn.serial + 1) & 0xffff;
+    return { phone: header.phone, serial, edition, ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}) };
+  }
+
+  private answer(conn: Connection, header: Header, result: number): void {
+    const edition: Edition = header.headerEdition === 2019 ? 2019 : (conn.edition ?? 2013);
+    conn.link.send(encodeFrame({ type: 'PlatformResponse', body: { replySerial: header.serial, replyId: header.messageId, result } }, this.out(conn, header, edition)));
+  }
+
+  private expireSubpackages(): void {
+    for (const set of this.reassembler.expire(Date.now())) {
+      const conn = [...this.connections].find((c) => c.vehicleId === set.phone);
+      if (!conn) continue;
+      const edition = conn.edition ?? 2013;
+      const header = { phone: set.phone.padStart(edition === 2019 ? 20 : 12, '0'), serial: 0, edition };
+      const msg: Message =
+        set.messageId === 0x0801
+          ? { type: 'MediaDataReply', body: mediaReplyFor(0, set.missing) }
+          : { type: 'RetransmitRequest', body: retransmitRequestFor(set, edition) };
+      conn.link.send(encodeFrame(msg, { ...header, serial: conn.serial }));
+      conn.serial = (conn.serial + 1) & 0xffff;
+    }
+  }
+}

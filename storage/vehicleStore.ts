@@ -1,0 +1,156 @@
+// What a vehicle actor reads and writes: its record (registry, auth code, edition, last state,
+// open alarms), its positions, alarm records and session events. Every write goes through a
+// BatchWriter, so a report's promise settles when the database has it.
+import { Binary, type Db, type Document } from 'mongodb';
+import type { AlarmRecord } from '../actors/alarmTracker.js';
+import type { Edition } from '../jt808/header.js';
+import type { LocationReport } from '../jt808/location.js';
+import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
+import { COLLECTIONS, positionId } from './schema.js';
+
+export interface LastState {
+  time: number;
+  receivedAt: number;
+  latitude: number;
+  longitude: number;
+  altitude: number;
+  speed: number;
+  direction: number;
+  alarm: number;
+  status: number;
+  mileageKm?: number;
+  fuelL?: number;
+  satellites?: number;
+  signal?: number;
+}
+
+export interface Registration {
+  province: number;
+  city: number;
+  maker: string;
+  model: string;
+  terminalId: string;
+  plateColor: number;
+  plate: string;
+  registeredAt: number;
+}
+
+export interface VehicleRecord {
+  _id: string;
+  authCode?: string;
+  edition?: Edition;
+  registration?: Registration;
+  lastState?: LastState;
+  online?: boolean;
+  lastSeen?: number;
+  node?: string;
+  openAlarms?: AlarmRecord[];
+}
+
+export type PositionSource = 'live' | 'batch' | 'blind-area' | 'query-reply';
+
+export interface SessionEvent {
+  vehicleId: string;
+  event: 'online' | 'offline';
+  node: string;
+  reason: string;
+  at: number;
+}
+
+/** Readable field names for the seed's gps_his_infos; unknown items kept as binary. */
+export function positionDocument(vehicleId: string, loc: LocationReport, source: PositionSource, receivedAt: number, serial: number): Document {
+  const time = loc.time ?? receivedAt;
+  const doc: Document = {
+    _id: loc.time !== null ? positionId(vehicleId, time) : `${vehicleId}:r${receivedAt}:${serial}`,
+    vehicleId,
+    time: new Date(time),
+    receivedAt: new Date(receivedAt),
+    source,
+    latitude: loc.latitude,
+    longitude: loc.longitude,
+    altitude: loc.altitude,
+    speed: loc.speed,
+    direction: loc.direction,
+    alarm: loc.alarm,
+    status: loc.status,
+  };
+  if (loc.time === null) {
+    doc.timeInvalid = true;
+    doc.timeBcd = loc.timeBcd;
+  }
+  for (const k of [
+    'mileageKm',
+    'fuelL',
+    'recorderSpeedKmh',
+    'alarmEventId',
+    'tyrePressure',
+    'compartmentTemperatureC',
+    'overspeed',
+    'areaAlarm',
+    'routeTime',
+    'vehicleSignal',
+    'ioStatus',
+    'analog',
+    'signal',
+    'satellites',
+  ] as const) {
+    if (loc[k] !== undefined) doc[k] = loc[k];
+  }
+  if (loc.extraItems) doc.extraItems = loc.extraItems.map((i) => ({ id: i.id, raw: new Binary(Buffer.from(i.raw)) }));
+  return doc;
+}
+
+export interface VehicleStoreOptions {
+  writer?: BatchWriterOptions;
+}
+
+export class VehicleStore {
+  readonly positions: BatchWriter;
+  readonly vehicles: BatchWriter;
+  readonly alarms: BatchWriter;
+  readonly sessions: BatchWriter;
+
+  constructor(
+    private readonly db: Db,
+    options: VehicleStoreOptions = {},
+  ) {
+    const w = options.writer ?? {};
+    this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), w);
+    this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
+    this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);
+    this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);
+  }
+
+  async load(vehicleId: string): Promise<VehicleRecord | null> {
+    return (await this.db.collection<VehicleRecord>(COLLECTIONS.vehicles).findOne({ _id: vehicleId })) as VehicleRecord | null;
+  }
+
+  save(record: VehicleRecord): Promise<WriteOutcome> {
+    return this.vehicles.replace(record as unknown as Document & { _id: string });
+  }
+
+  insertPosition(doc: Document): Promise<WriteOutcome> {
+    return this.positions.insert(doc);
+  }
+
+  saveAlarm(record: AlarmRecord): Promise<WriteOutcome> {
+    return this.alarms.replace({ ...record, startTime: new Date(record.startTime), endTime: record.endTime === null ? null : new Date(record.endTime) });
+  }
+
+  logSession(e: SessionEvent): Promise<WriteOutcome> {
+    return this.sessions.insert({ ...e, at: new Date(e.at) });
+  }
+
+  /** True while any writer is over its buffer limit: the gateway stops reading. */
+  get full(): boolean {
+    return this.positions.full || this.vehicles.full || this.alarms.full || this.sessions.full;
+  }
+
+  onDrain(fn: () => void): void {
+    for (const w of [this.positions, this.vehicles, this.alarms, this.sessions]) w.onDrain(fn);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.positions.close(), this.vehicles.close(), this.alarms.close(), this.sessions.close()]);
+  }
+}

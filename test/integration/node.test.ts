@@ -1,0 +1,189 @@
+// One node end to end over real sockets and the real MongoDB-protocol server: terminals
+// register, authenticate and report; reports are stored exactly once and acknowledged only once
+// stored; the session rules hold; alarms open and close; state survives a node restart.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Document } from 'mongodb';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startNode, type FleetNode } from '../../cluster/node.js';
+import { COLLECTIONS } from '../../storage/schema.js';
+
+let servers: LocalServers;
+let dbCounter = 0;
+
+async function withNode(fn: (node: FleetNode, db: string) => Promise<void>, opts: Partial<Parameters<typeof startNode>[0]> = {}): Promise<void> {
+  const database = `fleetmesh_node_${process.pid}_${dbCounter++}`;
+  const node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 }, ...opts });
+  try {
+    await fn(node, database);
+  } finally {
+    await node.stop();
+  }
+}
+
+async function online(port: number, phone: string, edition: 2013 | 2019 = 2013): Promise<SimTerminal> {
+  const t = new SimTerminal({ port, phone, edition });
+  await t.connect();
+  assert.equal(await t.register(), 0);
+  assert.equal(await t.authenticate(), 0);
+  return t;
+}
+
+async function docs(node: FleetNode, database: string, collection: string, filter: Document = {}): Promise<Document[]> {
+  return node.client.db(database).collection(collection).find(filter).toArray();
+}
+
+describe('one node end to end (real sockets, real storage)', () => {
+  before(async () => {
+    servers = await startLocalServers({ external: { etcdEndpoints: ['http://unused:1'], ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}) } });
+  });
+  after(async () => {
+    await servers?.stop();
+  });
+
+  it('N terminals × M reports, with retransmissions: exactly N×M positions, each acknowledged after it was stored', async () => {
+    await withNode(async (node, db) => {
+      const N = 20;
+      const M = 15;
+      const terminals = await Promise.all(Array.from({ length: N }, (_, i) => online(node.port, `0139${String(i).padStart(8, '0')}`, i % 2 ? 2019 : 2013)));
+      await Promise.all(
+        terminals.map(async (t, i) => {
+          for (let k = 0; k < M; k++) {
+            const serial = t.nextSerial();
+            assert.equal(await t.report(trackPoint(k, { lat: 30 + i / 100 }), serial), 0);
+            // Every third report is sent again with the same serial, as a terminal does when its ack was lost.
+            if (k % 3 === 0) assert.equal(await t.report(trackPoint(k, { lat: 30 + i / 100 }), serial), 0);
+          }
+        }),
+      );
+      const stored = await docs(node, db, COLLECTIONS.positions);
+      assert.equal(stored.length, N * M);
+      assert.equal(new Set(stored.map((d) => d._id)).size, N * M);
+      assert.ok(node.store.positions.stats.duplicates >= N * Math.ceil(M / 3));
+      terminals.forEach((t) => t.close());
+    });
+  });
+
+  it('a blind-area re-upload (0x0704) lands in history in GNSS order without rewinding the last state', async () => {
+    await withNode(async (node, db) => {
+      const t = await online(node.port, '013900000777');
+      assert.equal(await t.report(trackPoint(100)), 0);
+      const backlog = [5, 3, 4, 1, 2].map((k) => trackPoint(k));
+      assert.equal(await t.request({ type: 'LocationBatch', body: { batchType: 1, items: backlog } }), 0);
+      const history = await node.client.db(db).collection(COLLECTIONS.positions).find({ vehicleId: '13900000777' }).sort({ time: 1 }).toArray();
+      assert.deepEqual(
+        history.map((d) => [(d.time as Date).getTime(), d.source]),
+        [...[1, 2, 3, 4, 5].map((k) => [trackPoint(k).time, 'blind-area']), [trackPoint(100).time, 'live']],
+      );
+      await node.actors.passivateAll();
+      const [vehicle] = await docs(node, db, COLLECTIONS.vehicles, { _id: '13900000777' });
+      assert.equal(vehicle?.lastState.time, trackPoint(100).time);
+      t.close();
+    });
+  });
+
+  it('reports before authentication and under a spoofed phone are refused and never stored', async () => {
+    await withNode(async (node, db) => {
+      const stranger = new SimTerminal({ port: node.port, phone: '013900000001' });
+      await stranger.connect();
+      assert.equal(await stranger.report(trackPoint(1)), 1, 'failure result before authentication');
+      const wrongCode = new SimTerminal({ port: node.port, phone: '013900000002' });
+      await wrongCode.connect();
+      assert.equal(await wrongCode.register(), 0);
+      assert.equal(await wrongCode.authenticate('not-the-code'), 1);
+      assert.equal(await wrongCode.report(trackPoint(1)), 1);
+
+      const honest = await online(node.port, '013900000003');
+      const spoof = new SimTerminal({ port: node.port, phone: '013900000004' });
+      // Same connection as `honest`, another phone in the header.
+      const serial = honest.nextSerial();
+      const answer = honest.waitFor((f) => f.message?.type === 'PlatformResponse' && f.message.body.replySerial === serial);
+      const frame = await import('../../jt808/codec.js').then((c) =>
+        c.encodeFrame({ type: 'LocationReport', body: trackPoint(1) }, { phone: spoof.options.phone, serial, edition: 2013 }),
+      );
+      honest.writeRaw(frame);
+      const f = await answer;
+      assert.ok(f.message?.type === 'PlatformResponse');
+      assert.equal(f.message.body.result, 2);
+      assert.equal(await honest.report(trackPoint(2)), 0);
+
+      const stored = await docs(node, db, COLLECTIONS.positions);
+      assert.deepEqual(
+        stored.map((d) => d.vehicleId),
+        ['13900000003'],
+      );
+      assert.equal(node.gateway.stats.unauthenticated, 2);
+      assert.equal(node.gateway.stats.phoneMismatch, 1);
+      [stranger, wrongCode, honest].forEach((t) => t.close());
+    });
+  });
+
+  it('a scripted alarm sequence yields alarm records with start and end positions', async () => {
+    await withNode(async (node, db) => {
+      const t = await online(node.port, '013900000555');
+      const OVERSPEED = 1 << 1;
+      const POWER = 1 << 8;
+      const seq = [0, OVERSPEED, OVERSPEED, OVERSPEED | POWER, POWER, 0];
+      for (let k = 0; k < seq.length; k++) assert.equal(await t.report(trackPoint(k, { alarm: seq[k]! })), 0);
+      const alarms = await node.client.db(db).collection(COLLECTIONS.alarms).find({}).sort({ bit: 1 }).toArray();
+      assert.deepEqual(
+        alarms.map((a) => [a.bit, a.start.latitude, a.end?.latitude, (a.startTime as Date).getTime(), (a.endTime as Date).getTime(), a.handlingStatus]),
+        [
+          [1, trackPoint(1).latitude, trackPoint(4).latitude, trackPoint(1).time, trackPoint(4).time, -1],
+          [8, trackPoint(3).latitude, trackPoint(5).latitude, trackPoint(3).time, trackPoint(5).time, -1],
+        ],
+      );
+      t.close();
+    });
+  });
+
+  it('a new connection with the same identity replaces the old one', async () => {
+    await withNode(async (node) => {
+      const first = await online(node.port, '013900000888');
+      const second = new SimTerminal({ port: node.port, phone: '013900000888' });
+      await second.connect();
+      assert.equal(await second.authenticate(first.authCode), 0);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(first.closed, true, 'the old connection was closed');
+      assert.equal(await second.report(trackPoint(1)), 0);
+      second.close();
+    });
+  });
+
+  it('after a node restart, last state and sessions come back from storage', async () => {
+    const database = `fleetmesh_node_${process.pid}_restart`;
+    const opts = { mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } };
+    let node = await startNode(opts);
+    const t = await online(node.port, '013900000999');
+    const code = t.authCode;
+    assert.equal(await t.report(trackPoint(7)), 0);
+    t.close();
+    await new Promise((r) => setTimeout(r, 100));
+    await node.stop();
+
+    node = await startNode(opts);
+    try {
+      const again = new SimTerminal({ port: node.port, phone: '013900000999' });
+      await again.connect();
+      assert.equal(await again.authenticate(code), 0, 'the auth code survived the restart');
+      const vehicle = await node.store.load('13900000999');
+      assert.equal(vehicle?.lastState?.time, trackPoint(7).time);
+      assert.equal(vehicle?.lastState?.latitude, trackPoint(7).latitude);
+      // Session events are written behind the answer: flush before reading them.
+      await node.store.sessions.flush();
+      const sessions = await node.client.db(database).collection(COLLECTIONS.sessions).find({ vehicleId: '13900000999' }).sort({ at: 1 }).toArray();
+      assert.deepEqual(
+        sessions.map((s) => [s.event, s.reason]),
+        [
+          ['online', 'authenticated'],
+          ['offline', 'connection closed'],
+          ['online', 'authenticated'],
+        ],
+      );
+      again.close();
+    } finally {
+      await node.stop();
+    }
+  });
+});
