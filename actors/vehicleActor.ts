@@ -7,7 +7,13 @@ import type { Edition, Header } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
 import type { WriteOutcome } from '../storage/batchWriter.js';
-import { positionDocument, type LastState, type PositionSource, type VehicleRecord, type VehicleStore } from '../storage/vehicleStore.js';
+import {
+  positionDocument,
+  type LastState,
+  type PositionSource,
+  type VehicleRecord,
+  type VehicleStore,
+} from '../storage/vehicleStore.js';
 import { AlarmTracker, type AlarmPoint } from './alarmTracker.js';
 import type { Actor, ActorContext } from './runtime.js';
 
@@ -22,7 +28,14 @@ export interface TerminalLink {
 }
 
 export type VehicleMessage =
-  | { kind: 'uplink'; link: TerminalLink; header: Header; edition: Edition; message: Message; receivedAt: number }
+  | {
+      kind: 'uplink';
+      link: TerminalLink;
+      header: Header;
+      edition: Edition;
+      message: Message;
+      receivedAt: number;
+    }
   | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
   | { kind: 'saveState' };
 
@@ -73,7 +86,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
     if (saved) this.record = saved;
     // A vehicle loaded from storage is offline until its terminal authenticates on this node.
     this.record.online = false;
-    this.alarms = new AlarmTracker(this.vehicleId, this.record.edition ?? 2013, this.record.openAlarms ?? []);
+    this.alarms = new AlarmTracker(
+      this.vehicleId,
+      this.record.edition ?? 2013,
+      this.record.openAlarms ?? [],
+    );
   }
 
   async passivate(): Promise<void> {
@@ -92,13 +109,23 @@ export class VehicleActor implements Actor<VehicleMessage> {
     }
   }
 
-  private async uplink(msg: Extract<VehicleMessage, { kind: 'uplink' }>, ctx: ActorContext<VehicleMessage>): Promise<void> {
+  private async uplink(
+    msg: Extract<VehicleMessage, { kind: 'uplink' }>,
+    ctx: ActorContext<VehicleMessage>,
+  ): Promise<void> {
     const { link, header, message } = msg;
     switch (message.type) {
       case 'Register':
         return this.register(link, header, msg.edition, message.body);
       case 'Authenticate':
-        return this.authenticate(link, header, msg.edition, message.body.authCode, msg.receivedAt, ctx);
+        return this.authenticate(
+          link,
+          header,
+          msg.edition,
+          message.body.authCode,
+          msg.receivedAt,
+          ctx,
+        );
     }
     if (this.link?.id !== link.id) {
       // The gateway lets only authenticated links through; a stale link (replaced) is refused.
@@ -111,13 +138,25 @@ export class VehicleActor implements Actor<VehicleMessage> {
         this.locations(link, header, [message.body], 'live', msg.receivedAt, ctx);
         return;
       case 'LocationBatch':
-        this.locations(link, header, message.body.items, message.body.batchType === 1 ? 'blind-area' : 'batch', msg.receivedAt, ctx);
+        this.locations(
+          link,
+          header,
+          message.body.items,
+          message.body.batchType === 1 ? 'blind-area' : 'batch',
+          msg.receivedAt,
+          ctx,
+        );
         return;
       case 'LocationQueryReply':
         this.locations(link, header, [message.body.location], 'query-reply', msg.receivedAt, ctx);
         return;
       case 'QueryServerTime':
-        link.send(encodeFrame({ type: 'ServerTime', body: { time: Math.floor(this.now() / 1000) * 1000 } }, this.out(header)));
+        link.send(
+          encodeFrame(
+            { type: 'ServerTime', body: { time: Math.floor(this.now() / 1000) * 1000 } },
+            this.out(header),
+          ),
+        );
         return;
       case 'Logout':
         this.reply(link, header, RESULT_OK);
@@ -130,7 +169,12 @@ export class VehicleActor implements Actor<VehicleMessage> {
     }
   }
 
-  private async register(link: TerminalLink, header: Header, edition: Edition, body: Extract<Message, { type: 'Register' }>['body']): Promise<void> {
+  private async register(
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    body: Extract<Message, { type: 'Register' }>['body'],
+  ): Promise<void> {
     const known = this.record.authCode !== undefined;
     let result = 0;
     if (!known && this.deps.policy.registration === 'known') result = 4; // terminal not in the database
@@ -142,11 +186,21 @@ export class VehicleActor implements Actor<VehicleMessage> {
       // The terminal keeps the code it is given: store it before handing it out.
       await this.deps.store.save(this.record);
     }
-    const body8100 = result === 0 ? { replySerial: header.serial, result, authCode: this.record.authCode } : { replySerial: header.serial, result };
+    const body8100 =
+      result === 0
+        ? { replySerial: header.serial, result, authCode: this.record.authCode }
+        : { replySerial: header.serial, result };
     link.send(encodeFrame({ type: 'RegisterReply', body: body8100 }, this.out(header, edition)));
   }
 
-  private async authenticate(link: TerminalLink, header: Header, edition: Edition, code: string, at: number, ctx: ActorContext<VehicleMessage>): Promise<void> {
+  private async authenticate(
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    code: string,
+    at: number,
+    ctx: ActorContext<VehicleMessage>,
+  ): Promise<void> {
     const ok = this.record.authCode !== undefined && code === this.record.authCode;
     if (!ok) {
       this.reply(link, header, RESULT_FAIL, edition);
@@ -157,7 +211,13 @@ export class VehicleActor implements Actor<VehicleMessage> {
       const old = this.link;
       this.link = undefined;
       old.close('replaced by a new connection');
-      void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'offline', node: old.node, reason: 'replaced', at });
+      void this.deps.store.logSession({
+        vehicleId: this.vehicleId,
+        event: 'offline',
+        node: old.node,
+        reason: 'replaced',
+        at,
+      });
     }
     this.link = link;
     this.record.edition = edition;
@@ -167,28 +227,56 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.alarms.setEdition(edition);
     link.authenticated(this.vehicleId, edition);
     this.reply(link, header, RESULT_OK, edition);
-    void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'online', node: link.node, reason: 'authenticated', at });
+    void this.deps.store.logSession({
+      vehicleId: this.vehicleId,
+      event: 'online',
+      node: link.node,
+      reason: 'authenticated',
+      at,
+    });
     this.deps.events?.online?.(this.vehicleId, true, 'authenticated');
     this.markDirty(ctx);
   }
 
-  private locations(link: TerminalLink, header: Header, reports: LocationReport[], source: PositionSource, receivedAt: number, ctx: ActorContext<VehicleMessage>): void {
+  private locations(
+    link: TerminalLink,
+    header: Header,
+    reports: LocationReport[],
+    source: PositionSource,
+    receivedAt: number,
+    ctx: ActorContext<VehicleMessage>,
+  ): void {
     const writes: Promise<WriteOutcome>[] = [];
     // History in GNSS-time order; only reports newer than the last state move it (and the
     // alarm state machine): a blind-area re-upload fills history without rewinding the present.
-    const ordered = reports.length > 1 ? [...reports].sort((a, b) => (a.time ?? 0) - (b.time ?? 0)) : reports;
+    const ordered =
+      reports.length > 1 ? [...reports].sort((a, b) => (a.time ?? 0) - (b.time ?? 0)) : reports;
     for (const loc of ordered) {
-      writes.push(this.deps.store.insertPosition(positionDocument(this.vehicleId, loc, source, receivedAt, header.serial)));
+      writes.push(
+        this.deps.store.insertPosition(
+          positionDocument(this.vehicleId, loc, source, receivedAt, header.serial),
+        ),
+      );
       const last = this.record.lastState;
       const time = loc.time ?? receivedAt;
       if (last === undefined || time >= last.time) {
         this.record.lastState = lastStateOf(loc, time, receivedAt);
-        const point: AlarmPoint = { time, latitude: loc.latitude, longitude: loc.longitude, speed: loc.speed, direction: loc.direction, altitude: loc.altitude };
+        const point: AlarmPoint = {
+          time,
+          latitude: loc.latitude,
+          longitude: loc.longitude,
+          speed: loc.speed,
+          direction: loc.direction,
+          altitude: loc.altitude,
+        };
         if (loc.mileageKm !== undefined) point.mileageKm = loc.mileageKm;
         const changes = this.alarms.apply(loc.alarm, point);
-        for (const r of [...changes.opened, ...changes.closed]) writes.push(this.deps.store.saveAlarm(r));
-        for (const r of changes.opened) this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
-        for (const r of changes.closed) this.deps.events?.alarm?.(this.vehicleId, 'closed', r.bit, time);
+        for (const r of [...changes.opened, ...changes.closed])
+          writes.push(this.deps.store.saveAlarm(r));
+        for (const r of changes.opened)
+          this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
+        for (const r of changes.closed)
+          this.deps.events?.alarm?.(this.vehicleId, 'closed', r.bit, time);
       }
     }
     this.markDirty(ctx);
@@ -198,18 +286,27 @@ export class VehicleActor implements Actor<VehicleMessage> {
     }
     // Durable: answer once every write of this message is in the database. A write that
     // failed for good is answered with a failure, so the terminal sends it again.
-    Promise.allSettled(writes).then((outcomes) => {
-      const failed = outcomes.some((o) => o.status === 'rejected');
-      this.reply(link, header, failed ? RESULT_FAIL : RESULT_OK);
-      this.deps.events?.ackLatency?.(this.now() - receivedAt);
-    }, () => undefined);
+    Promise.allSettled(writes).then(
+      (outcomes) => {
+        const failed = outcomes.some((o) => o.status === 'rejected');
+        this.reply(link, header, failed ? RESULT_FAIL : RESULT_OK);
+        this.deps.events?.ackLatency?.(this.now() - receivedAt);
+      },
+      () => undefined,
+    );
   }
 
   private goOffline(reason: string, at: number): void {
     const link = this.link;
     this.link = undefined;
     this.record.online = false;
-    void this.deps.store.logSession({ vehicleId: this.vehicleId, event: 'offline', node: link?.node ?? '', reason, at });
+    void this.deps.store.logSession({
+      vehicleId: this.vehicleId,
+      event: 'offline',
+      node: link?.node ?? '',
+      reason,
+      at,
+    });
     this.deps.events?.online?.(this.vehicleId, false, reason);
     this.dirty = true;
   }
@@ -227,14 +324,30 @@ export class VehicleActor implements Actor<VehicleMessage> {
     await this.deps.store.save({ ...this.record });
   }
 
-  private out(header: Header, edition: Edition = this.record.edition ?? (header.headerEdition === 2019 ? 2019 : 2013)) {
+  private out(
+    header: Header,
+    edition: Edition = this.record.edition ?? (header.headerEdition === 2019 ? 2019 : 2013),
+  ) {
     const serial = this.nextSerial;
     this.nextSerial = (this.nextSerial + 1) & 0xffff;
-    return { phone: header.phone, serial, edition, ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}) };
+    return {
+      phone: header.phone,
+      serial,
+      edition,
+      ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}),
+    };
   }
 
   private reply(link: TerminalLink, header: Header, result: number, edition?: Edition): void {
-    link.send(encodeFrame({ type: 'PlatformResponse', body: { replySerial: header.serial, replyId: header.messageId, result } }, this.out(header, edition)));
+    link.send(
+      encodeFrame(
+        {
+          type: 'PlatformResponse',
+          body: { replySerial: header.serial, replyId: header.messageId, result },
+        },
+        this.out(header, edition),
+      ),
+    );
   }
 }
 

@@ -77,7 +77,9 @@ export class SimTerminal {
 
   /** Sends a message; returns the serial it used. */
   send(message: Message, serial = this.nextSerial()): number {
-    this.writeRaw(encodeFrame(message, { phone: this.options.phone, serial, edition: this.edition }));
+    this.writeRaw(
+      encodeFrame(message, { phone: this.options.phone, serial, edition: this.edition }),
+    );
     return serial;
   }
 
@@ -111,7 +113,10 @@ export class SimTerminal {
   async request(message: Message, serial = this.nextSerial()): Promise<number> {
     const t0 = performance.now();
     const wait = this.waitFor(
-      (f) => f.message?.type === 'PlatformResponse' && f.message.body.replySerial === serial && f.message.body.replyId === encodeIdOf(message),
+      (f) =>
+        f.message?.type === 'PlatformResponse' &&
+        f.message.body.replySerial === serial &&
+        f.message.body.replyId === encodeIdOf(message),
     );
     this.send(message, serial);
     const f = await wait;
@@ -121,9 +126,22 @@ export class SimTerminal {
 
   async register(plate = '粤A12345'): Promise<number> {
     const serial = this.nextSerial();
-    const wait = this.waitFor((f) => f.message?.type === 'RegisterReply' && f.message.body.replySerial === serial);
+    const wait = this.waitFor(
+      (f) => f.message?.type === 'RegisterReply' && f.message.body.replySerial === serial,
+    );
     this.send(
-      { type: 'Register', body: { province: 44, city: 100, maker: 'FLEET', model: 'SIM-1', terminalId: this.options.phone.slice(-7), plateColor: 1, plate } },
+      {
+        type: 'Register',
+        body: {
+          province: 44,
+          city: 100,
+          maker: 'FLEET',
+          model: 'SIM-1',
+          terminalId: this.options.phone.slice(-7),
+          plateColor: 1,
+          plate,
+        },
+      },
       serial,
     );
     const f = await wait;
@@ -134,7 +152,9 @@ export class SimTerminal {
 
   authenticate(code = this.authCode ?? ''): Promise<number> {
     const body =
-      this.edition === 2019 ? { authCode: code, imei: '860000000000000', softwareVersion: 'sim-1' } : { authCode: code };
+      this.edition === 2019
+        ? { authCode: code, imei: '860000000000000', softwareVersion: 'sim-1' }
+        : { authCode: code };
     return this.request({ type: 'Authenticate', body });
   }
 
@@ -164,7 +184,10 @@ function encodeIdOf(m: Message): number {
 }
 
 /** A plausible report: a point moving east from a start, one per `step`. */
-export function trackPoint(step: number, opts: { start?: number; alarm?: number; lat?: number; lon?: number } = {}): LocationReport {
+export function trackPoint(
+  step: number,
+  opts: { start?: number; alarm?: number; lat?: number; lon?: number } = {},
+): LocationReport {
   return {
     alarm: opts.alarm ?? 0,
     status: 0x0003,

@@ -154,7 +154,12 @@ export class Gateway {
       if (conn.retryTimer) clearTimeout(conn.retryTimer);
       if (conn.vehicleId) {
         this.reassembler.dropTerminal(conn.vehicleId);
-        this.send(conn, conn.vehicleId, { kind: 'linkClosed', linkId: id, reason: 'connection closed', at: Date.now() });
+        this.send(conn, conn.vehicleId, {
+          kind: 'linkClosed',
+          linkId: id,
+          reason: 'connection closed',
+          at: Date.now(),
+        });
       }
     });
     if (this.storagePaused) socket.pause();
@@ -162,7 +167,10 @@ export class Gateway {
 
   private onData(conn: Connection, chunk: Buffer): void {
     conn.splitter.push(chunk, (escaped) => this.onFrame(conn, escaped));
-    if (conn.splitter.stats.garbageBytes > (this.options.maxGarbageBytes ?? 64 * 1024) || conn.badFrames > (this.options.maxBadFrames ?? 50)) {
+    if (
+      conn.splitter.stats.garbageBytes > (this.options.maxGarbageBytes ?? 64 * 1024) ||
+      conn.badFrames > (this.options.maxBadFrames ?? 50)
+    ) {
       this.stats.closedForGarbage++;
       conn.socket.destroy();
       return;
@@ -177,7 +185,10 @@ export class Gateway {
   private onFrame(conn: Connection, escaped: Uint8Array): void {
     this.stats.frames++;
     const receivedAt = Date.now();
-    const r = decodeFrame(escaped, { lenient: this.options.lenient ?? false, ...(conn.edition ? { edition: conn.edition } : {}) });
+    const r = decodeFrame(escaped, {
+      lenient: this.options.lenient ?? false,
+      ...(conn.edition ? { edition: conn.edition } : {}),
+    });
     if (!r.ok) {
       this.stats.rejected[r.reason] = (this.stats.rejected[r.reason] ?? 0) + 1;
       conn.badFrames++;
@@ -203,7 +214,13 @@ export class Gateway {
     let edition = r.edition;
     if (header.packageTotal !== undefined && header.packageIndex !== undefined) {
       const res = this.reassembler.add(
-        { phone: vehicleId, messageId: header.messageId, serial: header.serial, packageTotal: header.packageTotal, packageIndex: header.packageIndex },
+        {
+          phone: vehicleId,
+          messageId: header.messageId,
+          serial: header.serial,
+          packageTotal: header.packageTotal,
+          packageIndex: header.packageIndex,
+        },
         r.body,
         receivedAt,
       );
@@ -221,14 +238,26 @@ export class Gateway {
       edition = body.edition;
       if (message.type === 'MediaData') {
         this.answer(conn, header, 0);
-        conn.link.send(encodeFrame({ type: 'MediaDataReply', body: mediaReplyFor(message.body.mediaId, []) }, this.out(conn, header, edition)));
+        conn.link.send(
+          encodeFrame(
+            { type: 'MediaDataReply', body: mediaReplyFor(message.body.mediaId, []) },
+            this.out(conn, header, edition),
+          ),
+        );
       }
     }
     if (message === null) {
       this.answer(conn, header, 3); // encrypted: not supported
       return;
     }
-    this.send(conn, vehicleId, { kind: 'uplink', link: conn.link, header, edition, message, receivedAt });
+    this.send(conn, vehicleId, {
+      kind: 'uplink',
+      link: conn.link,
+      header,
+      edition,
+      message,
+      receivedAt,
+    });
   }
 
   /** Delivers in order; a full mailbox pauses the socket until the actor takes it. */
@@ -255,12 +284,25 @@ export class Gateway {
   private out(conn: Connection, header: Header, edition: Edition) {
     const serial = conn.serial;
     conn.serial = (conn.serial + 1) & 0xffff;
-    return { phone: header.phone, serial, edition, ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}) };
+    return {
+      phone: header.phone,
+      serial,
+      edition,
+      ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}),
+    };
   }
 
   private answer(conn: Connection, header: Header, result: number): void {
     const edition: Edition = header.headerEdition === 2019 ? 2019 : (conn.edition ?? 2013);
-    conn.link.send(encodeFrame({ type: 'PlatformResponse', body: { replySerial: header.serial, replyId: header.messageId, result } }, this.out(conn, header, edition)));
+    conn.link.send(
+      encodeFrame(
+        {
+          type: 'PlatformResponse',
+          body: { replySerial: header.serial, replyId: header.messageId, result },
+        },
+        this.out(conn, header, edition),
+      ),
+    );
   }
 
   private expireSubpackages(): void {
@@ -268,7 +310,11 @@ export class Gateway {
       const conn = [...this.connections].find((c) => c.vehicleId === set.phone);
       if (!conn) continue;
       const edition = conn.edition ?? 2013;
-      const header = { phone: set.phone.padStart(edition === 2019 ? 20 : 12, '0'), serial: 0, edition };
+      const header = {
+        phone: set.phone.padStart(edition === 2019 ? 20 : 12, '0'),
+        serial: 0,
+        edition,
+      };
       const msg: Message =
         set.messageId === 0x0801
           ? { type: 'MediaDataReply', body: mediaReplyFor(0, set.missing) }

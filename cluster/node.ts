@@ -2,7 +2,12 @@
 // together in this process. (Worker threads and other nodes come next: `deliver` is the seam.)
 import { MongoClient } from 'mongodb';
 import { ActorSystem } from '../actors/runtime.js';
-import { VehicleActor, type VehicleEvents, type VehicleMessage, type VehiclePolicy } from '../actors/vehicleActor.js';
+import {
+  VehicleActor,
+  type VehicleEvents,
+  type VehicleMessage,
+  type VehiclePolicy,
+} from '../actors/vehicleActor.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
 import { Gateway, type GatewayOptions } from './gateway.js';
@@ -36,14 +41,23 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const node = opts.node ?? 'node-1';
   // Short server selection: a database outage shows up as retries in the batch writers
   // (which never drop) instead of 30-second stalls.
-  const client = new MongoClient(opts.mongodbUri, { serverSelectionTimeoutMS: 2000, connectTimeoutMS: 2000 });
+  const client = new MongoClient(opts.mongodbUri, {
+    serverSelectionTimeoutMS: 2000,
+    connectTimeoutMS: 2000,
+  });
   await client.connect();
   const db = client.db(opts.database ?? 'fleetmesh');
   await ensureIndexes(db);
   const store = new VehicleStore(db, { writer: opts.writer ?? {} });
-  const policy: VehiclePolicy = { registration: 'open', ackMode: 'durable', saveEveryMs: 5000, ...opts.policy };
+  const policy: VehiclePolicy = {
+    registration: 'open',
+    ackMode: 'durable',
+    saveEveryMs: 5000,
+    ...opts.policy,
+  };
   const actors = new ActorSystem<VehicleMessage>({
-    create: (id) => new VehicleActor(id, { store, policy, ...(opts.events ? { events: opts.events } : {}) }),
+    create: (id) =>
+      new VehicleActor(id, { store, policy, ...(opts.events ? { events: opts.events } : {}) }),
     mailboxLimit: opts.mailboxLimit ?? 256,
     idleMs: opts.idlePassivateMs ?? 0,
   });

@@ -88,11 +88,15 @@ export const restList = <T>(item: Codec<T>): Codec<T[]> => ({
 });
 
 type Fields = Record<string, Codec<unknown>>;
-type OptionalKeys<F extends Fields> = { [K in keyof F]: undefined extends Infer<F[K]> ? K : never }[keyof F];
+type OptionalKeys<F extends Fields> = {
+  [K in keyof F]: undefined extends Infer<F[K]> ? K : never;
+}[keyof F];
 type Flatten<T> = { [K in keyof T]: T[K] };
 /** The body type of a struct: fields whose codec may yield undefined (optional) are optional keys. */
 export type StructOf<F extends Fields> = Flatten<
-  { [K in Exclude<keyof F, OptionalKeys<F>>]: Infer<F[K]> } & { [K in OptionalKeys<F>]?: Infer<F[K]> }
+  { [K in Exclude<keyof F, OptionalKeys<F>>]: Infer<F[K]> } & {
+    [K in OptionalKeys<F>]?: Infer<F[K]>;
+  }
 >;
 
 /** Fields in wire order (object key order). */

@@ -58,7 +58,13 @@ export interface SessionEvent {
 }
 
 /** Readable field names for the seed's gps_his_infos; unknown items kept as binary. */
-export function positionDocument(vehicleId: string, loc: LocationReport, source: PositionSource, receivedAt: number, serial: number): Document {
+export function positionDocument(
+  vehicleId: string,
+  loc: LocationReport,
+  source: PositionSource,
+  receivedAt: number,
+  serial: number,
+): Document {
   const time = loc.time ?? receivedAt;
   const doc: Document = {
     _id: loc.time !== null ? positionId(vehicleId, time) : `${vehicleId}:r${receivedAt}:${serial}`,
@@ -96,7 +102,8 @@ export function positionDocument(vehicleId: string, loc: LocationReport, source:
   ] as const) {
     if (loc[k] !== undefined) doc[k] = loc[k];
   }
-  if (loc.extraItems) doc.extraItems = loc.extraItems.map((i) => ({ id: i.id, raw: new Binary(Buffer.from(i.raw)) }));
+  if (loc.extraItems)
+    doc.extraItems = loc.extraItems.map((i) => ({ id: i.id, raw: new Binary(Buffer.from(i.raw)) }));
   return doc;
 }
 
@@ -122,7 +129,9 @@ export class VehicleStore {
   }
 
   async load(vehicleId: string): Promise<VehicleRecord | null> {
-    return (await this.db.collection<VehicleRecord>(COLLECTIONS.vehicles).findOne({ _id: vehicleId })) as VehicleRecord | null;
+    return (await this.db
+      .collection<VehicleRecord>(COLLECTIONS.vehicles)
+      .findOne({ _id: vehicleId })) as VehicleRecord | null;
   }
 
   save(record: VehicleRecord): Promise<WriteOutcome> {
@@ -134,7 +143,11 @@ export class VehicleStore {
   }
 
   saveAlarm(record: AlarmRecord): Promise<WriteOutcome> {
-    return this.alarms.replace({ ...record, startTime: new Date(record.startTime), endTime: record.endTime === null ? null : new Date(record.endTime) });
+    return this.alarms.replace({
+      ...record,
+      startTime: new Date(record.startTime),
+      endTime: record.endTime === null ? null : new Date(record.endTime),
+    });
   }
 
   logSession(e: SessionEvent): Promise<WriteOutcome> {
@@ -151,6 +164,11 @@ export class VehicleStore {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.positions.close(), this.vehicles.close(), this.alarms.close(), this.sessions.close()]);
+    await Promise.all([
+      this.positions.close(),
+      this.vehicles.close(),
+      this.alarms.close(),
+      this.sessions.close(),
+    ]);
   }
 }

@@ -12,9 +12,17 @@ import { COLLECTIONS } from '../../storage/schema.js';
 let servers: LocalServers;
 let dbCounter = 0;
 
-async function withNode(fn: (node: FleetNode, db: string) => Promise<void>, opts: Partial<Parameters<typeof startNode>[0]> = {}): Promise<void> {
+async function withNode(
+  fn: (node: FleetNode, db: string) => Promise<void>,
+  opts: Partial<Parameters<typeof startNode>[0]> = {},
+): Promise<void> {
   const database = `fleetmesh_node_${process.pid}_${dbCounter++}`;
-  const node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 }, ...opts });
+  const node = await startNode({
+    mongodbUri: servers.mongodbUri,
+    database,
+    writer: { maxDelayMs: 5 },
+    ...opts,
+  });
   try {
     await fn(node, database);
   } finally {
@@ -22,7 +30,11 @@ async function withNode(fn: (node: FleetNode, db: string) => Promise<void>, opts
   }
 }
 
-async function online(port: number, phone: string, edition: 2013 | 2019 = 2013): Promise<SimTerminal> {
+async function online(
+  port: number,
+  phone: string,
+  edition: 2013 | 2019 = 2013,
+): Promise<SimTerminal> {
   const t = new SimTerminal({ port, phone, edition });
   await t.connect();
   assert.equal(await t.register(), 0);
@@ -30,13 +42,23 @@ async function online(port: number, phone: string, edition: 2013 | 2019 = 2013):
   return t;
 }
 
-async function docs(node: FleetNode, database: string, collection: string, filter: Document = {}): Promise<Document[]> {
+async function docs(
+  node: FleetNode,
+  database: string,
+  collection: string,
+  filter: Document = {},
+): Promise<Document[]> {
   return node.client.db(database).collection(collection).find(filter).toArray();
 }
 
 describe('one node end to end (real sockets, real storage)', () => {
   before(async () => {
-    servers = await startLocalServers({ external: { etcdEndpoints: ['http://unused:1'], ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}) } });
+    servers = await startLocalServers({
+      external: {
+        etcdEndpoints: ['http://unused:1'],
+        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+      },
+    });
   });
   after(async () => {
     await servers?.stop();
@@ -46,14 +68,19 @@ describe('one node end to end (real sockets, real storage)', () => {
     await withNode(async (node, db) => {
       const N = 20;
       const M = 15;
-      const terminals = await Promise.all(Array.from({ length: N }, (_, i) => online(node.port, `0139${String(i).padStart(8, '0')}`, i % 2 ? 2019 : 2013)));
+      const terminals = await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          online(node.port, `0139${String(i).padStart(8, '0')}`, i % 2 ? 2019 : 2013),
+        ),
+      );
       await Promise.all(
         terminals.map(async (t, i) => {
           for (let k = 0; k < M; k++) {
             const serial = t.nextSerial();
             assert.equal(await t.report(trackPoint(k, { lat: 30 + i / 100 }), serial), 0);
             // Every third report is sent again with the same serial, as a terminal does when its ack was lost.
-            if (k % 3 === 0) assert.equal(await t.report(trackPoint(k, { lat: 30 + i / 100 }), serial), 0);
+            if (k % 3 === 0)
+              assert.equal(await t.report(trackPoint(k, { lat: 30 + i / 100 }), serial), 0);
           }
         }),
       );
@@ -70,11 +97,22 @@ describe('one node end to end (real sockets, real storage)', () => {
       const t = await online(node.port, '013900000777');
       assert.equal(await t.report(trackPoint(100)), 0);
       const backlog = [5, 3, 4, 1, 2].map((k) => trackPoint(k));
-      assert.equal(await t.request({ type: 'LocationBatch', body: { batchType: 1, items: backlog } }), 0);
-      const history = await node.client.db(db).collection(COLLECTIONS.positions).find({ vehicleId: '13900000777' }).sort({ time: 1 }).toArray();
+      assert.equal(
+        await t.request({ type: 'LocationBatch', body: { batchType: 1, items: backlog } }),
+        0,
+      );
+      const history = await node.client
+        .db(db)
+        .collection(COLLECTIONS.positions)
+        .find({ vehicleId: '13900000777' })
+        .sort({ time: 1 })
+        .toArray();
       assert.deepEqual(
         history.map((d) => [(d.time as Date).getTime(), d.source]),
-        [...[1, 2, 3, 4, 5].map((k) => [trackPoint(k).time, 'blind-area']), [trackPoint(100).time, 'live']],
+        [
+          ...[1, 2, 3, 4, 5].map((k) => [trackPoint(k).time, 'blind-area']),
+          [trackPoint(100).time, 'live'],
+        ],
       );
       await node.actors.passivateAll();
       const [vehicle] = await docs(node, db, COLLECTIONS.vehicles, { _id: '13900000777' });
@@ -98,9 +136,14 @@ describe('one node end to end (real sockets, real storage)', () => {
       const spoof = new SimTerminal({ port: node.port, phone: '013900000004' });
       // Same connection as `honest`, another phone in the header.
       const serial = honest.nextSerial();
-      const answer = honest.waitFor((f) => f.message?.type === 'PlatformResponse' && f.message.body.replySerial === serial);
+      const answer = honest.waitFor(
+        (f) => f.message?.type === 'PlatformResponse' && f.message.body.replySerial === serial,
+      );
       const frame = await import('../../jt808/codec.js').then((c) =>
-        c.encodeFrame({ type: 'LocationReport', body: trackPoint(1) }, { phone: spoof.options.phone, serial, edition: 2013 }),
+        c.encodeFrame(
+          { type: 'LocationReport', body: trackPoint(1) },
+          { phone: spoof.options.phone, serial, edition: 2013 },
+        ),
       );
       honest.writeRaw(frame);
       const f = await answer;
@@ -125,13 +168,40 @@ describe('one node end to end (real sockets, real storage)', () => {
       const OVERSPEED = 1 << 1;
       const POWER = 1 << 8;
       const seq = [0, OVERSPEED, OVERSPEED, OVERSPEED | POWER, POWER, 0];
-      for (let k = 0; k < seq.length; k++) assert.equal(await t.report(trackPoint(k, { alarm: seq[k]! })), 0);
-      const alarms = await node.client.db(db).collection(COLLECTIONS.alarms).find({}).sort({ bit: 1 }).toArray();
+      for (let k = 0; k < seq.length; k++)
+        assert.equal(await t.report(trackPoint(k, { alarm: seq[k]! })), 0);
+      const alarms = await node.client
+        .db(db)
+        .collection(COLLECTIONS.alarms)
+        .find({})
+        .sort({ bit: 1 })
+        .toArray();
       assert.deepEqual(
-        alarms.map((a) => [a.bit, a.start.latitude, a.end?.latitude, (a.startTime as Date).getTime(), (a.endTime as Date).getTime(), a.handlingStatus]),
+        alarms.map((a) => [
+          a.bit,
+          a.start.latitude,
+          a.end?.latitude,
+          (a.startTime as Date).getTime(),
+          (a.endTime as Date).getTime(),
+          a.handlingStatus,
+        ]),
         [
-          [1, trackPoint(1).latitude, trackPoint(4).latitude, trackPoint(1).time, trackPoint(4).time, -1],
-          [8, trackPoint(3).latitude, trackPoint(5).latitude, trackPoint(3).time, trackPoint(5).time, -1],
+          [
+            1,
+            trackPoint(1).latitude,
+            trackPoint(4).latitude,
+            trackPoint(1).time,
+            trackPoint(4).time,
+            -1,
+          ],
+          [
+            8,
+            trackPoint(3).latitude,
+            trackPoint(5).latitude,
+            trackPoint(3).time,
+            trackPoint(5).time,
+            -1,
+          ],
         ],
       );
       t.close();
@@ -172,7 +242,12 @@ describe('one node end to end (real sockets, real storage)', () => {
       assert.equal(vehicle?.lastState?.latitude, trackPoint(7).latitude);
       // Session events are written behind the answer: flush before reading them.
       await node.store.sessions.flush();
-      const sessions = await node.client.db(database).collection(COLLECTIONS.sessions).find({ vehicleId: '13900000999' }).sort({ at: 1 }).toArray();
+      const sessions = await node.client
+        .db(database)
+        .collection(COLLECTIONS.sessions)
+        .find({ vehicleId: '13900000999' })
+        .sort({ at: 1 })
+        .toArray();
       assert.deepEqual(
         sessions.map((s) => [s.event, s.reason]),
         [

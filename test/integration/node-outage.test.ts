@@ -1,0 +1,114 @@
+// The MongoDB-protocol server stops for 10 s while terminals report: nothing dies, reading
+// pauses, nothing is acknowledged while the database is away, and once it is back every
+// acknowledged report is stored.
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { freePort, projectRoot, startFerretdbServer } from '../../cluster/localServers.js';
+import { startNode } from '../../cluster/node.js';
+import { COLLECTIONS, positionId } from '../../storage/schema.js';
+
+const dir = join(projectRoot, '.fleetmesh', 'run', `node-outage-${process.pid}`);
+
+describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it(
+    'pauses, acknowledges nothing while down, and stores every acknowledged report',
+    { skip: Boolean(process.env.MONGODB_URI) && 'needs a server the test can stop' },
+    async () => {
+      mkdirSync(dir, { recursive: true });
+      const port = await freePort();
+      let db = await startFerretdbServer(join(dir, 'data'), port);
+      const node = await startNode({
+        mongodbUri: db.uri,
+        database: 'outage',
+        writer: { maxDelayMs: 5, maxBuffered: 40 },
+      });
+      const acked = new Set<string>();
+      const ackTimes: number[] = [];
+      let stop = false;
+      try {
+        const terminals = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const t = new SimTerminal({
+              port: node.port,
+              phone: `01380000${String(i).padStart(4, '0')}`,
+              timeoutMs: 60_000,
+            });
+            await t.connect();
+            assert.equal(await t.register(), 0);
+            assert.equal(await t.authenticate(), 0);
+            return t;
+          }),
+        );
+        // Each terminal keeps 8 reports in flight, as a device with a send window would.
+        const loops = terminals.map(async (t, i) => {
+          let k = 0;
+          const inFlight = new Set<Promise<void>>();
+          while (!stop) {
+            const step = k++;
+            const p = t.report(trackPoint(step)).then(
+              (result) => {
+                if (result === 0) {
+                  acked.add(
+                    positionId(
+                      `1380000${String(i).padStart(4, '0')}`,
+                      trackPoint(step).time as number,
+                    ),
+                  );
+                  ackTimes.push(Date.now());
+                }
+              },
+              () => undefined,
+            );
+            const tracked = p.finally(() => inFlight.delete(tracked));
+            inFlight.add(tracked);
+            if (inFlight.size >= 8) await Promise.race(inFlight);
+          }
+          await Promise.all(inFlight);
+        });
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.ok(acked.size > 0, 'reports were acknowledged before the outage');
+        await db.stop();
+        const downAt = Date.now();
+        await new Promise((r) => setTimeout(r, 10_000));
+        const upAt = Date.now();
+        // A little slack for acks already on the wire when the server stopped.
+        assert.equal(
+          ackTimes.filter((t) => t > downAt + 500 && t < upAt).length,
+          0,
+          'nothing acknowledged while the database was down',
+        );
+        assert.ok(node.gateway.stats.pausedForBackpressure > 0, 'reading paused');
+        assert.ok(node.store.positions.stats.retries > 0, 'writes were retried');
+        db = await startFerretdbServer(join(dir, 'data'), port);
+        await new Promise((r) => setTimeout(r, 2000));
+        stop = true;
+        await Promise.all(loops);
+        terminals.forEach((t) => t.close());
+        const stored = new Set(
+          (
+            await node.client
+              .db('outage')
+              .collection(COLLECTIONS.positions)
+              .find({}, { projection: { _id: 1 } })
+              .toArray()
+          ).map((d) => String(d._id)),
+        );
+        const missing = [...acked].filter((id) => !stored.has(id));
+        assert.deepEqual(missing, [], 'every acknowledged report is stored');
+        assert.ok(
+          ackTimes.some((t) => t > upAt),
+          'acknowledgements resumed after the database came back',
+        );
+      } finally {
+        stop = true;
+        await node.stop();
+        await db.stop();
+      }
+    },
+  );
+});
