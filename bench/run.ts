@@ -1,14 +1,15 @@
 // `npm run bench [-- SUITE…] [--seconds S] [--json FILE]`: runs the benchmark suites and prints
-// their figures. Suites: codec.
+// their figures. Suites: codec, node.
 import { writeFileSync } from 'node:fs';
 import { printCodecBench, runCodecBench } from './codec.js';
+import { runNodeBench } from './node.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const seconds = Number(flag('--seconds') ?? 0.7);
+const seconds = Number(flag('--seconds') ?? 0.7); // per codec operation
 const jsonFile = flag('--json');
 const suites = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const want = (s: string): boolean => suites.length === 0 || suites.includes(s);
@@ -18,5 +19,13 @@ if (want('codec')) {
   const r = runCodecBench(seconds);
   printCodecBench(r);
   results.codec = r;
+}
+if (want('node')) {
+  results.node = await runNodeBench({
+    seconds: Number(flag('--seconds') ?? 10),
+    terminals: Number(flag('--terminals') ?? 200),
+    window: Number(flag('--window') ?? 4),
+    idleTerminals: Number(flag('--idle') ?? 10_000),
+  });
 }
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));

@@ -5,7 +5,8 @@ import { runStart } from './start.js';
 const [command, ...args] = process.argv.slice(2);
 
 const usage = `usage: fleetmesh <command> [options]
-  start [--mongodb-uri URI] [--etcd-endpoints URL,URL]   start the local system (Ctrl-C stops it)
+  start [--port 8808] [--sim N] [--ack durable|receive] [--mongodb-uri URI] [--etcd-endpoints URL,URL]
+                                                        start the local system (Ctrl-C stops it)
   decode [--lenient] [--edition 2011|2013|2019] HEX…     decode JT/T 808 frames to JSON lines
                                                         (no HEX: one frame per line on stdin)
 `;

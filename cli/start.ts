@@ -1,33 +1,92 @@
-// `fleetmesh start`: the local system. Today that is the real servers the cluster needs
-// (etcd and the MongoDB-protocol server), kept under .fleetmesh/data so data survives restarts;
-// the gateway and nodes join here as they are built.
+// `fleetmesh start`: the local system — etcd and the MongoDB-protocol server (kept under
+// .fleetmesh/data so data survives restarts, unless external ones are named), one node with its
+// JT/T 808 gateway, and with `--sim N` a simulator of N terminals. A status line shows terminals
+// online, reports/s, acknowledgement p99 and persist lag. Ctrl-C stops everything.
+import { fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import hdr from 'hdr-histogram-js';
 import { projectRoot, startLocalServers } from '../cluster/localServers.js';
+import { startNode } from '../cluster/node.js';
 import { externalServers } from '../cluster/serverConfig.js';
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
 
 export async function runStart(args: string[]): Promise<number> {
   const external = externalServers(args);
+  const port = Number(flag(args, '--port') ?? 8808);
+  const sim = Number(flag(args, '--sim') ?? 0);
+  const ackMode = flag(args, '--ack') === 'receive' ? 'receive' : 'durable';
   const servers = await startLocalServers({
     external,
     dataDir: join(projectRoot, '.fleetmesh', 'data'),
+  });
+  const acks = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000,
+    numberOfSignificantValueDigits: 2,
+  });
+  let online = 0;
+  const node = await startNode({
+    mongodbUri: servers.mongodbUri,
+    port,
+    host: flag(args, '--host') ?? '0.0.0.0',
+    policy: { ackMode },
+    events: {
+      ackLatency: (ms) => acks.recordValue(Math.max(1, Math.round(ms))),
+      online: (_id, isOnline) => (online += isOnline ? 1 : -1),
+    },
   });
   const lines = [
     `fleetmesh: MongoDB ${servers.mongodbUri}${external.mongodbUri ? ' (external)' : ' (local FerretDB)'}`,
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
+    `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,
     'fleetmesh: running; Ctrl-C stops it',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+
+  let simulator: ChildProcess | undefined;
+  if (sim > 0) {
+    simulator = fork(
+      fileURLToPath(new URL('../bench/simulate.js', import.meta.url)),
+      [
+        '--port',
+        String(node.port),
+        '--count',
+        String(sim),
+        '--interval-ms',
+        flag(args, '--interval-ms') ?? '10000',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      },
+    );
+  }
+
+  let lastStored = node.store.positions.stats.stored + node.store.positions.stats.duplicates;
+  const status = setInterval(() => {
+    const stored = node.store.positions.stats.stored + node.store.positions.stats.duplicates;
+    const rate = (stored - lastStored) / 2;
+    lastStored = stored;
+    const line = `terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${node.store.positions.stats.lastLagMs} ms  buffered ${node.store.positions.buffered}`;
+    acks.reset();
+    if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
+    else process.stdout.write(`${line}\n`);
+  }, 2000);
+
   await new Promise<void>((resolve) => {
-    const keepAlive = setInterval(() => undefined, 60_000);
-    const stop = (): void => {
-      clearInterval(keepAlive);
-      resolve();
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
   });
+  clearInterval(status);
+  simulator?.kill();
+  await node.stop();
   await servers.stop();
-  process.stdout.write('fleetmesh: stopped\n');
+  acks.destroy();
+  process.stdout.write('\nfleetmesh: stopped\n');
   return 0;
 }

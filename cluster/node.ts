@@ -52,7 +52,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const policy: VehiclePolicy = {
     registration: 'open',
     ackMode: 'durable',
-    saveEveryMs: 5000,
+    saveEveryMs: 30_000,
     ...opts.policy,
   };
   const actors = new ActorSystem<VehicleMessage>({

@@ -121,7 +121,7 @@ export class VehicleStore {
     private readonly db: Db,
     options: VehicleStoreOptions = {},
   ) {
-    const w = options.writer ?? {};
+    const w: BatchWriterOptions = options.writer ?? {};
     this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), w);
     this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
     this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);

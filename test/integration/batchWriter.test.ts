@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { MongoClient, type Document } from 'mongodb';
+import { MongoClient, type Collection, type Document } from 'mongodb';
 import {
   freePort,
   projectRoot,
@@ -63,6 +63,19 @@ describe('BatchWriter (real server)', () => {
       { _id: 'a1', state: 'closed' },
       { _id: 'v9', speed: 4 },
     ]);
+    await w.close();
+  });
+
+  it('replaces hundreds of existing documents (FerretDB stalls on one big update command)', async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string; v: number }>('many_replaces');
+    await col.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: `r${i}`, v: 0 })));
+    const w = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 50 });
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => w.replace({ _id: `r${i}`, v: 1 })),
+    );
+    assert.equal(outcomes.length, 300);
+    assert.equal(await col.countDocuments({ v: 1 }), 300);
+    assert.ok(w.stats.batches >= 300 / 32, `${w.stats.batches} batches`);
     await w.close();
   });
 

@@ -1,0 +1,247 @@
+// Node benchmark: sustained reports/s, acknowledgement latency (hdr) and persist lag, in durable
+// and ack-on-receive modes, beside the raw unordered-insert rate of the same database server
+// measured in the same run; and memory per connected, authenticated, idle terminal.
+//   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N]
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import hdr from 'hdr-histogram-js';
+import { MongoClient } from 'mongodb';
+import { startLocalServers } from '../cluster/localServers.js';
+import { startNode } from '../cluster/node.js';
+import { positionDocument } from '../storage/vehicleStore.js';
+import { SimTerminal, trackPoint } from './terminal.js';
+
+export interface NodeBenchOptions {
+  seconds: number;
+  terminals: number;
+  window: number;
+  idleTerminals: number;
+}
+
+interface ModeResult {
+  mode: 'durable' | 'receive';
+  reportsPerSec: number;
+  ackP50Ms: number;
+  ackP99Ms: number;
+  ackP999Ms: number;
+  persistLagMs: number;
+  stored: number;
+  acked: number;
+}
+
+async function rawInsertRate(uri: string, seconds: number): Promise<number> {
+  const client = new MongoClient(uri);
+  await client.connect();
+  const col = client.db('fleetmesh_bench_raw').collection('positions');
+  await col.drop().catch(() => undefined);
+  let n = 0;
+  const end = Date.now() + seconds * 1000;
+  const t0 = Date.now();
+  while (Date.now() < end) {
+    const docs = Array.from({ length: 1000 }, () =>
+      positionDocument('13900000001', trackPoint(n++), 'live', Date.now(), 0),
+    );
+    await col.insertMany(docs, { ordered: false });
+  }
+  const rate = n / ((Date.now() - t0) / 1000);
+  await client.close();
+  return rate;
+}
+
+async function runMode(
+  uri: string,
+  mode: 'durable' | 'receive',
+  o: NodeBenchOptions,
+): Promise<ModeResult> {
+  const database = `fleetmesh_bench_${mode}`;
+  const admin = new MongoClient(uri);
+  await admin.connect();
+  await admin.db(database).dropDatabase();
+  await admin.close();
+  const node = await startNode({
+    mongodbUri: uri,
+    database,
+    policy: { ackMode: mode },
+    writer: { maxBatch: 1000, maxDelayMs: 10 },
+  });
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  const lag = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  const terminals = await Promise.all(
+    Array.from({ length: o.terminals }, async (_, i) => {
+      const t = new SimTerminal({
+        port: node.port,
+        phone: `0137${String(i).padStart(8, '0')}`,
+        timeoutMs: 60_000,
+      });
+      await t.connect();
+      await t.register();
+      await t.authenticate();
+      return t;
+    }),
+  );
+  let acked = 0;
+  let stop = false;
+  const lagTimer = setInterval(
+    () => lag.recordValue(Math.max(1, node.store.positions.stats.lastLagMs * 1000)),
+    50,
+  );
+  const t0 = performance.now();
+  await Promise.all(
+    terminals.map(async (t) => {
+      let k = 0;
+      const inFlight = new Set<Promise<void>>();
+      while (!stop) {
+        const sent = performance.now();
+        const p: Promise<void> = t.report(trackPoint(k++)).then(
+          () => {
+            acked++;
+            h.recordValue(Math.max(1, Math.round((performance.now() - sent) * 1000)));
+          },
+          () => undefined,
+        );
+        const tracked: Promise<void> = p.finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+        if (inFlight.size >= o.window) await Promise.race(inFlight);
+        if (performance.now() - t0 > o.seconds * 1000) stop = true;
+      }
+      await Promise.all(inFlight);
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  clearInterval(lagTimer);
+  terminals.forEach((t) => t.close());
+  await node.store.positions.flush();
+  const stored = await node.client.db(database).collection('positions').countDocuments();
+  await node.stop();
+  const r: ModeResult = {
+    mode,
+    reportsPerSec: acked / elapsed,
+    ackP50Ms: h.getValueAtPercentile(50) / 1000,
+    ackP99Ms: h.getValueAtPercentile(99) / 1000,
+    ackP999Ms: h.getValueAtPercentile(99.9) / 1000,
+    persistLagMs: lag.getValueAtPercentile(99) / 1000,
+    stored,
+    acked,
+  };
+  h.destroy();
+  lag.destroy();
+  return r;
+}
+
+/** Connects `count` terminals from a child process and measures this node's memory per terminal. */
+async function memoryPerIdleTerminal(
+  uri: string,
+  count: number,
+): Promise<{ bytesPerTerminal: number; heapPerTerminal: number }> {
+  // Provision the vehicles up front: FerretDB's upserts make 10k registrations take minutes,
+  // and registering is not what this measures.
+  const seed = new MongoClient(uri);
+  await seed.connect();
+  await seed.db('fleetmesh_bench_idle').dropDatabase();
+  const vehicles = seed
+    .db('fleetmesh_bench_idle')
+    .collection<{ _id: string; authCode: string; edition: number }>('vehicles');
+  for (let i = 0; i < count; i += 1000) {
+    await vehicles.insertMany(
+      Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({
+        _id: `136${String(i + j).padStart(8, '0')}`,
+        authCode: 'bench',
+        edition: 2013,
+      })),
+    );
+  }
+  await seed.close();
+  // State write-back is pushed past the measurement: buffered writes are not what an idle terminal costs.
+  const node = await startNode({
+    mongodbUri: uri,
+    database: 'fleetmesh_bench_idle',
+    gateway: { maxConnections: count + 10 },
+    policy: { saveEveryMs: 3_600_000 },
+  });
+  const settle = async (): Promise<NodeJS.MemoryUsage> => {
+    for (let i = 0; i < 3; i++) {
+      global.gc?.();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return process.memoryUsage();
+  };
+  const before = await settle();
+  const child = fork(
+    fileURLToPath(new URL('./simulate.js', import.meta.url)),
+    ['--port', String(node.port), '--count', String(count), '--idle', '--auth-code', 'bench'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
+  });
+  const afterMem = await settle();
+  child.kill();
+  await node.stop();
+  return {
+    bytesPerTerminal: (afterMem.rss - before.rss) / count,
+    heapPerTerminal:
+      (afterMem.heapUsed + afterMem.external - before.heapUsed - before.external) / count,
+  };
+}
+
+export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, unknown>> {
+  const servers = await startLocalServers({
+    external: {
+      etcdEndpoints: ['http://unused:1'],
+      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+    },
+  });
+  try {
+    const step = (s: string): void => void process.stderr.write(`node bench: ${s}…\n`);
+    const f = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
+    const modeLine = (m: ModeResult, rawRate: number): string =>
+      `  ${m.mode.padEnd(8)} ${f(m.reportsPerSec).padStart(9)} reports/s (${f((m.reportsPerSec / rawRate) * 100)} % of raw)  ack p50 ${f(m.ackP50Ms)} ms  p99 ${f(m.ackP99Ms)} ms  p99.9 ${f(m.ackP999Ms)} ms  persist lag p99 ${f(m.persistLagMs)} ms  acked ${m.acked} stored ${m.stored}`;
+    console.log(
+      `node (${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${process.env.MONGODB_URI ? 'MONGODB_URI' : 'local FerretDB/SQLite'})`,
+    );
+    let raw = 0;
+    let durable: ModeResult | undefined;
+    let receive: ModeResult | undefined;
+    if (o.terminals > 0) {
+      step('raw insert baseline');
+      raw = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2));
+      console.log(`  baseline: raw unordered insertMany of position documents: ${f(raw)} docs/s`);
+      step('durable acknowledgements');
+      durable = await runMode(servers.mongodbUri, 'durable', o);
+      console.log(modeLine(durable, raw));
+      step('acknowledge on receive');
+      receive = await runMode(servers.mongodbUri, 'receive', o);
+      console.log(modeLine(receive, raw));
+      step('raw insert baseline again');
+      const rawAfter = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2));
+      raw = (raw + rawAfter) / 2;
+      console.log(
+        `  baseline again: ${f(rawAfter)} docs/s; against the mean ${f(raw)}: durable ${f((durable.reportsPerSec / raw) * 100)} %, receive ${f((receive.reportsPerSec / raw) * 100)} %`,
+      );
+    }
+    let memory: { bytesPerTerminal: number; heapPerTerminal: number } | undefined;
+    if (o.idleTerminals > 0) {
+      step(`${o.idleTerminals} idle terminals`);
+      memory = await memoryPerIdleTerminal(servers.mongodbUri, o.idleTerminals);
+      console.log(
+        `  idle terminals: ${o.idleTerminals}: ${f(memory.bytesPerTerminal)} B RSS per terminal, ${f(memory.heapPerTerminal)} B heap+external per terminal (node side)`,
+      );
+    }
+    return { rawRate: raw, durable, receive, memory };
+  } finally {
+    await servers.stop();
+  }
+}
