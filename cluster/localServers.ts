@@ -52,12 +52,13 @@ function installExitHooks(): void {
     for (const c of live) c.kill('SIGKILL');
   });
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      void stopAll().finally(() => {
-        // Re-raise so the exit status says which signal ended us.
-        process.kill(process.pid, sig);
-      });
-    });
+    const onSignal = (): void => {
+      // A program with its own handler shuts down in order (and calls stop()); the 'exit'
+      // hook still catches what it leaves. Otherwise stop the servers and die of the signal.
+      if (process.listenerCount(sig) > 0) return;
+      void stopAll().finally(() => process.kill(process.pid, sig));
+    };
+    process.once(sig, onSignal);
   }
 }
 
