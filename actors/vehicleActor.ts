@@ -2,7 +2,7 @@
 // alarm state machine, and the acknowledgement of its reports. Knows nothing of TCP: the
 // gateway hands it messages with a TerminalLink to answer on.
 import { randomBytes } from 'node:crypto';
-import { encodeFrame } from '../jt808/codec.js';
+import { encodeFrame, headerFor, type FrameHeader } from '../jt808/codec.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
@@ -327,15 +327,10 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private out(
     header: Header,
     edition: Edition = this.record.edition ?? (header.headerEdition === 2019 ? 2019 : 2013),
-  ) {
+  ): FrameHeader {
     const serial = this.nextSerial;
     this.nextSerial = (this.nextSerial + 1) & 0xffff;
-    return {
-      phone: header.phone,
-      serial,
-      edition,
-      ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}),
-    };
+    return headerFor(header, serial, edition);
   }
 
   private reply(link: TerminalLink, header: Header, result: number, edition?: Edition): void {

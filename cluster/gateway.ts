@@ -6,7 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TerminalLink, VehicleMessage } from '../actors/vehicleActor.js';
-import { decodeBody, decodeFrame, encodeFrame, type RejectReason } from '../jt808/codec.js';
+import {
+  decodeBody,
+  decodeFrame,
+  encodeFrame,
+  headerFor,
+  type FrameHeader,
+  type RejectReason,
+} from '../jt808/codec.js';
 import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
@@ -281,15 +288,10 @@ export class Gateway {
     if (!conn.retryTimer) conn.retryTimer = setTimeout(retry, 5);
   }
 
-  private out(conn: Connection, header: Header, edition: Edition) {
+  private out(conn: Connection, header: Header, edition: Edition): FrameHeader {
     const serial = conn.serial;
     conn.serial = (conn.serial + 1) & 0xffff;
-    return {
-      phone: header.phone,
-      serial,
-      edition,
-      ...(header.protocolVersion !== undefined ? { protocolVersion: header.protocolVersion } : {}),
-    };
+    return headerFor(header, serial, edition);
   }
 
   private answer(conn: Connection, header: Header, result: number): void {

@@ -200,6 +200,13 @@ export function encodeBody(message: Message, edition: Edition): Uint8Array {
 
 export type FrameHeader = Omit<HeaderFields, 'messageId'>;
 
+/** The header of a platform message to the terminal that sent `to` (same phone and protocol version). */
+export function headerFor(to: Header, serial: number, edition: Edition): FrameHeader {
+  const h: FrameHeader = { phone: to.phone, serial, edition };
+  if (to.protocolVersion !== undefined) h.protocolVersion = to.protocolVersion;
+  return h;
+}
+
 /** Encodes a whole frame (one package: the body must fit 1023 bytes; see splitMessage). */
 export function encodeFrame(message: Message, header: FrameHeader): Uint8Array {
   return frameFromBody(messageIdOf(message), encodeBody(message, header.edition), header);

@@ -149,13 +149,16 @@ export class BatchWriter {
       this.buffer.push({ op, at: Date.now(), resolve, reject });
       if (this.full) this.wasFull = true;
       if (this.buffer.length >= this.maxBatch) void this.flush();
-      else if (this.timer === undefined) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          void this.flush();
-        }, this.maxDelayMs);
-      }
+      else this.flushLater();
     });
+  }
+
+  private flushLater(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.maxDelayMs);
   }
 
   /** Writes everything buffered; resolves when it is acknowledged. */
@@ -174,15 +177,8 @@ export class BatchWriter {
       this.flushing = undefined;
     });
     await this.flushing;
-    if (this.buffer.length > 0) {
-      if (this.buffer.length >= this.maxBatch) await this.flush();
-      else if (this.timer === undefined) {
-        this.timer = setTimeout(() => {
-          this.timer = undefined;
-          void this.flush();
-        }, this.maxDelayMs);
-      }
-    }
+    if (this.buffer.length >= this.maxBatch) await this.flush();
+    else if (this.buffer.length > 0) this.flushLater();
   }
 
   /**
