@@ -15,6 +15,7 @@ import {
   type VehicleStore,
 } from '../storage/vehicleStore.js';
 import { AlarmTracker, type AlarmPoint } from './alarmTracker.js';
+import { CommandQueue, type Command, type CommandEvent } from './commandQueue.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 /** The gateway's handle on one terminal connection. */
@@ -37,7 +38,9 @@ export type VehicleMessage =
       receivedAt: number;
     }
   | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
-  | { kind: 'saveState' };
+  | { kind: 'saveState' }
+  | { kind: 'command'; command: Command; settled?: (e: CommandEvent) => void }
+  | { kind: 'commandTick' };
 
 export interface VehiclePolicy {
   /** 'open': any terminal may register; 'known': only vehicles already in storage. */
@@ -71,6 +74,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private nextSerial = 0;
   private dirty = false;
   private readonly now: () => number;
+  private readonly commands = new CommandQueue();
+  /** Callers waiting for a command's final state (in memory only: lost with the actor). */
+  private readonly settled = new Map<string, (e: CommandEvent) => void>();
 
   constructor(
     readonly vehicleId: string,
@@ -91,6 +97,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.record.edition ?? 2013,
       this.record.openAlarms ?? [],
     );
+    for (const c of this.record.pendingCommands ?? []) this.commands.enqueue(c, this.now());
   }
 
   async passivate(): Promise<void> {
@@ -106,6 +113,10 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return;
       case 'saveState':
         return this.saveState().then(() => undefined);
+      case 'command':
+        return this.enqueueCommand(msg.command, msg.settled, ctx);
+      case 'commandTick':
+        return this.commandTick(ctx);
     }
   }
 
@@ -133,6 +144,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
       return;
     }
     this.record.lastSeen = msg.receivedAt;
+    const answered = this.commands.reply(message, msg.receivedAt);
+    if (answered) await this.commandSettled(answered, ctx);
     switch (message.type) {
       case 'LocationReport':
         this.locations(link, header, [message.body], 'live', msg.receivedAt, ctx);
@@ -163,6 +176,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
         this.goOffline('logout', msg.receivedAt);
         link.close('logout');
         return;
+      case 'TerminalResponse':
+      case 'ParametersReply':
+      case 'PhotoReply':
+      case 'PropertiesReply':
+        return; // replies to our commands: answered above, not acknowledged
       default:
         // Heartbeats and everything else the standard answers with a general response.
         this.reply(link, header, RESULT_OK);
@@ -220,6 +238,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       });
     }
     this.link = link;
+    this.record.phone = header.phone;
     this.record.edition = edition;
     this.record.online = true;
     this.record.node = link.node;
@@ -236,6 +255,70 @@ export class VehicleActor implements Actor<VehicleMessage> {
     });
     this.deps.events?.online?.(this.vehicleId, true, 'authenticated');
     this.markDirty(ctx);
+    this.pumpCommands(ctx);
+  }
+
+  // --- downlink commands -------------------------------------------------------------------
+
+  private async enqueueCommand(
+    command: Command,
+    settled: ((e: CommandEvent) => void) | undefined,
+    ctx: ActorContext<VehicleMessage>,
+  ): Promise<void> {
+    const ev = this.commands.enqueue(command, this.now());
+    void this.deps.store.logCommand(this.vehicleId, ev);
+    if (ev.state === 'refused') {
+      settled?.(ev);
+      return;
+    }
+    if (settled) this.settled.set(command.id, settled);
+    // Persisted before anything else happens: a passivation or a restart loses no command.
+    await this.savePendingCommands();
+    this.pumpCommands(ctx);
+  }
+
+  private pumpCommands(ctx: ActorContext<VehicleMessage>): void {
+    const next = this.commands.next(this.link !== undefined, this.now(), () => this.takeSerial());
+    if (!next) return;
+    this.sendCommand(next.command, next.serial);
+    void this.deps.store.logCommand(this.vehicleId, next.event);
+    this.armCommandTimer(ctx);
+  }
+
+  private async commandTick(ctx: ActorContext<VehicleMessage>): Promise<void> {
+    const r = this.commands.tick(this.link !== undefined, this.now(), () => this.takeSerial());
+    if (r.resend) this.sendCommand(r.resend.command, r.resend.serial);
+    if (r.event) {
+      if (r.event.state === 'timed-out') await this.commandSettled(r.event, ctx);
+      else void this.deps.store.logCommand(this.vehicleId, r.event);
+    }
+    this.armCommandTimer(ctx);
+  }
+
+  private async commandSettled(ev: CommandEvent, ctx: ActorContext<VehicleMessage>): Promise<void> {
+    void this.deps.store.logCommand(this.vehicleId, ev);
+    this.settled.get(ev.commandId)?.(ev);
+    this.settled.delete(ev.commandId);
+    await this.savePendingCommands();
+    this.pumpCommands(ctx);
+  }
+
+  private armCommandTimer(ctx: ActorContext<VehicleMessage>): void {
+    const deadline = this.commands.deadline;
+    if (deadline === undefined) ctx.cancelTimer('command');
+    else ctx.startTimer('command', Math.max(0, deadline - this.now()), { kind: 'commandTick' });
+  }
+
+  private sendCommand(command: Command, serial: number): void {
+    const phone = this.record.phone ?? this.vehicleId.padStart(12, '0');
+    this.link?.send(
+      encodeFrame(command.message, { phone, serial, edition: this.record.edition ?? 2013 }),
+    );
+  }
+
+  private savePendingCommands(): Promise<unknown> {
+    this.record.pendingCommands = this.commands.pending();
+    return this.deps.store.save({ ...this.record, openAlarms: this.alarms.open });
   }
 
   private locations(
@@ -328,9 +411,13 @@ export class VehicleActor implements Actor<VehicleMessage> {
     header: Header,
     edition: Edition = this.record.edition ?? (header.headerEdition === 2019 ? 2019 : 2013),
   ): FrameHeader {
+    return headerFor(header, this.takeSerial(), edition);
+  }
+
+  private takeSerial(): number {
     const serial = this.nextSerial;
     this.nextSerial = (this.nextSerial + 1) & 0xffff;
-    return headerFor(header, serial, edition);
+    return serial;
   }
 
   private reply(link: TerminalLink, header: Header, result: number, edition?: Edition): void {

@@ -1,7 +1,10 @@
 // One fleetmesh node: MongoDB storage, the vehicle actors and the JT/T 808 gateway, wired
 // together in this process. (Worker threads and other nodes come next: `deliver` is the seam.)
 import { MongoClient } from 'mongodb';
+import { randomUUID } from 'node:crypto';
+import type { CommandEvent } from '../actors/commandQueue.js';
 import { ActorSystem } from '../actors/runtime.js';
+import type { Message } from '../jt808/messages.js';
 import {
   VehicleActor,
   type VehicleEvents,
@@ -34,6 +37,12 @@ export interface FleetNode {
   actors: ActorSystem<VehicleMessage>;
   store: VehicleStore;
   client: MongoClient;
+  /**
+   * Queues a downlink command for a vehicle (sent when its terminal is online, kept across
+   * passivation and restarts). `settled` resolves with its final state, or 'refused' when the
+   * vehicle's mailbox or queue is full.
+   */
+  command(vehicleId: string, message: Message): { id: string; settled: Promise<CommandEvent> };
   stop(): Promise<void>;
 }
 
@@ -78,6 +87,24 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     actors,
     store,
     client,
+    command(vehicleId, message) {
+      const id = randomUUID();
+      const settled = new Promise<CommandEvent>((resolve) => {
+        const accepted = actors.tell(vehicleId, {
+          kind: 'command',
+          command: { id, message, createdAt: Date.now() },
+          settled: resolve,
+        });
+        if (!accepted)
+          resolve({
+            commandId: id,
+            state: 'refused',
+            at: Date.now(),
+            detail: 'vehicle mailbox full',
+          });
+      });
+      return { id, settled };
+    },
     async stop() {
       await gateway.close();
       // Passivation saves every vehicle's state; then the writers flush what is left.

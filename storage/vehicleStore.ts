@@ -3,6 +3,7 @@
 // BatchWriter, so a report's promise settles when the database has it.
 import { Binary, type Db, type Document } from 'mongodb';
 import type { AlarmRecord } from '../actors/alarmTracker.js';
+import type { Command, CommandEvent } from '../actors/commandQueue.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
@@ -45,6 +46,10 @@ export interface VehicleRecord {
   lastSeen?: number;
   node?: string;
   openAlarms?: AlarmRecord[];
+  /** Downlink commands not answered yet, in order (they survive passivation and restarts). */
+  pendingCommands?: Command[];
+  /** The terminal's phone as its headers carry it (12 or 20 digits), for downlink frames. */
+  phone?: string;
 }
 
 export type PositionSource = 'live' | 'batch' | 'blind-area' | 'query-reply';
@@ -116,6 +121,7 @@ export class VehicleStore {
   readonly vehicles: BatchWriter;
   readonly alarms: BatchWriter;
   readonly sessions: BatchWriter;
+  readonly commands: BatchWriter;
 
   constructor(
     private readonly db: Db,
@@ -126,6 +132,11 @@ export class VehicleStore {
     this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
     this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);
+    this.commands = new BatchWriter(db.collection(COLLECTIONS.commands), w);
+  }
+
+  private get writers(): BatchWriter[] {
+    return [this.positions, this.vehicles, this.alarms, this.sessions, this.commands];
   }
 
   async load(vehicleId: string): Promise<VehicleRecord | null> {
@@ -154,21 +165,26 @@ export class VehicleStore {
     return this.sessions.insert({ ...e, at: new Date(e.at) });
   }
 
+  /** Append-only command log: queued, sent, answered, failed, timed out. */
+  logCommand(vehicleId: string, e: CommandEvent): Promise<WriteOutcome> {
+    const doc: Document = { vehicleId, commandId: e.commandId, state: e.state, at: new Date(e.at) };
+    if (e.attempt !== undefined) doc.attempt = e.attempt;
+    if (e.serial !== undefined) doc.serial = e.serial;
+    if (e.detail !== undefined) doc.detail = e.detail;
+    if (e.reply !== undefined) doc.reply = e.reply.type;
+    return this.commands.insert(doc);
+  }
+
   /** True while any writer is over its buffer limit: the gateway stops reading. */
   get full(): boolean {
-    return this.positions.full || this.vehicles.full || this.alarms.full || this.sessions.full;
+    return this.writers.some((w) => w.full);
   }
 
   onDrain(fn: () => void): void {
-    for (const w of [this.positions, this.vehicles, this.alarms, this.sessions]) w.onDrain(fn);
+    for (const w of this.writers) w.onDrain(fn);
   }
 
   async close(): Promise<void> {
-    await Promise.all([
-      this.positions.close(),
-      this.vehicles.close(),
-      this.alarms.close(),
-      this.sessions.close(),
-    ]);
+    await Promise.all(this.writers.map((w) => w.close()));
   }
 }

@@ -262,3 +262,114 @@ describe('one node end to end (real sockets, real storage)', () => {
     }
   });
 });
+
+describe('downlink commands (real sockets, real storage)', () => {
+  before(async () => {
+    servers = await startLocalServers({
+      external: {
+        etcdEndpoints: ['http://unused:1'],
+        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+      },
+    });
+  });
+  after(async () => {
+    await servers?.stop();
+  });
+
+  /** Answers every 0x8300 text message with a general response. */
+  function answerTexts(t: SimTerminal, result = 0): void {
+    const loop = (): void => {
+      void t
+        .waitFor((f) => f.message?.type === 'TextMessage')
+        .then(
+          (f) => {
+            t.send({
+              type: 'TerminalResponse',
+              body: { replySerial: f.header.serial, replyId: 0x8300, result },
+            });
+            loop();
+          },
+          () => undefined,
+        );
+    };
+    loop();
+  }
+
+  it('a command queued while the terminal is offline is delivered after it authenticates, and its reply matched', async () => {
+    const database = `fleetmesh_cmd_${process.pid}_1`;
+    const node = await startNode({
+      mongodbUri: servers.mongodbUri,
+      database,
+      writer: { maxDelayMs: 5 },
+    });
+    try {
+      const t = await online(node.port, '013900001001');
+      const code = t.authCode;
+      t.close();
+      await new Promise((r) => setTimeout(r, 100));
+      const { id, settled } = node.command('13900001001', {
+        type: 'TextMessage',
+        body: { flag: 0x08, text: '请回公司' },
+      });
+      const again = new SimTerminal({ port: node.port, phone: '013900001001' });
+      await again.connect();
+      const delivered = again.waitFor((f) => f.message?.type === 'TextMessage');
+      assert.equal(await again.authenticate(code), 0);
+      const f = await delivered;
+      assert.ok(f.message?.type === 'TextMessage');
+      assert.equal(f.message.body.text, '请回公司');
+      again.send({
+        type: 'TerminalResponse',
+        body: { replySerial: f.header.serial, replyId: 0x8300, result: 0 },
+      });
+      const ev = await settled;
+      assert.deepEqual([ev.commandId, ev.state], [id, 'answered']);
+      await node.store.commands.flush();
+      const log = await node.client
+        .db(database)
+        .collection(COLLECTIONS.commands)
+        .find({ commandId: id })
+        .sort({ at: 1 })
+        .toArray();
+      assert.deepEqual(
+        log.map((e) => e.state),
+        ['queued', 'sent', 'answered'],
+      );
+      again.close();
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('pending commands survive a node restart', async () => {
+    const database = `fleetmesh_cmd_${process.pid}_2`;
+    const opts = { mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } };
+    let node = await startNode(opts);
+    const t = await online(node.port, '013900001002');
+    const code = t.authCode;
+    t.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const queued = node.command('13900001002', {
+      type: 'TextMessage',
+      body: { flag: 0x08, text: 'after restart' },
+    });
+    // Wait until the actor has stored it, then stop the node before the terminal comes back.
+    await new Promise((r) => setTimeout(r, 200));
+    await node.stop();
+    void queued.settled;
+    node = await startNode(opts);
+    try {
+      const back = new SimTerminal({ port: node.port, phone: '013900001002' });
+      await back.connect();
+      const delivered = back.waitFor((f) => f.message?.type === 'TextMessage');
+      answerTexts(back);
+      assert.equal(await back.authenticate(code), 0);
+      const f = await delivered;
+      assert.ok(f.message?.type === 'TextMessage');
+      assert.equal(f.message.body.text, 'after restart');
+      back.close();
+    } finally {
+      await node.stop();
+    }
+  });
+});
