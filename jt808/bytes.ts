@@ -127,6 +127,16 @@ export function bcdString(bytes: Uint8Array, start = 0, end = bytes.length): str
 
 const NIBBLE_CODES = Array.from(HEX_DIGITS, (c) => c.charCodeAt(0));
 
+/** The value of digit `i` of a BCD string (0 before its start); hex digits are accepted. */
+function nibble(s: string, i: number): number {
+  if (i < 0) return 0;
+  const c = s.charCodeAt(i);
+  if (c >= 48 && c <= 57) return c - 48;
+  const l = c | 0x20;
+  if (l >= 97 && l <= 102) return l - 87;
+  throw new RangeError(`not BCD digits: ${s}`);
+}
+
 export class Writer {
   private buf: Uint8Array;
   pos = 0;
@@ -185,12 +195,12 @@ export class Writer {
 
   /** BCD[n] from decimal digits, left-padded with zeros. */
   bcd(digits: string, n: number): this {
-    if (!/^\d*$/.test(digits) && !/^[0-9a-fA-F]*$/.test(digits))
-      throw new RangeError(`not BCD digits: ${digits}`);
-    const padded = digits.padStart(n * 2, '0').slice(-n * 2);
+    // Right-aligned: missing leading digits are zeros, extra leading digits are cut.
     this.ensure(n);
+    const len = digits.length;
     for (let i = 0; i < n; i++) {
-      this.buf[this.pos++] = parseInt(padded.slice(i * 2, i * 2 + 2), 16);
+      const hi = len - 2 * (n - i);
+      this.buf[this.pos++] = (nibble(digits, hi) << 4) | nibble(digits, hi + 1);
     }
     return this;
   }

@@ -219,7 +219,7 @@ export function frameFromBody(
   header: FrameHeader,
 ): Uint8Array {
   const w = new Writer(body.length + 24);
-  writeHeader(w, { ...header, messageId }, body.length);
+  writeHeader(w, header, body.length, messageId);
   w.bytes(body);
   return frameBytes(w.finish());
 }

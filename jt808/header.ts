@@ -144,14 +144,19 @@ export interface HeaderFields {
 export const MAX_BODY_LENGTH = 1023;
 
 /** Writes a header for a body of `bodyLength` bytes. */
-export function writeHeader(w: Writer, h: HeaderFields, bodyLength: number): void {
+export function writeHeader(
+  w: Writer,
+  h: Omit<HeaderFields, 'messageId'>,
+  bodyLength: number,
+  messageId: number,
+): void {
   if (bodyLength > MAX_BODY_LENGTH)
     throw new RangeError(`body of ${bodyLength} bytes exceeds ${MAX_BODY_LENGTH}: split it`);
   const sub = h.packageTotal !== undefined;
   let attrs = bodyLength | ((h.encryption ?? 0) << 10);
   if (sub) attrs |= 0x2000;
   if (h.edition === 2019) attrs |= 0x4000;
-  w.u16(h.messageId).u16(attrs);
+  w.u16(messageId).u16(attrs);
   if (h.edition === 2019) {
     w.u8(h.protocolVersion ?? 1).bcd(h.phone, 10);
   } else {
