@@ -207,7 +207,9 @@ export class Gateway {
     const vehicleId = vehicleIdOf(header.phone);
     const isLogin = header.messageId === 0x0100 || header.messageId === 0x0102;
     if (conn.vehicleId === undefined && !isLogin) {
+      // Counts toward the bad-frame limit: a terminal that never authenticates is closed.
       this.stats.unauthenticated++;
+      conn.badFrames++;
       this.answer(conn, header, 1);
       return;
     }

@@ -51,19 +51,20 @@ async function docs(
   return node.client.db(database).collection(collection).find(filter).toArray();
 }
 
-describe('one node end to end (real sockets, real storage)', () => {
-  before(async () => {
-    servers = await startLocalServers({
-      external: {
-        etcdEndpoints: ['http://unused:1'],
-        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-      },
-    });
+// One MongoDB-protocol server for the whole file (etcd is not used by a single node yet).
+before(async () => {
+  servers = await startLocalServers({
+    external: {
+      etcdEndpoints: ['http://unused:1'],
+      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+    },
   });
-  after(async () => {
-    await servers?.stop();
-  });
+});
+after(async () => {
+  await servers?.stop();
+});
 
+describe('one node end to end (real sockets, real storage)', () => {
   it('N terminals × M reports, with retransmissions: exactly N×M positions, each acknowledged after it was stored', async () => {
     await withNode(async (node, db) => {
       const N = 20;
@@ -264,18 +265,6 @@ describe('one node end to end (real sockets, real storage)', () => {
 });
 
 describe('downlink commands (real sockets, real storage)', () => {
-  before(async () => {
-    servers = await startLocalServers({
-      external: {
-        etcdEndpoints: ['http://unused:1'],
-        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-      },
-    });
-  });
-  after(async () => {
-    await servers?.stop();
-  });
-
   /** Answers every 0x8300 text message with a general response. */
   function answerTexts(t: SimTerminal, result = 0): void {
     const loop = (): void => {
