@@ -153,6 +153,15 @@ export class CommandQueue {
     };
   }
 
+  /** The terminal went offline: an unanswered command goes back to the front, to be sent afresh. */
+  offline(now: number): CommandEvent | undefined {
+    const f = this.inFlight;
+    if (!f) return undefined;
+    this.inFlight = undefined;
+    this.waiting.unshift(f.command);
+    return { commandId: f.command.id, state: 'queued', at: now, detail: 'terminal offline' };
+  }
+
   /** A message from the terminal: the in-flight command's reply settles it. */
   reply(message: Message, now: number): CommandEvent | undefined {
     const f = this.inFlight;

@@ -382,6 +382,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private goOffline(reason: string, at: number): void {
     const link = this.link;
     this.link = undefined;
+    const requeued = this.commands.offline(at);
+    if (requeued) void this.deps.store.logCommand(this.vehicleId, requeued);
     this.record.online = false;
     void this.deps.store.logSession({
       vehicleId: this.vehicleId,

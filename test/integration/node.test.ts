@@ -215,7 +215,7 @@ describe('one node end to end (real sockets, real storage)', () => {
       const second = new SimTerminal({ port: node.port, phone: '013900000888' });
       await second.connect();
       assert.equal(await second.authenticate(first.authCode), 0);
-      await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 100 && !first.closed; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(first.closed, true, 'the old connection was closed');
       assert.equal(await second.report(trackPoint(1)), 0);
       second.close();

@@ -98,3 +98,17 @@ describe('CommandQueue', () => {
     );
   });
 });
+
+describe('CommandQueue when the link drops', () => {
+  it('puts the in-flight command back at the front at once', () => {
+    const q = new CommandQueue();
+    const next = serials(1);
+    q.enqueue(text('a'), 0);
+    q.enqueue(text('b'), 0);
+    q.next(true, 0, next);
+    assert.equal(q.offline(5)?.state, 'queued');
+    assert.equal(q.deadline, undefined);
+    const again = q.next(true, 6, next);
+    assert.deepEqual([again?.command.id, again?.serial], ['a', 2]);
+  });
+});
