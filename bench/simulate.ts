@@ -16,6 +16,26 @@ const idle = args.includes('--idle');
 const intervalMs = Number(flag('--interval-ms') ?? 10_000);
 const authCode = flag('--auth-code');
 
+/**
+ * Each terminal keeps its own clock from the moment it is online, as a device does: idle ones
+ * send a heartbeat every 60 s (well inside the gateway's 180 s idle timeout), the others report
+ * every interval.
+ */
+function drive(t: SimTerminal): void {
+  let step = 0;
+  const timer = setInterval(
+    () => {
+      if (t.closed) {
+        clearInterval(timer);
+        return;
+      }
+      if (idle) t.send({ type: 'Heartbeat', body: {} });
+      else void t.report(trackPoint(++step)).catch(() => undefined);
+    },
+    idle ? 60_000 : intervalMs,
+  );
+}
+
 const terminals: SimTerminal[] = [];
 const batch = 200;
 for (let i = 0; i < count; i += batch) {
@@ -31,6 +51,7 @@ for (let i = 0; i < count; i += batch) {
       if (authCode === undefined) await t.register();
       if ((await t.authenticate(authCode)) !== 0)
         throw new Error(`terminal ${t.options.phone} was refused`);
+      drive(t);
       return t;
     }),
   );
@@ -38,16 +59,3 @@ for (let i = 0; i < count; i += batch) {
   if (terminals.length % 1000 === 0) process.stderr.write(`simulate: ${terminals.length} online\n`);
 }
 process.stdout.write(`ready ${terminals.length}\n`);
-
-let step = 0;
-setInterval(
-  () => {
-    step++;
-    for (const t of terminals) {
-      if (t.closed) continue;
-      if (idle) t.send({ type: 'Heartbeat', body: {} });
-      else void t.report(trackPoint(step)).catch(() => undefined);
-    }
-  },
-  idle ? 60_000 : intervalMs,
-);
