@@ -357,12 +357,11 @@ export const MESSAGES = {
   CanBusData: {
     id: 0x0705, // table 78
     body: custom(
-      (r, ctx) => {
+      (r) => {
         const count = r.u16();
         const receiveTime = r.bcd(5);
         const items: { canId: number; data: Uint8Array }[] = [];
         for (let i = 0; i < count; i++) items.push({ canId: r.u32(), data: r.bytes(8) });
-        void ctx;
         return { receiveTime, items };
       },
       (w, v) => {
