@@ -44,13 +44,6 @@ export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-export function fromHex(hex: string): Uint8Array {
-  const clean = hex.replace(/\s+/g, '');
-  if (clean.length % 2 !== 0 || /[^0-9a-fA-F]/.test(clean))
-    throw new Error(`not hex: ${hex.slice(0, 40)}`);
-  return new Uint8Array(Buffer.from(clean, 'hex'));
-}
-
 export class Reader {
   pos: number;
   constructor(

@@ -37,10 +37,6 @@ define('string', [
   0x0083,
 ]);
 
-export function paramType(id: number): ParamType | undefined {
-  return TYPES.get(id);
-}
-
 export interface Parameter {
   id: number;
   /** number for numeric ids, string for STRING ids, raw bytes otherwise. */

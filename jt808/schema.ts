@@ -75,18 +75,6 @@ export const list = <T>(count: Codec<number>, item: Codec<T>): Codec<T[]> => ({
   },
 });
 
-/** Items until the body ends. */
-export const restList = <T>(item: Codec<T>): Codec<T[]> => ({
-  read: (r, ctx) => {
-    const out: T[] = [];
-    while (r.remaining > 0) out.push(item.read(r, ctx));
-    return out;
-  },
-  write: (w, v, ctx) => {
-    for (const x of v) item.write(w, x, ctx);
-  },
-});
-
 type Fields = Record<string, Codec<unknown>>;
 type OptionalKeys<F extends Fields> = {
   [K in keyof F]: undefined extends Infer<F[K]> ? K : never;
