@@ -145,6 +145,11 @@ export class ActorSystem<M> {
     return cell !== undefined && cell.mailbox.length >= this.mailboxLimit;
   }
 
+  /** The actor itself while it is in memory (for read-only inspection between turns). */
+  actorOf(id: string): Actor<M> | undefined {
+    return this.cells.get(id)?.actor;
+  }
+
   has(id: string): boolean {
     return this.cells.has(id);
   }

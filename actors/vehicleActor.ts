@@ -14,7 +14,7 @@ import {
   type VehicleRecord,
   type VehicleStore,
 } from '../storage/vehicleStore.js';
-import { AlarmTracker, type AlarmPoint } from './alarmTracker.js';
+import { AlarmTracker, type AlarmPoint, type AlarmRecord } from './alarmTracker.js';
 import { CommandQueue, type Command, type CommandEvent } from './commandQueue.js';
 import type { Actor, ActorContext } from './runtime.js';
 
@@ -37,6 +37,8 @@ export type VehicleMessage =
       message: Message;
       receivedAt: number;
     }
+  /** A frame whose body could not be read (decoded off the gateway thread): answered result 2. */
+  | { kind: 'malformed'; link: TerminalLink; header: Header; edition: Edition; detail: string }
   | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
   | { kind: 'saveState' }
   | { kind: 'command'; command: Command; settled?: (e: CommandEvent) => void }
@@ -51,10 +53,30 @@ export interface VehiclePolicy {
   saveEveryMs: number;
 }
 
+/** What a vehicle tells the world (the gRPC event stream, the status line). */
 export interface VehicleEvents {
   alarm?(vehicleId: string, kind: 'opened' | 'closed', bit: number, at: number): void;
   online?(vehicleId: string, online: boolean, reason: string): void;
+  /** Every report stored (a blind-area re-upload included), with where it came from. */
+  position?(vehicleId: string, state: LastState, source: PositionSource): void;
+  command?(vehicleId: string, event: CommandEvent): void;
   ackLatency?(ms: number): void;
+}
+
+/** A vehicle as services see it: registry, last state, session and commands waiting. */
+export interface VehicleView {
+  vehicleId: string;
+  registered: boolean;
+  online: boolean;
+  edition?: Edition;
+  phone?: string;
+  node?: string;
+  linkId?: string;
+  lastSeen?: number;
+  lastState?: LastState;
+  registration?: VehicleRecord['registration'];
+  openAlarms: { bit: number; startTime: number }[];
+  pendingCommands: { id: string; type: string; createdAt: number }[];
 }
 
 export interface VehicleActorDeps {
@@ -66,12 +88,14 @@ export interface VehicleActorDeps {
 
 const RESULT_OK = 0;
 const RESULT_FAIL = 1;
+const RESULT_MALFORMED = 2;
 
 export class VehicleActor implements Actor<VehicleMessage> {
   private record: VehicleRecord;
   private alarms: AlarmTracker;
   private link: TerminalLink | undefined;
   private nextSerial = 0;
+  private isLoaded = false;
   private dirty = false;
   private readonly now: () => number;
   private readonly commands = new CommandQueue();
@@ -87,6 +111,19 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.now = deps.now ?? Date.now;
   }
 
+  /** False until the stored state is loaded (the first turn). */
+  get loaded(): boolean {
+    return this.isLoaded;
+  }
+
+  get currentLink(): TerminalLink | undefined {
+    return this.link;
+  }
+
+  get lastSeen(): number {
+    return this.record.lastSeen ?? 0;
+  }
+
   async activate(): Promise<void> {
     const saved = await this.deps.store.load(this.vehicleId);
     if (saved) this.record = saved;
@@ -98,6 +135,15 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.record.openAlarms ?? [],
     );
     for (const c of this.record.pendingCommands ?? []) this.commands.enqueue(c, this.now());
+    this.isLoaded = true;
+  }
+
+  view(): VehicleView {
+    return vehicleView(this.record, {
+      link: this.link,
+      openAlarms: this.alarms.open,
+      pending: this.commands.pending(),
+    });
   }
 
   async passivate(): Promise<void> {
@@ -108,6 +154,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
     switch (msg.kind) {
       case 'uplink':
         return this.uplink(msg, ctx);
+      case 'malformed':
+        this.reply(msg.link, msg.header, RESULT_MALFORMED, msg.edition);
+        return;
       case 'linkClosed':
         if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at);
         return;
@@ -266,7 +315,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
     const ev = this.commands.enqueue(command, this.now());
-    void this.deps.store.logCommand(this.vehicleId, ev);
+    this.logCommand(ev);
     if (ev.state === 'refused') {
       settled?.(ev);
       return;
@@ -277,11 +326,16 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.pumpCommands(ctx);
   }
 
+  private logCommand(ev: CommandEvent): void {
+    void this.deps.store.logCommand(this.vehicleId, ev);
+    this.deps.events?.command?.(this.vehicleId, ev);
+  }
+
   private pumpCommands(ctx: ActorContext<VehicleMessage>): void {
     const next = this.commands.next(this.link !== undefined, this.now(), () => this.takeSerial());
     if (!next) return;
     this.sendCommand(next.command, next.serial);
-    void this.deps.store.logCommand(this.vehicleId, next.event);
+    this.logCommand(next.event);
     this.armCommandTimer(ctx);
   }
 
@@ -290,13 +344,13 @@ export class VehicleActor implements Actor<VehicleMessage> {
     if (r.resend) this.sendCommand(r.resend.command, r.resend.serial);
     if (r.event) {
       if (r.event.state === 'timed-out') await this.commandSettled(r.event, ctx);
-      else void this.deps.store.logCommand(this.vehicleId, r.event);
+      else this.logCommand(r.event);
     }
     this.armCommandTimer(ctx);
   }
 
   private async commandSettled(ev: CommandEvent, ctx: ActorContext<VehicleMessage>): Promise<void> {
-    void this.deps.store.logCommand(this.vehicleId, ev);
+    this.logCommand(ev);
     this.settled.get(ev.commandId)?.(ev);
     this.settled.delete(ev.commandId);
     await this.savePendingCommands();
@@ -342,6 +396,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       );
       const last = this.record.lastState;
       const time = loc.time ?? receivedAt;
+      this.deps.events?.position?.(this.vehicleId, lastStateOf(loc, time, receivedAt), source);
       if (last === undefined || time >= last.time) {
         this.record.lastState = lastStateOf(loc, time, receivedAt);
         const point: AlarmPoint = {
@@ -383,7 +438,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     const link = this.link;
     this.link = undefined;
     const requeued = this.commands.offline(at);
-    if (requeued) void this.deps.store.logCommand(this.vehicleId, requeued);
+    if (requeued) this.logCommand(requeued);
     this.record.online = false;
     void this.deps.store.logSession({
       vehicleId: this.vehicleId,
@@ -433,6 +488,41 @@ export class VehicleActor implements Actor<VehicleMessage> {
       ),
     );
   }
+}
+
+/**
+ * The service view of a vehicle: from its live actor (`live`), or from its stored record when
+ * it is not in memory (then offline here, its stored open alarms and commands).
+ */
+export function vehicleView(
+  r: VehicleRecord,
+  live?: { link: TerminalLink | undefined; openAlarms: AlarmRecord[]; pending: Command[] },
+): VehicleView {
+  const link = live?.link;
+  const v: VehicleView = {
+    vehicleId: r._id,
+    registered: r.authCode !== undefined,
+    online: link !== undefined,
+    openAlarms: (live?.openAlarms ?? r.openAlarms ?? []).map((a) => ({
+      bit: a.bit,
+      startTime: a.startTime,
+    })),
+    pendingCommands: (live?.pending ?? r.pendingCommands ?? []).map((c) => ({
+      id: c.id,
+      type: c.message.type,
+      createdAt: c.createdAt,
+    })),
+  };
+  if (r.edition !== undefined) v.edition = r.edition;
+  if (r.phone !== undefined) v.phone = r.phone;
+  if (link) {
+    v.node = link.node;
+    v.linkId = link.id;
+  } else if (r.node !== undefined) v.node = r.node;
+  if (r.lastSeen !== undefined) v.lastSeen = r.lastSeen;
+  if (r.lastState) v.lastState = { ...r.lastState };
+  if (r.registration) v.registration = { ...r.registration };
+  return v;
 }
 
 function lastStateOf(loc: LocationReport, time: number, receivedAt: number): LastState {

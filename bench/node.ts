@@ -8,6 +8,7 @@ import hdr from 'hdr-histogram-js';
 import { MongoClient } from 'mongodb';
 import { startLocalServers } from '../cluster/localServers.js';
 import { startNode } from '../cluster/node.js';
+import { writerTotals } from '../cluster/vehicleShard.js';
 import { positionDocument } from '../storage/vehicleStore.js';
 import { SimTerminal, trackPoint } from './terminal.js';
 
@@ -90,7 +91,10 @@ async function runMode(
   let acked = 0;
   let stop = false;
   const lagTimer = setInterval(
-    () => lag.recordValue(Math.max(1, node.store.positions.stats.lastLagMs * 1000)),
+    () =>
+      void node
+        .stats()
+        .then((s) => lag.recordValue(Math.max(1, writerTotals(s, 'positions').lastLagMs * 1000))),
     50,
   );
   const t0 = performance.now();
@@ -118,7 +122,7 @@ async function runMode(
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(lagTimer);
   terminals.forEach((t) => t.close());
-  await node.store.positions.flush();
+  await node.flush();
   const stored = await node.client.db(database).collection('positions').countDocuments();
   await node.stop();
   const r: ModeResult = {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { projectRoot, startLocalServers } from '../cluster/localServers.js';
+import { writerTotals } from '../cluster/vehicleShard.js';
 import { startNode } from '../cluster/node.js';
 import { externalServers } from '../cluster/serverConfig.js';
 
@@ -67,12 +68,13 @@ export async function runStart(args: string[]): Promise<number> {
     );
   }
 
-  let lastStored = node.store.positions.stats.stored + node.store.positions.stats.duplicates;
-  const status = setInterval(() => {
-    const stored = node.store.positions.stats.stored + node.store.positions.stats.duplicates;
+  let lastStored = 0;
+  const status = setInterval(async () => {
+    const positions = writerTotals(await node.stats(), 'positions');
+    const stored = positions.stored + positions.duplicates;
     const rate = (stored - lastStored) / 2;
     lastStored = stored;
-    const line = `terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${node.store.positions.stats.lastLagMs} ms  buffered ${node.store.positions.buffered}`;
+    const line = `terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
     acks.reset();
     if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
     else process.stdout.write(`${line}\n`);

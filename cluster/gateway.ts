@@ -3,9 +3,8 @@
 // authentication; the header phone must stay the authenticated one), sub-package reassembly,
 // per-connection and global limits, and backpressure from the actors and the database to the
 // sockets. Everything that needs the vehicle's state goes to its actor through `deliver`.
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import type { TerminalLink, VehicleMessage } from '../actors/vehicleActor.js';
+import type { TerminalLink } from '../actors/vehicleActor.js';
 import {
   decodeBody,
   decodeFrame,
@@ -19,12 +18,34 @@ import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler } from '../jt808/reassembly.js';
 
+/** What the gateway hands to the vehicles' side, for the vehicle the frame's phone names. */
+export type GatewayDelivery =
+  | {
+      kind: 'uplink';
+      link: TerminalLink;
+      linkNumber: number;
+      header: Header;
+      edition: Edition;
+      /** Null when the gateway reads headers only (`bodies: 'raw'`): decode `body` then. */
+      message: Message | null;
+      body: Uint8Array;
+      receivedAt: number;
+    }
+  | { kind: 'linkClosed'; link: TerminalLink; linkNumber: number; reason: string; at: number };
+
 export interface GatewayOptions {
   node: string;
+  /** Link ids are `${linkPrefix}${number}` (default `${node}/`). */
+  linkPrefix?: string;
   host?: string;
   port?: number;
-  /** Hands a message to a vehicle's actor; false when its mailbox is full (we retry). */
-  deliver(vehicleId: string, msg: VehicleMessage): boolean;
+  /** Hands a frame to the vehicle's side; false when it cannot take it now (we retry). */
+  deliver(vehicleId: string, d: GatewayDelivery): boolean;
+  /**
+   * 'decode': bodies decoded here (actors on this thread); 'raw': header only, the body is
+   * decoded by the worker that owns the vehicle.
+   */
+  bodies?: 'decode' | 'raw';
   /** True while the database cannot keep up: every socket stops reading. */
   storageFull?(): boolean;
   maxConnections?: number;
@@ -57,13 +78,14 @@ export function vehicleIdOf(phone: string): string {
 
 interface Connection {
   link: TerminalLink;
+  number: number;
   socket: Socket;
   splitter: FrameSplitter;
   vehicleId?: string;
   edition?: Edition;
   badFrames: number;
   /** Messages the actor refused (full mailbox), in order; the socket is paused meanwhile. */
-  backlog: { vehicleId: string; msg: VehicleMessage }[];
+  backlog: { vehicleId: string; msg: GatewayDelivery }[];
   retryTimer?: NodeJS.Timeout;
   serial: number;
 }
@@ -83,6 +105,8 @@ export class Gateway {
   };
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
+  private readonly byNumber = new Map<number, Connection>();
+  private nextLinkNumber = 1;
   private readonly reassembler = new SubpackageReassembler();
   private expiryTimer: NodeJS.Timeout | undefined;
   private storagePaused = false;
@@ -100,6 +124,22 @@ export class Gateway {
     this.expiryTimer.unref();
     const addr = this.server.address();
     return typeof addr === 'object' && addr ? addr.port : 0;
+  }
+
+  /** The link of a live connection by its number (how workers name links). */
+  linkByNumber(n: number): TerminalLink | undefined {
+    return this.byNumber.get(n)?.link;
+  }
+
+  /** Closes the connections of authenticated vehicles that match (e.g. their worker died). */
+  closeWhere(match: (vehicleId: string) => boolean, reason: string): number {
+    let n = 0;
+    for (const c of this.connections)
+      if (c.vehicleId !== undefined && match(c.vehicleId)) {
+        c.link.close(reason);
+        n++;
+      }
+    return n;
   }
 
   /** Storage drained: sockets read again. */
@@ -122,8 +162,11 @@ export class Gateway {
       return;
     }
     socket.setNoDelay(true);
-    const id = `${this.options.node}/${randomBytes(6).toString('hex')}`;
+    const number = this.nextLinkNumber;
+    this.nextLinkNumber = (this.nextLinkNumber % 0xffffffff) + 1;
+    const id = `${this.options.linkPrefix ?? `${this.options.node}/`}${number}`;
     const conn: Connection = {
+      number,
       socket,
       splitter: new FrameSplitter(MAX_LEGAL_FRAME_BYTES),
       badFrames: 0,
@@ -147,6 +190,7 @@ export class Gateway {
       },
     };
     this.connections.add(conn);
+    this.byNumber.set(number, conn);
     this.stats.connections = this.connections.size;
     this.stats.accepted++;
     socket.setTimeout(this.options.idleTimeoutMs ?? 180_000, () => {
@@ -157,13 +201,15 @@ export class Gateway {
     socket.on('error', () => undefined); // 'close' follows
     socket.on('close', () => {
       this.connections.delete(conn);
+      this.byNumber.delete(number);
       this.stats.connections = this.connections.size;
       if (conn.retryTimer) clearTimeout(conn.retryTimer);
       if (conn.vehicleId) {
         this.reassembler.dropTerminal(conn.vehicleId);
         this.send(conn, conn.vehicleId, {
           kind: 'linkClosed',
-          linkId: id,
+          link: conn.link,
+          linkNumber: number,
           reason: 'connection closed',
           at: Date.now(),
         });
@@ -194,6 +240,7 @@ export class Gateway {
     const receivedAt = Date.now();
     const r = decodeFrame(escaped, {
       lenient: this.options.lenient ?? false,
+      skipBody: this.options.bodies === 'raw',
       ...(conn.edition ? { edition: conn.edition } : {}),
     });
     if (!r.ok) {
@@ -219,7 +266,12 @@ export class Gateway {
       this.answer(conn, header, 2);
       return;
     }
+    if (header.encryption !== 0) {
+      this.answer(conn, header, 3); // encrypted bodies: not supported
+      return;
+    }
     let message: Message | null = r.message;
+    let body = r.body;
     let edition = r.edition;
     if (header.packageTotal !== undefined && header.packageIndex !== undefined) {
       const res = this.reassembler.add(
@@ -237,14 +289,15 @@ export class Gateway {
         this.answer(conn, header, res.status === 'rejected' ? 2 : 0);
         return;
       }
-      const body = decodeBody(header.messageId, res.body, edition);
-      if (!body.ok) {
-        this.stats.rejected[body.reason] = (this.stats.rejected[body.reason] ?? 0) + 1;
+      body = res.body;
+      const decoded = decodeBody(header.messageId, res.body, edition);
+      if (!decoded.ok) {
+        this.stats.rejected[decoded.reason] = (this.stats.rejected[decoded.reason] ?? 0) + 1;
         this.answer(conn, header, 2);
         return;
       }
-      message = body.message;
-      edition = body.edition;
+      message = decoded.message;
+      edition = decoded.edition;
       if (message.type === 'MediaData') {
         this.answer(conn, header, 0);
         conn.link.send(
@@ -255,22 +308,20 @@ export class Gateway {
         );
       }
     }
-    if (message === null) {
-      this.answer(conn, header, 3); // encrypted: not supported
-      return;
-    }
     this.send(conn, vehicleId, {
       kind: 'uplink',
       link: conn.link,
+      linkNumber: conn.number,
       header,
       edition,
       message,
+      body,
       receivedAt,
     });
   }
 
   /** Delivers in order; a full mailbox pauses the socket until the actor takes it. */
-  private send(conn: Connection, vehicleId: string, msg: VehicleMessage): void {
+  private send(conn: Connection, vehicleId: string, msg: GatewayDelivery): void {
     if (conn.backlog.length === 0 && this.options.deliver(vehicleId, msg)) return;
     conn.backlog.push({ vehicleId, msg });
     conn.socket.pause();

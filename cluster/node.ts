@@ -1,19 +1,19 @@
-// One fleetmesh node: MongoDB storage, the vehicle actors and the JT/T 808 gateway, wired
-// together in this process. (Worker threads and other nodes come next: `deliver` is the seam.)
+// One fleetmesh node: the JT/T 808 gateway on this thread, the vehicles in worker threads (or on
+// this thread with `workers: 0`), each thread with its own batch writers to MongoDB, and the
+// operations services call (commands, a vehicle's view, who is online, events).
 import { MongoClient } from 'mongodb';
 import { randomUUID } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import { ActorSystem } from '../actors/runtime.js';
+import type { VehicleEvents, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import { dispatchEvent, kindsOf, type VehicleEvent } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
-import {
-  VehicleActor,
-  type VehicleEvents,
-  type VehicleMessage,
-  type VehiclePolicy,
-} from '../actors/vehicleActor.js';
 import { ensureIndexes } from '../storage/schema.js';
-import { VehicleStore } from '../storage/vehicleStore.js';
+import { EventHub } from './eventHub.js';
 import { Gateway, type GatewayOptions } from './gateway.js';
+import { LocalVehicleHost, type VehicleHost } from './vehicleHost.js';
+import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
+import { WorkerVehicleHost } from './workerHost.js';
 
 export interface NodeOptions {
   node?: string;
@@ -22,32 +22,47 @@ export interface NodeOptions {
   host?: string;
   /** Gateway port; 0 picks a free one. */
   port?: number;
+  /** Vehicle worker threads; 0 keeps the vehicles on the gateway's thread. Default: one per core. */
+  workers?: number;
   policy?: Partial<VehiclePolicy>;
-  gateway?: Partial<Omit<GatewayOptions, 'deliver' | 'node'>>;
+  gateway?: Partial<Omit<GatewayOptions, 'deliver' | 'node' | 'bodies' | 'linkPrefix'>>;
   mailboxLimit?: number;
   idlePassivateMs?: number;
   events?: VehicleEvents;
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  /** Records a worker may hold before the gateway pauses reading. */
+  maxInFlight?: number;
+  log?: (line: string) => void;
 }
 
 export interface FleetNode {
   node: string;
   port: number;
   gateway: Gateway;
-  actors: ActorSystem<VehicleMessage>;
-  store: VehicleStore;
+  host: VehicleHost;
+  /** This thread's own client, for reads (the writers live with the vehicles). */
   client: MongoClient;
+  database: string;
+  /** Every vehicle event, for subscribers with filters (the gRPC event stream). */
+  events: EventHub;
   /**
    * Queues a downlink command for a vehicle (sent when its terminal is online, kept across
    * passivation and restarts). `settled` resolves with its final state, or 'refused' when the
    * vehicle's mailbox or queue is full.
    */
   command(vehicleId: string, message: Message): { id: string; settled: Promise<CommandEvent> };
+  vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  online(): Promise<OnlineVehicle[]>;
+  stats(): Promise<ShardStats[]>;
+  /** Every turn done and every buffered write in the database. */
+  flush(): Promise<void>;
+  passivateAll(): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const node = opts.node ?? 'node-1';
+  const database = opts.database ?? 'fleetmesh';
   // Short server selection: a database outage shows up as retries in the batch writers
   // (which never drop) instead of 30-second stalls.
   const client = new MongoClient(opts.mongodbUri, {
@@ -55,61 +70,82 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     connectTimeoutMS: 2000,
   });
   await client.connect();
-  const db = client.db(opts.database ?? 'fleetmesh');
-  await ensureIndexes(db);
-  const store = new VehicleStore(db, { writer: opts.writer ?? {} });
+  await ensureIndexes(client.db(database));
   const policy: VehiclePolicy = {
     registration: 'open',
     ackMode: 'durable',
     saveEveryMs: 30_000,
     ...opts.policy,
   };
-  const actors = new ActorSystem<VehicleMessage>({
-    create: (id) =>
-      new VehicleActor(id, { store, policy, ...(opts.events ? { events: opts.events } : {}) }),
-    mailboxLimit: opts.mailboxLimit ?? 256,
-    idleMs: opts.idlePassivateMs ?? 0,
-  });
+  const hub = new EventHub();
+  const fixedKinds = kindsOf(opts.events);
+  const onEvent = (e: VehicleEvent): void => {
+    if (opts.events) dispatchEvent(e, opts.events);
+    hub.publish(e);
+  };
+  const linkPrefix = `${node}/${Date.now().toString(36)}/`;
+  const workers = opts.workers ?? availableParallelism();
+  const shared = {
+    policy,
+    events: fixedKinds,
+    onEvent,
+    ...(opts.mailboxLimit !== undefined ? { mailboxLimit: opts.mailboxLimit } : {}),
+    ...(opts.idlePassivateMs !== undefined ? { idlePassivateMs: opts.idlePassivateMs } : {}),
+    ...(opts.writer ? { writer: opts.writer } : {}),
+  };
+  let host: VehicleHost;
+  let workerHost: WorkerVehicleHost | undefined;
+  if (workers > 0) {
+    workerHost = new WorkerVehicleHost({
+      ...shared,
+      workers,
+      node,
+      linkPrefix,
+      mongodbUri: opts.mongodbUri,
+      database,
+      ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    await workerHost.ready();
+    host = workerHost;
+  } else {
+    host = new LocalVehicleHost(client.db(database), shared);
+  }
+  hub.onKindsChanged((kinds) => void host.wantEvents(new Set([...fixedKinds, ...kinds])));
   const gateway = new Gateway({
     node,
+    linkPrefix,
     ...(opts.host ? { host: opts.host } : {}),
     port: opts.port ?? 0,
     ...opts.gateway,
-    deliver: (vehicleId, msg) => actors.tell(vehicleId, msg),
-    storageFull: () => store.full,
+    bodies: host.bodies,
+    deliver: (vehicleId, d) => host.deliver(vehicleId, d),
+    storageFull: () => host.storageFull(),
   });
-  store.onDrain(() => gateway.resume());
+  workerHost?.attach(gateway);
+  host.onDrain(() => gateway.resume());
   const port = await gateway.listen();
   return {
     node,
     port,
     gateway,
-    actors,
-    store,
+    host,
     client,
+    database,
+    events: hub,
     command(vehicleId, message) {
       const id = randomUUID();
-      const settled = new Promise<CommandEvent>((resolve) => {
-        const accepted = actors.tell(vehicleId, {
-          kind: 'command',
-          command: { id, message, createdAt: Date.now() },
-          settled: resolve,
-        });
-        if (!accepted)
-          resolve({
-            commandId: id,
-            state: 'refused',
-            at: Date.now(),
-            detail: 'vehicle mailbox full',
-          });
-      });
-      return { id, settled };
+      return { id, settled: host.command(vehicleId, id, message) };
     },
+    vehicle: (vehicleId) => host.vehicle(vehicleId),
+    online: () => host.online(),
+    stats: () => host.stats(),
+    flush: () => host.flush(),
+    passivateAll: () => host.passivateAll(),
     async stop() {
       await gateway.close();
       // Passivation saves every vehicle's state; then the writers flush what is left.
-      await actors.passivateAll();
-      await store.close();
+      await host.close();
       await client.close();
     },
   };

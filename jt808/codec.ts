@@ -61,6 +61,11 @@ export interface DecodeOptions {
   lenient?: boolean;
   /** The terminal's body edition when known from its session (2011 vs 2013 share headers). */
   edition?: Edition;
+  /**
+   * Verify the frame and read the header only (`message` null, `body` set): for a gateway that
+   * routes by header and leaves the body to the thread that owns the vehicle.
+   */
+  skipBody?: boolean;
 }
 
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
@@ -109,7 +114,7 @@ export function decodeFrame(escaped: Uint8Array, opts?: DecodeOptions): DecodeRe
   const end = declaredEnd < b.length - 1 ? declaredEnd : b.length - 1;
   const hinted: Edition =
     header.headerEdition === 2019 ? 2019 : opts?.edition === 2011 ? 2011 : 2013;
-  if (header.packageTotal !== undefined || header.encryption !== 0) {
+  if (header.packageTotal !== undefined || header.encryption !== 0 || opts?.skipBody) {
     if (header.encryption !== 0) (warnings ??= []).push('encrypted-body');
     return new DecodedFrame(header, hinted, null, warnings ?? NO_WARNINGS, b, start, end);
   }

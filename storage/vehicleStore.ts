@@ -171,8 +171,20 @@ export class VehicleStore {
     if (e.attempt !== undefined) doc.attempt = e.attempt;
     if (e.serial !== undefined) doc.serial = e.serial;
     if (e.detail !== undefined) doc.detail = e.detail;
-    if (e.reply !== undefined) doc.reply = e.reply.type;
+    if (e.reply !== undefined) {
+      doc.reply = e.reply.type;
+      if (e.reply.type === 'TerminalResponse') doc.result = e.reply.body.result;
+    }
     return this.commands.insert(doc);
+  }
+
+  /** Resolves when everything buffered so far is in the database. */
+  async flush(): Promise<void> {
+    await Promise.all(
+      this.writers.map(async (w) => {
+        while (w.buffered > 0) await w.flush();
+      }),
+    );
   }
 
   /** True while any writer is over its buffer limit: the gateway stops reading. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { freePort, projectRoot, startFerretdbServer } from '../../cluster/localServers.js';
+import { writerTotals } from '../../cluster/vehicleShard.js';
 import { startNode } from '../../cluster/node.js';
 import { COLLECTIONS, positionId } from '../../storage/schema.js';
 
@@ -83,7 +84,7 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
           'nothing acknowledged while the database was down',
         );
         assert.ok(node.gateway.stats.pausedForBackpressure > 0, 'reading paused');
-        assert.ok(node.store.positions.stats.retries > 0, 'writes were retried');
+        assert.ok(writerTotals(await node.stats(), 'positions').retries > 0, 'writes were retried');
         db = await startFerretdbServer(join(dir, 'data'), port);
         await new Promise((r) => setTimeout(r, 2000));
         stop = true;

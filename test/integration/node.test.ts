@@ -7,6 +7,7 @@ import type { Document } from 'mongodb';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
+import { writerTotals } from '../../cluster/vehicleShard.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 
 let servers: LocalServers;
@@ -88,7 +89,7 @@ describe('one node end to end (real sockets, real storage)', () => {
       const stored = await docs(node, db, COLLECTIONS.positions);
       assert.equal(stored.length, N * M);
       assert.equal(new Set(stored.map((d) => d._id)).size, N * M);
-      assert.ok(node.store.positions.stats.duplicates >= N * Math.ceil(M / 3));
+      assert.ok(writerTotals(await node.stats(), 'positions').duplicates >= N * Math.ceil(M / 3));
       terminals.forEach((t) => t.close());
     });
   });
@@ -115,7 +116,7 @@ describe('one node end to end (real sockets, real storage)', () => {
           [trackPoint(100).time, 'live'],
         ],
       );
-      await node.actors.passivateAll();
+      await node.passivateAll();
       const [vehicle] = await docs(node, db, COLLECTIONS.vehicles, { _id: '13900000777' });
       assert.equal(vehicle?.lastState.time, trackPoint(100).time);
       t.close();
@@ -238,11 +239,11 @@ describe('one node end to end (real sockets, real storage)', () => {
       const again = new SimTerminal({ port: node.port, phone: '013900000999' });
       await again.connect();
       assert.equal(await again.authenticate(code), 0, 'the auth code survived the restart');
-      const vehicle = await node.store.load('13900000999');
+      const vehicle = await node.vehicle('13900000999');
       assert.equal(vehicle?.lastState?.time, trackPoint(7).time);
       assert.equal(vehicle?.lastState?.latitude, trackPoint(7).latitude);
       // Session events are written behind the answer: flush before reading them.
-      await node.store.sessions.flush();
+      await node.flush();
       const sessions = await node.client
         .db(database)
         .collection(COLLECTIONS.sessions)
@@ -313,7 +314,7 @@ describe('downlink commands (real sockets, real storage)', () => {
       });
       const ev = await settled;
       assert.deepEqual([ev.commandId, ev.state], [id, 'answered']);
-      await node.store.commands.flush();
+      await node.flush();
       const log = await node.client
         .db(database)
         .collection(COLLECTIONS.commands)

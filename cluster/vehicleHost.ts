@@ -1,0 +1,114 @@
+// Where a node's vehicles live, as the gateway and the services see it: on the main thread
+// (`LocalVehicleHost`, for embedding and small tests) or spread over worker threads
+// (`WorkerVehicleHost`, the default). Later, another node is one more kind of host.
+import type { Db } from 'mongodb';
+import type { CommandEvent } from '../actors/commandQueue.js';
+import type { VehicleView } from '../actors/vehicleActor.js';
+import {
+  eventCallbacks,
+  type VehicleEvent,
+  type VehicleEventKind,
+} from '../actors/vehicleEvents.js';
+import type { Message } from '../jt808/messages.js';
+import type { GatewayDelivery } from './gateway.js';
+import {
+  VehicleShard,
+  type OnlineVehicle,
+  type ShardOptions,
+  type ShardStats,
+} from './vehicleShard.js';
+
+export interface VehicleHost {
+  /** False when the vehicle's side cannot take it now: the gateway keeps it and pauses the socket. */
+  deliver(vehicleId: string, d: GatewayDelivery): boolean;
+  /** Bodies the gateway should decode itself ('decode') or pass on as bytes ('raw'). */
+  readonly bodies: 'decode' | 'raw';
+  /** True while the database cannot keep up: every socket stops reading. */
+  storageFull(): boolean;
+  /** Called when storage has room again. */
+  onDrain(fn: () => void): void;
+  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
+  vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  online(): Promise<OnlineVehicle[]>;
+  /** One entry per thread that holds vehicles. */
+  stats(): Promise<ShardStats[]>;
+  /** Every turn done and every buffered write in the database. */
+  flush(): Promise<void>;
+  /** Every actor saved and dropped from memory. */
+  passivateAll(): Promise<void>;
+  /** The event kinds to produce from now on (others cost nothing). */
+  wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class LocalVehicleHost implements VehicleHost {
+  readonly bodies = 'decode';
+  readonly shard: VehicleShard;
+
+  private readonly wanted: Set<VehicleEventKind>;
+
+  constructor(
+    db: Db,
+    opts: Omit<ShardOptions, 'events'> & {
+      onEvent: (e: VehicleEvent) => void;
+      events: VehicleEventKind[];
+    },
+  ) {
+    this.wanted = new Set(opts.events);
+    const { onEvent, events, ...shardOpts } = opts;
+    void events;
+    this.shard = new VehicleShard(db, {
+      ...shardOpts,
+      events: eventCallbacks(onEvent, this.wanted),
+    });
+  }
+
+  async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
+    this.wanted.clear();
+    for (const k of kinds) this.wanted.add(k);
+  }
+
+  deliver(vehicleId: string, d: GatewayDelivery): boolean {
+    if (d.kind === 'linkClosed') return this.shard.linkClosed(vehicleId, d.link.id, d.reason, d.at);
+    if (d.message === null) {
+      return this.shard.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);
+    }
+    return this.shard.uplink(vehicleId, d.link, d.header, d.edition, d.message, d.receivedAt);
+  }
+
+  storageFull(): boolean {
+    return this.shard.store.full;
+  }
+
+  onDrain(fn: () => void): void {
+    this.shard.store.onDrain(fn);
+  }
+
+  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+    return this.shard.command(vehicleId, id, message);
+  }
+
+  vehicle(vehicleId: string): Promise<VehicleView | undefined> {
+    return this.shard.vehicle(vehicleId);
+  }
+
+  async online(): Promise<OnlineVehicle[]> {
+    return this.shard.online();
+  }
+
+  async stats(): Promise<ShardStats[]> {
+    return [this.shard.stats()];
+  }
+
+  flush(): Promise<void> {
+    return this.shard.flush();
+  }
+
+  passivateAll(): Promise<void> {
+    return this.shard.passivateAll();
+  }
+
+  close(): Promise<void> {
+    return this.shard.close();
+  }
+}

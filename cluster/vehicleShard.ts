@@ -1,0 +1,210 @@
+// The vehicles of one thread: their actors, the batch writers they persist through, and the
+// operations services ask of them (commands, a vehicle's view, who is online, stats). The same
+// shard runs on the node's main thread (`workers: 0`) or inside a vehicle worker.
+import type { Db } from 'mongodb';
+import type { CommandEvent } from '../actors/commandQueue.js';
+import { ActorSystem, type ActorSystemStats } from '../actors/runtime.js';
+import {
+  VehicleActor,
+  vehicleView,
+  type TerminalLink,
+  type VehicleEvents,
+  type VehicleMessage,
+  type VehiclePolicy,
+  type VehicleView,
+} from '../actors/vehicleActor.js';
+import { decodeBody } from '../jt808/codec.js';
+import type { Edition, Header } from '../jt808/header.js';
+import type { Message } from '../jt808/messages.js';
+import type { BatchWriterStats } from '../storage/batchWriter.js';
+import { VehicleStore } from '../storage/vehicleStore.js';
+
+export interface ShardOptions {
+  policy: VehiclePolicy;
+  events?: VehicleEvents;
+  mailboxLimit?: number;
+  idlePassivateMs?: number;
+  writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+}
+
+export interface OnlineVehicle {
+  vehicleId: string;
+  node: string;
+  linkId: string;
+  lastSeen: number;
+}
+
+export interface ShardStats {
+  actors: ActorSystemStats;
+  writers: Record<'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands', BatchWriterStats>;
+  buffered: number;
+  full: boolean;
+  malformedBodies: number;
+}
+
+export class VehicleShard {
+  readonly store: VehicleStore;
+  readonly actors: ActorSystem<VehicleMessage>;
+  malformedBodies = 0;
+
+  constructor(db: Db, opts: ShardOptions) {
+    this.store = new VehicleStore(db, { writer: opts.writer ?? {} });
+    const deps = {
+      store: this.store,
+      policy: opts.policy,
+      ...(opts.events ? { events: opts.events } : {}),
+    };
+    this.actors = new ActorSystem<VehicleMessage>({
+      create: (id) => new VehicleActor(id, deps),
+      mailboxLimit: opts.mailboxLimit ?? 256,
+      idleMs: opts.idlePassivateMs ?? 0,
+    });
+  }
+
+  /** Hands a decoded uplink message to its vehicle; false when the mailbox is full. */
+  uplink(
+    vehicleId: string,
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    message: Message,
+    receivedAt: number,
+  ): boolean {
+    return this.actors.tell(vehicleId, {
+      kind: 'uplink',
+      link,
+      header,
+      edition,
+      message,
+      receivedAt,
+    });
+  }
+
+  /** Decodes a body read by the gateway (header only) and hands it to its vehicle. */
+  uplinkBody(
+    vehicleId: string,
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    body: Uint8Array,
+    receivedAt: number,
+  ): boolean {
+    if (this.actors.isFull(vehicleId)) return false;
+    const r = decodeBody(header.messageId, body, edition);
+    if (!r.ok) {
+      this.malformedBodies++;
+      return this.actors.tell(vehicleId, {
+        kind: 'malformed',
+        link,
+        header,
+        edition,
+        detail: `${r.reason}: ${r.detail}`,
+      });
+    }
+    return this.uplink(vehicleId, link, header, r.edition, r.message, receivedAt);
+  }
+
+  linkClosed(vehicleId: string, linkId: string, reason: string, at: number): boolean {
+    return this.actors.tell(vehicleId, { kind: 'linkClosed', linkId, reason, at });
+  }
+
+  /**
+   * Queues a downlink command; resolves with its final state ('answered', 'failed',
+   * 'timed-out'), or 'refused' when the vehicle's mailbox or queue is full.
+   */
+  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+    return new Promise<CommandEvent>((resolve) => {
+      const accepted = this.actors.tell(vehicleId, {
+        kind: 'command',
+        command: { id, message, createdAt: Date.now() },
+        settled: resolve,
+      });
+      if (!accepted)
+        resolve({
+          commandId: id,
+          state: 'refused',
+          at: Date.now(),
+          detail: 'vehicle mailbox full',
+        });
+    });
+  }
+
+  /** The vehicle's view: from its actor when in memory, else from storage; undefined if unknown. */
+  async vehicle(vehicleId: string): Promise<VehicleView | undefined> {
+    const actor = this.actors.actorOf(vehicleId);
+    if (actor instanceof VehicleActor && actor.loaded) return actor.view();
+    const record = await this.store.load(vehicleId);
+    return record ? vehicleView(record) : undefined;
+  }
+
+  online(): OnlineVehicle[] {
+    const out: OnlineVehicle[] = [];
+    for (const id of this.actors.ids()) {
+      const actor = this.actors.actorOf(id);
+      if (!(actor instanceof VehicleActor)) continue;
+      const link = actor.currentLink;
+      if (link)
+        out.push({ vehicleId: id, node: link.node, linkId: link.id, lastSeen: actor.lastSeen });
+    }
+    return out;
+  }
+
+  stats(): ShardStats {
+    const s = this.store;
+    return {
+      actors: { ...this.actors.stats },
+      writers: {
+        vehicles: { ...s.vehicles.stats },
+        positions: { ...s.positions.stats },
+        alarms: { ...s.alarms.stats },
+        sessions: { ...s.sessions.stats },
+        commands: { ...s.commands.stats },
+      },
+      buffered: s.positions.buffered,
+      full: s.full,
+      malformedBodies: this.malformedBodies,
+    };
+  }
+
+  /** Waits for every turn to end and every buffered write to reach the database. */
+  async flush(): Promise<void> {
+    await this.actors.whenIdle();
+    await this.store.flush();
+  }
+
+  async passivateAll(): Promise<void> {
+    await this.actors.passivateAll();
+  }
+
+  async close(): Promise<void> {
+    await this.actors.passivateAll();
+    await this.store.close();
+  }
+}
+
+/** One writer's figures summed over every thread (lag: the largest). */
+export function writerTotals(
+  stats: ShardStats[],
+  writer: keyof ShardStats['writers'],
+): BatchWriterStats & { buffered: number } {
+  const t = {
+    stored: 0,
+    duplicates: 0,
+    failed: 0,
+    batches: 0,
+    retries: 0,
+    lastLagMs: 0,
+    buffered: 0,
+  };
+  for (const s of stats) {
+    const w = s.writers[writer];
+    t.stored += w.stored;
+    t.duplicates += w.duplicates;
+    t.failed += w.failed;
+    t.batches += w.batches;
+    t.retries += w.retries;
+    t.lastLagMs = Math.max(t.lastLagMs, w.lastLagMs);
+    if (writer === 'positions') t.buffered += s.buffered;
+  }
+  return t;
+}

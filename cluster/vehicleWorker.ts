@@ -1,0 +1,205 @@
+// A vehicle worker thread: one VehicleShard (actors + batch writers + its own MongoDB client).
+// Data plane: frame batches from the gateway arrive on `dataPort`; what the actors send back
+// (frames, closes, authentications), how many records were taken (credit for the gateway's
+// backpressure), whether storage is full, and events leave in one message per turn of the
+// event loop. Control plane: the API below, exposed with comlink on the parent port.
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { MongoClient } from 'mongodb';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import type { CommandEvent } from '../actors/commandQueue.js';
+import type { TerminalLink, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import {
+  eventCallbacks,
+  type VehicleEvent,
+  type VehicleEventKind,
+} from '../actors/vehicleEvents.js';
+import type { Edition } from '../jt808/header.js';
+import type { Message } from '../jt808/messages.js';
+import {
+  FrameBatchBuilder,
+  LINK_CLOSED,
+  readFrameBatch,
+  UPLINK,
+  type BatchRecord,
+} from './frameBatch.js';
+import { vehicleIdOf } from './gateway.js';
+import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
+
+export interface VehicleWorkerData {
+  index: number;
+  node: string;
+  /** Link ids are `${linkPrefix}${number}` (the gateway's naming). */
+  linkPrefix: string;
+  mongodbUri: string;
+  database: string;
+  policy: VehiclePolicy;
+  mailboxLimit?: number;
+  idlePassivateMs?: number;
+  writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  events: VehicleEventKind[];
+  dataPort: MessagePort;
+}
+
+/** One message from a worker to the gateway thread. */
+export interface WorkerOutbound {
+  batch: ArrayBuffer;
+  /** Records taken from the gateway's batches since the last message. */
+  consumed: number;
+  storageFull: boolean;
+  events: VehicleEvent[];
+}
+
+export interface VehicleWorkerApi {
+  ready(): Promise<void>;
+  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
+  vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  online(): OnlineVehicle[];
+  stats(): ShardStats;
+  flush(): Promise<void>;
+  passivateAll(): Promise<void>;
+  wantEvents(kinds: VehicleEventKind[]): void;
+  close(): Promise<void>;
+}
+
+const data = workerData as VehicleWorkerData;
+const port = data.dataPort;
+const wanted = new Set<VehicleEventKind>(data.events);
+const out = new FrameBatchBuilder();
+let events: VehicleEvent[] = [];
+let consumed = 0;
+let lastFull = false;
+let flushScheduled = false;
+
+function scheduleFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  setImmediate(flushOutbound);
+}
+
+function flushOutbound(): void {
+  flushScheduled = false;
+  const full = shard.store.full;
+  if (out.count === 0 && consumed === 0 && events.length === 0 && full === lastFull) return;
+  lastFull = full;
+  const msg: WorkerOutbound = { batch: out.take(), consumed, storageFull: full, events };
+  consumed = 0;
+  events = [];
+  port.postMessage(msg, [msg.batch]);
+}
+
+const client = new MongoClient(data.mongodbUri, {
+  serverSelectionTimeoutMS: 2000,
+  connectTimeoutMS: 2000,
+});
+const shard = new VehicleShard(client.db(data.database), {
+  policy: data.policy,
+  events: eventCallbacks((e) => {
+    events.push(e);
+    scheduleFlush();
+  }, wanted),
+  ...(data.mailboxLimit !== undefined ? { mailboxLimit: data.mailboxLimit } : {}),
+  ...(data.idlePassivateMs !== undefined ? { idlePassivateMs: data.idlePassivateMs } : {}),
+  ...(data.writer ? { writer: data.writer } : {}),
+});
+shard.store.onDrain(scheduleFlush);
+const ready = client.connect().then(() => undefined);
+
+/** A terminal connection held by the gateway thread, named by its number. */
+class RemoteLink implements TerminalLink {
+  readonly id: string;
+  readonly node = data.node;
+  constructor(readonly number: number) {
+    this.id = `${data.linkPrefix}${number}`;
+  }
+  send(frame: Uint8Array): void {
+    out.send(this.number, frame);
+    scheduleFlush();
+  }
+  close(reason: string): void {
+    out.close(this.number, reason);
+    scheduleFlush();
+  }
+  authenticated(vehicleId: string, edition: Edition): void {
+    out.authenticated(this.number, edition, vehicleId);
+    scheduleFlush();
+  }
+}
+
+const links = new Map<number, RemoteLink>();
+const linkFor = (n: number): RemoteLink => {
+  let l = links.get(n);
+  if (!l) links.set(n, (l = new RemoteLink(n)));
+  return l;
+};
+
+// Records a full mailbox refused, per vehicle and in order; bounded by the gateway's credit.
+const waiting = new Map<string, (() => boolean)[]>();
+let retryTimer: NodeJS.Timeout | undefined;
+
+function offer(vehicleId: string, attempt: () => boolean): void {
+  const queue = waiting.get(vehicleId);
+  if (queue === undefined && attempt()) {
+    consumed++;
+    return;
+  }
+  if (queue) queue.push(attempt);
+  else waiting.set(vehicleId, [attempt]);
+  retryTimer ??= setTimeout(retryWaiting, 5);
+}
+
+function retryWaiting(): void {
+  retryTimer = undefined;
+  for (const [vehicleId, queue] of waiting) {
+    while (queue.length > 0 && queue[0]!()) {
+      queue.shift();
+      consumed++;
+    }
+    if (queue.length === 0) waiting.delete(vehicleId);
+  }
+  if (waiting.size > 0) retryTimer = setTimeout(retryWaiting, 5);
+  scheduleFlush();
+}
+
+function onRecord(r: BatchRecord): void {
+  if (r.kind === UPLINK) {
+    const link = linkFor(r.link);
+    const vehicleId = vehicleIdOf(r.header.phone);
+    // The body view points into the batch, which is dropped after this call: keep a copy.
+    const body = r.body.slice();
+    offer(vehicleId, () =>
+      shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt),
+    );
+  } else if (r.kind === LINK_CLOSED) {
+    const link = linkFor(r.link);
+    links.delete(r.link);
+    offer(r.vehicleId, () => shard.linkClosed(r.vehicleId, link.id, r.reason, r.at));
+  }
+}
+
+port.on('message', (batch: ArrayBuffer) => {
+  readFrameBatch(batch, onRecord);
+  scheduleFlush();
+});
+
+const api: VehicleWorkerApi = {
+  ready: () => ready,
+  command: (vehicleId, id, message) => shard.command(vehicleId, id, message),
+  vehicle: (vehicleId) => shard.vehicle(vehicleId),
+  online: () => shard.online(),
+  stats: () => shard.stats(),
+  flush: () => shard.flush(),
+  passivateAll: () => shard.passivateAll(),
+  wantEvents: (kinds) => {
+    wanted.clear();
+    for (const k of kinds) wanted.add(k);
+  },
+  close: async () => {
+    await shard.close();
+    flushOutbound();
+    await client.close();
+    port.close();
+  },
+};
+
+Comlink.expose(api, nodeEndpoint(parentPort!));

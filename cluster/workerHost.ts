@@ -1,0 +1,252 @@
+// The node's vehicles spread over worker threads, chosen by hashing the vehicle id. Frames go
+// to a worker in one transferred ArrayBuffer per worker per turn of the event loop; each worker
+// answers the same way. Backpressure: a worker may hold at most `maxInFlight` records it has
+// not taken into a mailbox yet; beyond that `deliver` refuses and the gateway pauses the socket.
+// A worker that dies is started again; the terminals it served are disconnected (they reconnect
+// and authenticate again; unacknowledged reports are sent again by the terminal).
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { CommandEvent } from '../actors/commandQueue.js';
+import type { VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
+import type { Message } from '../jt808/messages.js';
+import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
+import type { Gateway, GatewayDelivery } from './gateway.js';
+import type { VehicleHost } from './vehicleHost.js';
+import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
+import type { VehicleWorkerApi, VehicleWorkerData, WorkerOutbound } from './vehicleWorker.js';
+
+export interface WorkerHostOptions {
+  workers: number;
+  node: string;
+  /** The gateway's link ids are `${linkPrefix}${number}`. */
+  linkPrefix: string;
+  mongodbUri: string;
+  database: string;
+  policy: VehiclePolicy;
+  mailboxLimit?: number;
+  idlePassivateMs?: number;
+  writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  /** Where the workers' events go, and the kinds wanted from the start (see `wantEvents`). */
+  onEvent: (e: VehicleEvent) => void;
+  events: VehicleEventKind[];
+  /** Records a worker may hold before the gateway pauses (default 4096). */
+  maxInFlight?: number;
+  log?: (line: string) => void;
+}
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker;
+  api: Comlink.Remote<VehicleWorkerApi>;
+  data: MessagePort;
+  out: FrameBatchBuilder;
+  inFlight: number;
+  storageFull: boolean;
+  flushScheduled: boolean;
+  ready: Promise<void>;
+}
+
+/** FNV-1a: cheap, stable across processes, good spread over short digit strings. */
+export function workerIndexOf(vehicleId: string, workers: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < vehicleId.length; i++) {
+    h ^= vehicleId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % workers;
+}
+
+export class WorkerVehicleHost implements VehicleHost {
+  readonly bodies = 'raw';
+  readonly restarts: number[] = [];
+  private readonly slots: WorkerSlot[] = [];
+  private readonly drainListeners = new Set<() => void>();
+  private readonly maxInFlight: number;
+  private readonly wanted = new Set<VehicleEventKind>();
+  private gateway: Gateway | undefined;
+  private closing = false;
+
+  constructor(private readonly opts: WorkerHostOptions) {
+    this.maxInFlight = opts.maxInFlight ?? 4096;
+    for (const k of opts.events) this.wanted.add(k);
+    for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i));
+  }
+
+  /** The worker threads, by index (for inspection and fault tests). */
+  get threads(): readonly Worker[] {
+    return this.slots.map((s) => s.worker);
+  }
+
+  /** Workers connected to the database. */
+  async ready(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  /** The gateway whose links the workers answer on. */
+  attach(gateway: Gateway): void {
+    this.gateway = gateway;
+  }
+
+  async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
+    this.wanted.clear();
+    for (const k of kinds) this.wanted.add(k);
+    await Promise.all(this.slots.map((s) => s.api.wantEvents([...this.wanted])));
+  }
+
+  private spawn(index: number): WorkerSlot {
+    const channel = new MessageChannel();
+    const workerData: VehicleWorkerData = {
+      index,
+      node: this.opts.node,
+      linkPrefix: this.opts.linkPrefix,
+      mongodbUri: this.opts.mongodbUri,
+      database: this.opts.database,
+      policy: this.opts.policy,
+      events: [...this.wanted],
+      dataPort: channel.port2,
+      ...(this.opts.mailboxLimit !== undefined ? { mailboxLimit: this.opts.mailboxLimit } : {}),
+      ...(this.opts.idlePassivateMs !== undefined
+        ? { idlePassivateMs: this.opts.idlePassivateMs }
+        : {}),
+      ...(this.opts.writer ? { writer: this.opts.writer } : {}),
+    };
+    const worker = new Worker(new URL('./vehicleWorker.js', import.meta.url), {
+      workerData,
+      transferList: [channel.port2],
+    });
+    const api = Comlink.wrap<VehicleWorkerApi>(nodeEndpoint(worker));
+    const slot: WorkerSlot = {
+      index,
+      worker,
+      api,
+      data: channel.port1,
+      out: new FrameBatchBuilder(),
+      inFlight: 0,
+      storageFull: false,
+      flushScheduled: false,
+      ready: api.ready(),
+    };
+    channel.port1.on('message', (m: WorkerOutbound) => this.fromWorker(slot, m));
+    worker.on('error', (err) => this.opts.log?.(`vehicle worker ${index} failed: ${String(err)}`));
+    worker.on('exit', (code) => this.exited(slot, code));
+    return slot;
+  }
+
+  private exited(slot: WorkerSlot, code: number): void {
+    slot.data.close();
+    if (this.closing) return;
+    this.opts.log?.(`vehicle worker ${slot.index} exited (${code}); starting it again`);
+    this.restarts.push(Date.now());
+    const fresh = this.spawn(slot.index);
+    this.slots[slot.index] = fresh;
+    // Its actors are gone: their terminals reconnect and authenticate on the fresh worker.
+    this.gateway?.closeWhere(
+      (vehicleId) => workerIndexOf(vehicleId, this.slots.length) === slot.index,
+      'vehicle worker restarted',
+    );
+    this.drained();
+  }
+
+  deliver(vehicleId: string, d: GatewayDelivery): boolean {
+    const slot = this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+    if (d.kind === 'linkClosed') {
+      // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
+      slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
+    } else {
+      if (slot.inFlight >= this.maxInFlight) return false;
+      slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+    }
+    slot.inFlight++;
+    if (!slot.flushScheduled) {
+      slot.flushScheduled = true;
+      setImmediate(() => this.flushTo(slot));
+    }
+    return true;
+  }
+
+  private flushTo(slot: WorkerSlot): void {
+    slot.flushScheduled = false;
+    if (slot.out.count === 0) return;
+    const batch = slot.out.take();
+    slot.data.postMessage(batch, [batch]);
+  }
+
+  private fromWorker(slot: WorkerSlot, m: WorkerOutbound): void {
+    const gateway = this.gateway;
+    if (gateway) {
+      readFrameBatch(m.batch, (r) => {
+        const link = gateway.linkByNumber(r.link);
+        if (!link) return; // the connection is gone
+        if (r.kind === SEND) link.send(r.frame);
+        else if (r.kind === CLOSE) link.close(r.reason);
+        else if (r.kind === AUTHENTICATED) link.authenticated(r.vehicleId, r.edition);
+      });
+    }
+    const wasFull = slot.storageFull || slot.inFlight >= this.maxInFlight;
+    slot.inFlight = Math.max(0, slot.inFlight - m.consumed);
+    slot.storageFull = m.storageFull;
+    for (const e of m.events) this.opts.onEvent(e);
+    if (wasFull && !slot.storageFull) this.drained();
+  }
+
+  private drained(): void {
+    if (this.storageFull()) return;
+    for (const fn of this.drainListeners) fn();
+  }
+
+  storageFull(): boolean {
+    return this.slots.some((s) => s.storageFull);
+  }
+
+  onDrain(fn: () => void): void {
+    this.drainListeners.add(fn);
+  }
+
+  private slotOf(vehicleId: string): WorkerSlot {
+    return this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+  }
+
+  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+    return this.slotOf(vehicleId).api.command(vehicleId, id, message);
+  }
+
+  vehicle(vehicleId: string): Promise<VehicleView | undefined> {
+    return this.slotOf(vehicleId).api.vehicle(vehicleId);
+  }
+
+  async online(): Promise<OnlineVehicle[]> {
+    const lists = await Promise.all(this.slots.map((s) => s.api.online()));
+    return lists.flat();
+  }
+
+  stats(): Promise<ShardStats[]> {
+    return Promise.all(this.slots.map((s) => s.api.stats()));
+  }
+
+  async flush(): Promise<void> {
+    // Frames batched here but not posted yet go first.
+    for (const s of this.slots) this.flushTo(s);
+    await Promise.all(this.slots.map((s) => s.api.flush()));
+  }
+
+  async passivateAll(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.api.passivateAll()));
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.slots) this.flushTo(s);
+    this.closing = true;
+    await Promise.all(
+      this.slots.map(async (s) => {
+        try {
+          await s.api.close();
+        } finally {
+          s.api[Comlink.releaseProxy]();
+          await s.worker.terminate();
+        }
+      }),
+    );
+  }
+}

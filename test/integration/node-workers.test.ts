@@ -1,0 +1,171 @@
+// Vehicles in worker threads: frames cross in batches, backpressure at the in-flight limit
+// loses nothing, a worker that dies is replaced and its terminals come back, events reach
+// subscribers with their filters, and `workers: 0` keeps the same behaviour on one thread.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startNode, type FleetNode, type NodeOptions } from '../../cluster/node.js';
+import { WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
+import type { VehicleEvent } from '../../actors/vehicleEvents.js';
+import { COLLECTIONS } from '../../storage/schema.js';
+
+let servers: LocalServers;
+let dbCounter = 0;
+
+async function withNode(
+  opts: Partial<NodeOptions>,
+  fn: (node: FleetNode, db: string) => Promise<void>,
+): Promise<void> {
+  const database = `fleetmesh_workers_${process.pid}_${dbCounter++}`;
+  const node = await startNode({
+    mongodbUri: servers.mongodbUri,
+    database,
+    writer: { maxDelayMs: 5 },
+    ...opts,
+  });
+  try {
+    await fn(node, database);
+  } finally {
+    await node.stop();
+  }
+}
+
+async function online(port: number, phone: string): Promise<SimTerminal> {
+  const t = new SimTerminal({ port, phone });
+  await t.connect();
+  assert.equal(await t.register(), 0);
+  assert.equal(await t.authenticate(), 0);
+  return t;
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A phone whose vehicle lands on worker `index` of `workers`. */
+function phoneOn(index: number, workers: number, from: number): string {
+  for (let n = from; ; n++) {
+    const phone = `0139${String(n).padStart(8, '0')}`;
+    if (workerIndexOf(phone.replace(/^0+/, ''), workers) === index) return phone;
+  }
+}
+
+async function positions(node: FleetNode, db: string): Promise<number> {
+  return node.client.db(db).collection(COLLECTIONS.positions).countDocuments();
+}
+
+before(async () => {
+  servers = await startLocalServers({
+    external: {
+      etcdEndpoints: ['http://unused:1'],
+      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+    },
+  });
+});
+after(async () => {
+  await servers?.stop();
+});
+
+describe('vehicles in worker threads (real sockets, real storage)', () => {
+  it('at the in-flight and mailbox limits the gateway pauses reading and loses nothing', async () => {
+    await withNode({ workers: 2, maxInFlight: 2, mailboxLimit: 1 }, async (node, db) => {
+      assert.ok(node.host instanceof WorkerVehicleHost);
+      const N = 8;
+      const M = 30;
+      const terminals = await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          online(node.port, `0139${String(500 + i).padStart(8, '0')}`),
+        ),
+      );
+      // Every terminal fires all its reports at once: far more than 2 records per worker.
+      const results = await Promise.all(
+        terminals.flatMap((t, i) =>
+          Array.from({ length: M }, (_, k) => t.report(trackPoint(k, { lat: 20 + i / 10 }))),
+        ),
+      );
+      assert.deepEqual(new Set(results), new Set([0]), 'every report acknowledged with success');
+      assert.equal(await positions(node, db), N * M);
+      assert.ok(node.gateway.stats.pausedForBackpressure > 0, 'reading was paused');
+      terminals.forEach((t) => t.close());
+    });
+  });
+
+  it('a worker that dies is started again; its terminals are disconnected, come back and report', async () => {
+    await withNode({ workers: 2 }, async (node, db) => {
+      const host = node.host;
+      assert.ok(host instanceof WorkerVehicleHost);
+      const a = await online(node.port, phoneOn(0, 2, 700));
+      const b = await online(node.port, phoneOn(1, 2, 700));
+      assert.equal(await a.report(trackPoint(1)), 0);
+      assert.equal(await b.report(trackPoint(1)), 0);
+      const dead = host.threads[0]!;
+      await dead.terminate();
+      await until(() => a.closed, "the dead worker's terminal to be disconnected");
+      await until(() => host.threads[0] !== dead, 'a fresh worker 0');
+      assert.equal(host.restarts.length, 1);
+      assert.equal(b.closed, false, 'the other worker’s terminal stays');
+      assert.equal(await b.report(trackPoint(2)), 0);
+      const code = a.authCode;
+      await a.connect();
+      assert.equal(await a.authenticate(code), 0, 'the auth code is read from storage again');
+      assert.equal(await a.report(trackPoint(2)), 0);
+      assert.equal(await positions(node, db), 4);
+      a.close();
+      b.close();
+    });
+  });
+
+  it('events reach a subscriber filtered by vehicle and kind', async () => {
+    await withNode({ workers: 2 }, async (node) => {
+      const seen: VehicleEvent[] = [];
+      const unsubscribe = node.events.subscribe(
+        { vehicleIds: new Set(['13900000801']), kinds: new Set(['position', 'online'] as const) },
+        (e) => seen.push(e),
+      );
+      // The workers learn the wanted kinds asynchronously.
+      await new Promise((r) => setTimeout(r, 100));
+      const a = await online(node.port, '013900000801');
+      const b = await online(node.port, '013900000802');
+      assert.equal(await a.report(trackPoint(1, { alarm: 1 })), 0);
+      assert.equal(await b.report(trackPoint(1)), 0);
+      a.close();
+      await until(() => seen.length >= 3, 'three events');
+      unsubscribe();
+      assert.deepEqual(
+        seen.map((e) => [e.kind, 'vehicleId' in e ? e.vehicleId : '']),
+        [
+          ['online', '13900000801'],
+          ['position', '13900000801'],
+          ['online', '13900000801'],
+        ],
+      );
+      const pos = seen[1];
+      assert.ok(pos?.kind === 'position');
+      assert.equal(pos.state.latitude, trackPoint(1).latitude);
+      assert.equal(pos.source, 'live');
+      b.close();
+    });
+  });
+
+  it('workers: 0 keeps the vehicles on the gateway thread with the same results', async () => {
+    await withNode({ workers: 0 }, async (node, db) => {
+      assert.ok(!(node.host instanceof WorkerVehicleHost));
+      const t = await online(node.port, '013900000901');
+      for (let k = 0; k < 5; k++) assert.equal(await t.report(trackPoint(k)), 0);
+      assert.equal(await positions(node, db), 5);
+      const v = await node.vehicle('13900000901');
+      assert.equal(v?.online, true);
+      assert.equal(v?.lastState?.time, trackPoint(4).time);
+      assert.deepEqual(
+        (await node.online()).map((o) => o.vehicleId),
+        ['13900000901'],
+      );
+      t.close();
+    });
+  });
+});
