@@ -3,17 +3,36 @@
 // JT/T 808 gateway, and with `--sim N` a simulator of N terminals. A status line shows terminals
 // online, reports/s, acknowledgement p99 and persist lag. Ctrl-C stops everything.
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { projectRoot, startLocalServers } from '../cluster/localServers.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
+import { startGrpcServer } from '../cluster/grpcServer.js';
 import { startNode } from '../cluster/node.js';
 import { externalServers } from '../cluster/serverConfig.js';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
+}
+
+/**
+ * gRPC bearer tokens: `--grpc-token T`, or FLEETMESH_GRPC_TOKENS (comma-separated), or one
+ * generated on first start and kept in .fleetmesh/grpc-token (printed at start).
+ */
+function grpcTokens(args: string[]): { tokens: string[]; file?: string } {
+  const given = flag(args, '--grpc-token') ?? process.env.FLEETMESH_GRPC_TOKENS;
+  if (given) return { tokens: given.split(',').filter((t) => t !== '') };
+  const dir = join(projectRoot, '.fleetmesh');
+  const file = join(dir, 'grpc-token');
+  if (!existsSync(file)) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(file, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  }
+  return { tokens: [readFileSync(file, 'utf8').trim()], file };
 }
 
 export async function runStart(args: string[]): Promise<number> {
@@ -41,11 +60,20 @@ export async function runStart(args: string[]): Promise<number> {
       online: (_id, isOnline) => (online += isOnline ? 1 : -1),
     },
   });
+  const { tokens, file: tokenFile } = grpcTokens(args);
+  const grpcPort = Number(flag(args, '--grpc-port') ?? 9808);
+  const grpc = await startGrpcServer(node, {
+    host: flag(args, '--host') ?? '0.0.0.0',
+    port: grpcPort,
+    tokens,
+  });
   const lines = [
     `fleetmesh: MongoDB ${servers.mongodbUri}${external.mongodbUri ? ' (external)' : ' (local FerretDB)'}`,
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
     `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,
+    `fleetmesh: gRPC fleetmesh.v1.VehicleService on port ${grpc.port} (health, reflection; token ${tokenFile ? `in ${tokenFile}` : 'as given'})`,
+    `fleetmesh:   grpcurl -plaintext -H "authorization: Bearer $(cat .fleetmesh/grpc-token)" localhost:${grpc.port} fleetmesh.v1.VehicleService/ListOnlineVehicles`,
     'fleetmesh: running; Ctrl-C stops it',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
@@ -86,6 +114,7 @@ export async function runStart(args: string[]): Promise<number> {
   });
   clearInterval(status);
   simulator?.kill();
+  await grpc.stop();
   await node.stop();
   await servers.stop();
   acks.destroy();

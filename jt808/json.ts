@@ -3,6 +3,7 @@
 // ISO-8601 UTC strings.
 import { toHex } from './bytes.js';
 import type { DecodeResult } from './codec.js';
+import type { Message } from './messages.js';
 
 function plain(v: unknown): unknown {
   if (v instanceof Uint8Array) return toHex(v);
@@ -41,4 +42,9 @@ export function frameJson(r: DecodeResult): Record<string, unknown> {
   }
   if (r.warnings.length > 0) out.warnings = r.warnings;
   return out;
+}
+
+/** A message body in the same JSON shape as `frameJson`'s `body`. */
+export function bodyJson(message: Message): unknown {
+  return message.type === 'Raw' ? { raw: toHex(message.body) } : plain(message.body);
 }

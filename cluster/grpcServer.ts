@@ -1,0 +1,284 @@
+// The node's gRPC front: fleetmesh.v1.VehicleService (proto/fleetmesh/v1/vehicle.proto) on top
+// of the node's operations, the standard health service and server reflection (so grpcurl works
+// without the .proto). The vehicle service wants `authorization: Bearer <token>`; health and
+// reflection are open (load balancers and tools probe them without credentials).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { timingSafeEqual } from 'node:crypto';
+import { join } from 'node:path';
+import type { CommandEvent } from '../actors/commandQueue.js';
+import type { VehicleEvent } from '../actors/vehicleEvents.js';
+import { COLLECTIONS } from '../storage/schema.js';
+import { projectRoot } from './localServers.js';
+import type { FleetNode } from './node.js';
+import {
+  commandMessage,
+  commandStatus,
+  eventKinds,
+  eventMessage,
+  InvalidRequest,
+  onlineMessage,
+  onlinePage,
+  vehicleMessage,
+  type CommandStatusMessage,
+} from './vehicleServiceMapping.js';
+
+export const VEHICLE_SERVICE = 'fleetmesh.v1.VehicleService';
+const PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto');
+
+export interface GrpcServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Accepted bearer tokens; at least one. */
+  tokens: string[];
+  /** Events a stream may have waiting before newer ones are dropped (and counted). */
+  maxStreamBacklog?: number;
+  /** Command statuses kept in memory for GetCommand (older ones are read from storage). */
+  maxCachedCommands?: number;
+}
+
+export interface GrpcServer {
+  port: number;
+  server: grpc.Server;
+  health: HealthImplementation;
+  stop(): Promise<void>;
+}
+
+type Obj = Record<string, unknown>;
+type Unary = grpc.handleUnaryCall<Obj, Obj>;
+
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+function grpcError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+export async function startGrpcServer(
+  node: FleetNode,
+  opts: GrpcServerOptions,
+): Promise<GrpcServer> {
+  if (opts.tokens.length === 0) throw new Error('the gRPC server needs at least one token');
+  const definition = protoLoader.loadSync(PROTO, LOADER_OPTIONS);
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    fleetmesh: { v1: { VehicleService: grpc.ServiceClientConstructor } };
+  };
+  const service = loaded.fleetmesh.v1.VehicleService.service;
+  const tokens = opts.tokens.map((t) => Buffer.from(`Bearer ${t}`));
+  const authorized = (md: grpc.Metadata): boolean => {
+    const got = md.get('authorization')[0];
+    if (typeof got !== 'string') return false;
+    const b = Buffer.from(got);
+    return tokens.some((t) => t.length === b.length && timingSafeEqual(t, b));
+  };
+
+  // Latest status per command, from the command events (bounded; storage has the rest).
+  const maxCached = opts.maxCachedCommands ?? 10_000;
+  const statuses = new Map<string, CommandStatusMessage>();
+  const remember = (s: CommandStatusMessage): void => {
+    statuses.delete(s.commandId);
+    statuses.set(s.commandId, s);
+    if (statuses.size > maxCached) statuses.delete(statuses.keys().next().value as string);
+  };
+  const unsubscribeCommands = node.events.subscribe({ kinds: new Set(['command']) }, (e) => {
+    if (e.kind === 'command')
+      remember(commandStatus(e.vehicleId, e.event, statuses.get(e.event.commandId)));
+  });
+
+  /** Wraps a unary handler: token check, INVALID_ARGUMENT for bad requests, INTERNAL otherwise. */
+  const unary =
+    (fn: (req: Obj, call: grpc.ServerUnaryCall<Obj, Obj>) => Promise<Obj>): Unary =>
+    (call, callback) => {
+      if (!authorized(call.metadata)) {
+        callback(grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required'));
+        return;
+      }
+      fn(call.request, call).then(
+        (res) => callback(null, res),
+        (err: unknown) => {
+          if (err instanceof InvalidRequest)
+            callback(grpcError(grpc.status.INVALID_ARGUMENT, err.message));
+          else if (isServiceError(err)) callback(err);
+          else callback(grpcError(grpc.status.INTERNAL, String(err)));
+        },
+      );
+    };
+
+  const vehicleId = (req: Obj): string => {
+    const id = typeof req.vehicleId === 'string' ? req.vehicleId.replace(/^0+/, '') : '';
+    if (!/^\d{1,20}$/.test(id)) throw new InvalidRequest('vehicle_id must be 1 to 20 digits');
+    return id;
+  };
+
+  const storedStatus = async (commandId: string): Promise<CommandStatusMessage | undefined> => {
+    const events = await node.client
+      .db(node.database)
+      .collection(COLLECTIONS.commands)
+      .find({ commandId })
+      .toArray();
+    events.sort((a, b) => (a.at as Date).getTime() - (b.at as Date).getTime());
+    let status: CommandStatusMessage | undefined;
+    for (const d of events) {
+      const e: CommandEvent = {
+        commandId,
+        state: d.state as CommandEvent['state'],
+        at: (d.at as Date).getTime(),
+        ...(typeof d.attempt === 'number' ? { attempt: d.attempt } : {}),
+        ...(typeof d.detail === 'string' ? { detail: d.detail } : {}),
+      };
+      status = commandStatus(String(d.vehicleId), e, status);
+      if (typeof d.reply === 'string') status.replyType = d.reply;
+      if (typeof d.result === 'number') status.result = d.result;
+    }
+    return status;
+  };
+
+  const handlers: grpc.UntypedServiceImplementation = {
+    getVehicle: unary(async (req) => {
+      const v = await node.vehicle(vehicleId(req));
+      if (!v || !v.registered) throw grpcError(grpc.status.NOT_FOUND, 'no such vehicle');
+      return vehicleMessage(v);
+    }),
+    listOnlineVehicles: unary(async (req) => {
+      const all = await node.online();
+      const size = typeof req.pageSize === 'number' ? req.pageSize : 0;
+      const { page, nextPageToken } = onlinePage(all, size, String(req.pageToken ?? ''));
+      return { vehicles: page.map(onlineMessage), nextPageToken, totalOnline: all.length };
+    }),
+    sendCommand: unary(async (req, call) => {
+      const id = vehicleId(req);
+      const message = commandMessage(req);
+      const { id: commandId, settled } = node.command(id, message);
+      remember({
+        commandId,
+        vehicleId: id,
+        state: 'QUEUED',
+        updatedUnixMs: Date.now(),
+        attempts: 0,
+        detail: '',
+        replyType: '',
+        result: -1,
+        replyJson: '',
+      });
+      const final = settled.then((e) => {
+        const s = commandStatus(id, e, statuses.get(commandId));
+        remember(s);
+        return s;
+      });
+      if (req.wait !== true) {
+        // 'refused' is known at once; otherwise answer with the id straight away.
+        const early = await Promise.race([
+          final,
+          new Promise<undefined>((r) => setImmediate(() => r(undefined))),
+        ]);
+        return { commandId, status: early ?? statuses.get(commandId) };
+      }
+      const deadline = call.getDeadline();
+      const deadlineMs =
+        deadline instanceof Date
+          ? deadline.getTime() - Date.now() - 50
+          : typeof deadline === 'number' && Number.isFinite(deadline)
+            ? deadline - Date.now() - 50
+            : Infinity;
+      const waitMs = Math.max(
+        0,
+        Math.min(
+          typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0
+            ? req.waitTimeoutMs
+            : 60_000,
+          deadlineMs,
+        ),
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<undefined>(
+        (r) => (timer = setTimeout(() => r(undefined), waitMs)),
+      );
+      const status = await Promise.race([final, timeout]);
+      clearTimeout(timer);
+      return { commandId, status: status ?? statuses.get(commandId) };
+    }),
+    getCommand: unary(async (req) => {
+      const commandId = typeof req.commandId === 'string' ? req.commandId : '';
+      if (commandId === '') throw new InvalidRequest('command_id is required');
+      const s = statuses.get(commandId) ?? (await storedStatus(commandId));
+      if (!s) throw grpcError(grpc.status.NOT_FOUND, 'no such command');
+      return s as unknown as Obj;
+    }),
+    streamEvents: (call: grpc.ServerWritableStream<Obj, Obj>) => {
+      if (!authorized(call.metadata)) {
+        call.emit(
+          'error',
+          grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required'),
+        );
+        return;
+      }
+      let kinds;
+      try {
+        kinds = eventKinds(call.request.kinds);
+      } catch (err) {
+        call.emit('error', grpcError(grpc.status.INVALID_ARGUMENT, String((err as Error).message)));
+        return;
+      }
+      const ids = Array.isArray(call.request.vehicleIds)
+        ? new Set(call.request.vehicleIds.map((v) => String(v).replace(/^0+/, '')))
+        : new Set<string>();
+      const maxBacklog = opts.maxStreamBacklog ?? 10_000;
+      let dropped = 0;
+      const send = (e: VehicleEvent): void => {
+        if (call.writableLength >= maxBacklog) {
+          dropped++;
+          return;
+        }
+        if (dropped > 0) {
+          call.write({ kind: 'EVENTS_DROPPED', atUnixMs: Date.now(), dropped });
+          dropped = 0;
+        }
+        const status = e.kind === 'command' ? statuses.get(e.event.commandId) : undefined;
+        const m = eventMessage(e, status);
+        if (m) call.write(m);
+      };
+      const unsubscribe = node.events.subscribe({ vehicleIds: ids, kinds }, send);
+      const end = (): void => unsubscribe();
+      call.on('cancelled', end);
+      call.on('close', end);
+      call.on('error', end);
+    },
+  };
+
+  const server = new grpc.Server();
+  server.addService(service, handlers);
+  const health = new HealthImplementation({ '': 'SERVING', [VEHICLE_SERVICE]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(definition).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
+  );
+  return {
+    port,
+    server,
+    health,
+    async stop() {
+      unsubscribeCommands();
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(VEHICLE_SERVICE, 'NOT_SERVING');
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      server.forceShutdown();
+    },
+  };
+}
+
+function isServiceError(e: unknown): e is grpc.ServiceError {
+  return e instanceof Error && typeof (e as Partial<grpc.ServiceError>).code === 'number';
+}

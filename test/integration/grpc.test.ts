@@ -1,0 +1,333 @@
+// The gRPC vehicle service over a real socket, against a node with real terminals and real
+// storage: token auth, health, reflection, vehicle state, paged online list, typed commands
+// (waited for and not), command status, and the filtered event stream.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
+import { projectRoot, startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startNode, type FleetNode } from '../../cluster/node.js';
+
+type Obj = Record<string, unknown>;
+type Call = (
+  req: Obj,
+  md: grpc.Metadata,
+  cb: (err: grpc.ServiceError | null, res?: Obj) => void,
+) => void;
+
+const require = createRequire(import.meta.url);
+const TOKEN = 'test-token-123';
+const options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
+
+let servers: LocalServers;
+let node: FleetNode;
+let api: GrpcServer;
+let client: grpc.Client & Record<string, Call>;
+
+function auth(token = TOKEN): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+function call(method: string, req: Obj, md = auth()): Promise<Obj> {
+  return new Promise((resolve, reject) => {
+    const fn = client[method] as Call;
+    fn.call(client, req, md, (err, res) => (err ? reject(err) : resolve(res ?? {})));
+  });
+}
+
+async function online(phone: string): Promise<SimTerminal> {
+  const t = new SimTerminal({ port: node.port, phone });
+  await t.connect();
+  assert.equal(await t.register(), 0);
+  assert.equal(await t.authenticate(), 0);
+  return t;
+}
+
+function loadClient<T>(protoPath: string, path: string[], includeDirs: string[] = []): T {
+  const def = protoLoader.loadSync(protoPath, { ...options, includeDirs });
+  let o: unknown = grpc.loadPackageDefinition(def);
+  for (const p of path) o = (o as Record<string, unknown>)[p];
+  return o as T;
+}
+
+before(async () => {
+  servers = await startLocalServers({
+    external: {
+      etcdEndpoints: ['http://unused:1'],
+      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+    },
+  });
+  node = await startNode({
+    mongodbUri: servers.mongodbUri,
+    database: `fleetmesh_grpc_${process.pid}`,
+    workers: 2,
+    writer: { maxDelayMs: 5 },
+  });
+  api = await startGrpcServer(node, { tokens: [TOKEN, 'second-token'] });
+  const Service = loadClient<grpc.ServiceClientConstructor>(
+    join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto'),
+    ['fleetmesh', 'v1', 'VehicleService'],
+  );
+  client = new Service(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure()) as typeof client;
+});
+
+after(async () => {
+  client?.close();
+  await api?.stop();
+  await node?.stop();
+  await servers?.stop();
+});
+
+describe('gRPC vehicle service (real sockets, real storage)', () => {
+  it('calls without a valid bearer token get UNAUTHENTICATED; either configured token works', async () => {
+    await assert.rejects(call('getVehicle', { vehicleId: '1' }, new grpc.Metadata()), {
+      code: grpc.status.UNAUTHENTICATED,
+    });
+    await assert.rejects(call('getVehicle', { vehicleId: '1' }, auth('wrong')), {
+      code: grpc.status.UNAUTHENTICATED,
+    });
+    await assert.rejects(call('getVehicle', { vehicleId: '1' }, auth('second-token')), {
+      code: grpc.status.NOT_FOUND,
+    });
+  });
+
+  it('the standard health service answers SERVING without a token', async () => {
+    const Health = loadClient<grpc.ServiceClientConstructor>(
+      require('grpc-health-check').protoPath as string,
+      ['grpc', 'health', 'v1', 'Health'],
+    );
+    const health = new Health(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+    const res = await new Promise<Obj>((resolve, reject) =>
+      (health as unknown as Record<string, Call>).check!.call(
+        health,
+        { service: 'fleetmesh.v1.VehicleService' },
+        new grpc.Metadata(),
+        (err, r) => (err ? reject(err) : resolve(r ?? {})),
+      ),
+    );
+    health.close();
+    assert.equal(res.status, 'SERVING');
+  });
+
+  it('server reflection lists the vehicle service (what grpcurl uses)', async () => {
+    const reflectionProto = join(
+      require.resolve('@grpc/reflection').replace(/build[/\\]src[/\\]index\.js$/, ''),
+      'build',
+      'proto',
+      'grpc',
+      'reflection',
+      'v1',
+      'reflection.proto',
+    );
+    const Reflection = loadClient<grpc.ServiceClientConstructor>(reflectionProto, [
+      'grpc',
+      'reflection',
+      'v1',
+      'ServerReflection',
+    ]);
+    const r = new Reflection(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+    const stream = (
+      r as unknown as Record<string, () => grpc.ClientDuplexStream<Obj, Obj>>
+    ).serverReflectionInfo!.call(r);
+    const answer = new Promise<Obj>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    stream.write({ listServices: '' });
+    const res = await answer;
+    stream.end();
+    r.close();
+    const services = ((res.listServicesResponse as Obj).service as Obj[]).map((s) => s.name);
+    assert.ok(services.includes('fleetmesh.v1.VehicleService'), String(services));
+  });
+
+  it('GetVehicle gives the live state and session; an unknown vehicle is NOT_FOUND', async () => {
+    const t = await online('013800000001');
+    assert.equal(await t.report(trackPoint(3, { alarm: 2 })), 0);
+    const v = await call('getVehicle', { vehicleId: '13800000001' });
+    assert.equal(v.vehicleId, '13800000001');
+    assert.equal(v.online, true);
+    assert.equal(v.registered, true);
+    assert.equal(v.edition, 2013);
+    assert.equal(v.phone, '013800000001');
+    assert.equal(v.node, node.node);
+    const p = v.lastPosition as Obj;
+    assert.equal(p.latitude, trackPoint(3).latitude);
+    assert.equal(p.timeUnixMs, trackPoint(3).time);
+    assert.equal(p.alarm, 2);
+    assert.deepEqual(
+      (v.openAlarms as Obj[]).map((a) => [a.bit, a.startUnixMs]),
+      [[1, trackPoint(3).time]],
+    );
+    assert.equal((v.registration as Obj).plate, '粤A12345');
+    await assert.rejects(call('getVehicle', { vehicleId: '999' }), { code: grpc.status.NOT_FOUND });
+    await assert.rejects(call('getVehicle', { vehicleId: 'abc' }), {
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+    t.close();
+  });
+
+  it('ListOnlineVehicles pages through every online vehicle in id order', async () => {
+    const phones = [5, 3, 1, 4, 2].map((i) => `0138100000${String(i).padStart(2, '0')}`);
+    const terminals = await Promise.all(phones.map(online));
+    const seen: string[] = [];
+    let token = '';
+    let pages = 0;
+    do {
+      const res = await call('listOnlineVehicles', { pageSize: 2, pageToken: token });
+      const ids = (res.vehicles as Obj[]).map((o) => String(o.vehicleId));
+      assert.ok(ids.length <= 2);
+      seen.push(...ids);
+      token = String(res.nextPageToken);
+      pages++;
+      assert.ok(pages < 10);
+    } while (token !== '');
+    const ours = seen.filter((id) => id.startsWith('13810'));
+    assert.deepEqual(ours, [
+      '13810000001',
+      '13810000002',
+      '13810000003',
+      '13810000004',
+      '13810000005',
+    ]);
+    assert.deepEqual([...seen].sort(), seen, 'in id order');
+    terminals.forEach((t) => t.close());
+  });
+
+  it('SendCommand with wait returns the terminal’s answer; GetCommand reports it', async () => {
+    const t = await online('013800000002');
+    t.waitFor((f) => f.message?.type === 'TextMessage').then((f) =>
+      t.send({
+        type: 'TerminalResponse',
+        body: { replySerial: f.header.serial, replyId: 0x8300, result: 0 },
+      }),
+    );
+    const res = await call('sendCommand', {
+      vehicleId: '13800000002',
+      textMessage: { flag: 8, text: '请注意安全' },
+      wait: true,
+      waitTimeoutMs: 5000,
+    });
+    const status = res.status as Obj;
+    assert.equal(status.state, 'ANSWERED');
+    assert.equal(status.result, 0);
+    assert.equal(status.replyType, 'TerminalResponse');
+    assert.equal(status.attempts, 1);
+    const again = await call('getCommand', { commandId: res.commandId });
+    assert.equal(again.state, 'ANSWERED');
+    assert.equal(again.vehicleId, '13800000002');
+    t.close();
+  });
+
+  it('a parameter query is answered with the parameters, as JSON in the status', async () => {
+    const t = await online('013800000003');
+    t.waitFor((f) => f.message?.type === 'QueryParameters').then((f) =>
+      t.send({
+        type: 'ParametersReply',
+        body: { replySerial: f.header.serial, params: [{ id: 0x0001, value: 30 }] },
+      }),
+    );
+    const res = await call('sendCommand', {
+      vehicleId: '13800000003',
+      queryParameters: { ids: [1] },
+      wait: true,
+    });
+    const status = res.status as Obj;
+    assert.equal(status.state, 'ANSWERED');
+    assert.equal(status.replyType, 'ParametersReply');
+    assert.deepEqual(JSON.parse(String(status.replyJson)).params, [{ id: 1, value: 30 }]);
+    t.close();
+  });
+
+  it('without wait, or for an offline vehicle past the wait timeout, the command id comes back queued', async () => {
+    const res = await call('sendCommand', { vehicleId: '13800000099', queryPosition: {} });
+    assert.match(String(res.commandId), /^[0-9a-f-]{36}$/);
+    assert.equal((res.status as Obj).state, 'QUEUED');
+    const waited = await call('sendCommand', {
+      vehicleId: '13800000099',
+      queryPosition: {},
+      wait: true,
+      waitTimeoutMs: 200,
+    });
+    assert.equal((waited.status as Obj).state, 'QUEUED');
+    const s = await call('getCommand', { commandId: res.commandId });
+    assert.equal(s.state, 'QUEUED');
+    await assert.rejects(call('getCommand', { commandId: 'nope' }), {
+      code: grpc.status.NOT_FOUND,
+    });
+  });
+
+  it('malformed commands are INVALID_ARGUMENT', async () => {
+    await assert.rejects(call('sendCommand', { vehicleId: '13800000001' }), {
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+    await assert.rejects(
+      call('sendCommand', {
+        vehicleId: '13800000001',
+        raw: { messageId: 0x0200, body: Buffer.alloc(0) },
+      }),
+      { code: grpc.status.INVALID_ARGUMENT },
+    );
+    await assert.rejects(
+      call('sendCommand', { vehicleId: '13800000001', textMessage: { flag: 300, text: 'x' } }),
+      { code: grpc.status.INVALID_ARGUMENT },
+    );
+  });
+
+  it('StreamEvents delivers only the vehicles and kinds asked for', async () => {
+    const stream = (
+      client as unknown as Record<
+        string,
+        (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
+      >
+    ).streamEvents!.call(
+      client,
+      { vehicleIds: ['13800000004'], kinds: ['POSITION', 'ALARM'] },
+      auth(),
+    );
+    const events: Obj[] = [];
+    stream.on('data', (e: Obj) => events.push(e));
+    stream.on('error', () => undefined);
+    await new Promise((r) => setTimeout(r, 200)); // the workers learn the wanted kinds
+    const a = await online('013800000004');
+    const b = await online('013800000005');
+    assert.equal(await a.report(trackPoint(1, { alarm: 1 })), 0);
+    assert.equal(await b.report(trackPoint(1, { alarm: 1 })), 0);
+    assert.equal(await a.report(trackPoint(2)), 0);
+    const deadline = Date.now() + 5000;
+    while (events.length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    stream.cancel();
+    assert.deepEqual(
+      events.map((e) => [e.kind, e.vehicleId]),
+      [
+        ['POSITION', '13800000004'],
+        ['ALARM', '13800000004'],
+        ['POSITION', '13800000004'],
+        ['ALARM', '13800000004'],
+      ],
+    );
+    assert.deepEqual(events[1]!.alarm, { opened: true, bit: 0 });
+    assert.deepEqual(events[3]!.alarm, { opened: false, bit: 0 });
+    assert.equal((events[0]!.position as Obj).latitude, trackPoint(1).latitude);
+    assert.equal(events[0]!.source, 'live');
+    a.close();
+    b.close();
+  });
+
+  it('StreamEvents without a token is UNAUTHENTICATED', async () => {
+    const stream = (
+      client as unknown as Record<
+        string,
+        (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
+      >
+    ).streamEvents!.call(client, {}, new grpc.Metadata());
+    const err = await new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+  });
+});
