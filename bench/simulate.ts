@@ -1,7 +1,17 @@
 // Terminal simulator: N real TCP terminals that register, authenticate, then either stay idle
-// (heartbeats only) or report along moving tracks. Prints "ready" once all are online.
+// (heartbeats only) or drive: report along moving tracks every interval, raise an alarm now and
+// then (overspeed, bit 1, for a few reports), lose coverage now and then and re-upload the
+// blind-area backlog with 0x0704 when back, and answer the platform's commands. Every
+// acknowledgement's latency goes into an hdr histogram; the summary (on --seconds, SIGINT or
+// SIGTERM) says how many reports and points were acknowledged, to compare with what is stored.
 //   node dist/bench/simulate.js --port P [--host H] --count N [--idle] [--interval-ms MS]
-//                               [--auth-code CODE]  (vehicles provisioned with this code: no registration)
+//     [--auth-code CODE]   vehicles provisioned with this code: no registration
+//     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
+//     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
+//     [--seconds S]        stop after S seconds online and print the summary
+//     [--seed S]           random choices are reproducible
+import hdr from 'hdr-histogram-js';
+import type { LocationReport } from '../jt808/location.js';
 import { SimTerminal, trackPoint } from './terminal.js';
 
 const args = process.argv.slice(2);
@@ -15,26 +25,136 @@ const count = Number(flag('--count') ?? 100);
 const idle = args.includes('--idle');
 const intervalMs = Number(flag('--interval-ms') ?? 10_000);
 const authCode = flag('--auth-code');
+const alarmEvery = Number(flag('--alarm-every') ?? 50);
+const blindEvery = Number(flag('--blind-every') ?? 200);
+const seconds = flag('--seconds');
+let seed = Number(flag('--seed') ?? 1) >>> 0;
+
+/** mulberry32: small, seedable. */
+function random(): number {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+const acks = hdr.build({
+  lowestDiscernibleValue: 1,
+  highestTrackableValue: 3_600_000,
+  numberOfSignificantValueDigits: 3,
+});
+const totals = {
+  reportsSent: 0,
+  reportsAcked: 0,
+  reportsFailed: 0,
+  pointsAcked: 0,
+  blindAreaBatches: 0,
+  alarmEpisodes: 0,
+};
+
+/** Sends and records the acknowledgement (µs) of one 0x0200 or 0x0704 carrying `points`. */
+function track(send: () => Promise<number>, points: number): void {
+  const t0 = performance.now();
+  totals.reportsSent++;
+  send().then(
+    (result) => {
+      acks.recordValue(Math.max(1, Math.round((performance.now() - t0) * 1000)));
+      if (result === 0) {
+        totals.reportsAcked++;
+        totals.pointsAcked += points;
+      } else totals.reportsFailed++;
+    },
+    () => totals.reportsFailed++,
+  );
+}
+
+const BLIND_BATCH = 15; // items per 0x0704: stays inside one frame's 1023-byte body
 
 /**
  * Each terminal keeps its own clock from the moment it is online, as a device does: idle ones
  * send a heartbeat every 60 s (well inside the gateway's 180 s idle timeout), the others report
  * every interval.
  */
-function drive(t: SimTerminal): void {
+function drive(t: SimTerminal, index: number): void {
   let step = 0;
+  let alarmLeft = 0;
+  let blindLeft = 0;
+  const backlog: LocationReport[] = [];
+  const lat = 22.5 + (index % 100) / 100;
+  const lon = 113.9 + Math.floor(index / 100) / 1000;
+  const point = (): LocationReport =>
+    trackPoint(step, {
+      lat,
+      lon,
+      alarm: alarmLeft > 0 ? 0b10 : 0,
+      start: Date.now() - step * 10_000,
+    });
+  t.answerCommands(point);
   const timer = setInterval(
     () => {
       if (t.closed) {
         clearInterval(timer);
         return;
       }
-      if (idle) t.send({ type: 'Heartbeat', body: {} });
-      else void t.report(trackPoint(++step)).catch(() => undefined);
+      if (idle) {
+        t.send({ type: 'Heartbeat', body: {} });
+        return;
+      }
+      step++;
+      if (alarmLeft > 0) alarmLeft--;
+      else if (alarmEvery > 0 && random() < 1 / alarmEvery) {
+        alarmLeft = 3;
+        totals.alarmEpisodes++;
+      }
+      if (blindLeft === 0 && blindEvery > 0 && random() < 1 / blindEvery)
+        blindLeft = 5 + Math.floor(random() * 10);
+      const p = point();
+      if (blindLeft > 0) {
+        backlog.push(p);
+        blindLeft--;
+        if (blindLeft > 0) return;
+        // Back in coverage: the backlog goes up as blind-area batches.
+        while (backlog.length > 0) {
+          const items = backlog.splice(0, BLIND_BATCH);
+          totals.blindAreaBatches++;
+          track(
+            () => t.request({ type: 'LocationBatch', body: { batchType: 1, items } }),
+            items.length,
+          );
+        }
+        return;
+      }
+      track(() => t.report(p), 1);
     },
     idle ? 60_000 : intervalMs,
   );
 }
+
+function summary(): string {
+  const answered: Record<string, number> = {};
+  for (const t of terminals) for (const [k, v] of t.answered) answered[k] = (answered[k] ?? 0) + v;
+  return JSON.stringify({
+    terminals: terminals.length,
+    online: terminals.filter((t) => !t.closed).length,
+    ...totals,
+    commandsAnswered: answered,
+    ackMs: {
+      p50: acks.getValueAtPercentile(50) / 1000,
+      p99: acks.getValueAtPercentile(99) / 1000,
+      p999: acks.getValueAtPercentile(99.9) / 1000,
+      max: acks.maxValue / 1000,
+    },
+  });
+}
+
+function finish(): void {
+  process.stdout.write(`summary ${summary()}\n`);
+  for (const t of terminals) t.close();
+  process.exit(0);
+}
+process.once('SIGINT', finish);
+process.once('SIGTERM', finish);
 
 const terminals: SimTerminal[] = [];
 const batch = 200;
@@ -51,7 +171,7 @@ for (let i = 0; i < count; i += batch) {
       if (authCode === undefined) await t.register();
       if ((await t.authenticate(authCode)) !== 0)
         throw new Error(`terminal ${t.options.phone} was refused`);
-      drive(t);
+      drive(t, i + j);
       return t;
     }),
   );
@@ -59,3 +179,4 @@ for (let i = 0; i < count; i += batch) {
   if (terminals.length % 1000 === 0) process.stderr.write(`simulate: ${terminals.length} online\n`);
 }
 process.stdout.write(`ready ${terminals.length}\n`);
+if (seconds !== undefined) setTimeout(finish, Number(seconds) * 1000);

@@ -33,6 +33,9 @@ export class SimTerminal {
   readonly ackLatenciesMs: number[] = [];
   authCode: string | undefined;
   closed = false;
+  /** Commands answered by `answerCommands` (by message type). */
+  readonly answered = new Map<string, number>();
+  private answering: (() => LocationReport) | undefined;
 
   constructor(readonly options: TerminalOptions) {}
 
@@ -62,6 +65,7 @@ export class SimTerminal {
         const r = decodeFrame(escaped, { edition: this.edition });
         if (!r.ok) return;
         this.received.push(r);
+        if (this.answering && r.message) this.answer(r, this.answering);
         for (const w of this.waiters) {
           if (w.match(r)) {
             clearTimeout(w.timer);
@@ -156,6 +160,56 @@ export class SimTerminal {
         ? { authCode: code, imei: '860000000000000', softwareVersion: 'sim-1' }
         : { authCode: code };
     return this.request({ type: 'Authenticate', body });
+  }
+
+  /**
+   * Answers platform commands from now on as a device does: 0x8104/0x8106 with 0x0104, 0x8201
+   * with 0x0201 (the position `where()` gives), 0x8801 with 0x0805, any
+   * other command with 0x0001 result 0. Platform answers (0x8001, 0x8100, …) are not commands.
+   */
+  answerCommands(where: () => LocationReport): void {
+    this.answering = where;
+  }
+
+  private answer(f: DecodedFrame, where: () => LocationReport): void {
+    const m = f.message;
+    if (!m || f.header.messageId < 0x8000) return;
+    const replySerial = f.header.serial;
+    let reply: Message;
+    switch (m.type) {
+      case 'PlatformResponse':
+      case 'RegisterReply':
+      case 'ServerTime':
+      case 'RetransmitRequest':
+      case 'MediaDataReply':
+        return;
+      case 'QueryAllParameters':
+      case 'QueryParameters':
+        reply = {
+          type: 'ParametersReply',
+          body: {
+            replySerial,
+            params: (m.type === 'QueryParameters' ? m.body.ids : [0x0001, 0x0029]).map((id) => ({
+              id,
+              value: 30,
+            })),
+          },
+        };
+        break;
+      case 'LocationQuery':
+        reply = { type: 'LocationQueryReply', body: { replySerial, location: where() } };
+        break;
+      case 'TakePhoto':
+        reply = { type: 'PhotoReply', body: { replySerial, result: 0, mediaIds: [replySerial] } };
+        break;
+      default:
+        reply = {
+          type: 'TerminalResponse',
+          body: { replySerial, replyId: f.header.messageId, result: 0 },
+        };
+    }
+    this.answered.set(m.type, (this.answered.get(m.type) ?? 0) + 1);
+    this.send(reply);
   }
 
   report(loc: LocationReport, serial?: number): Promise<number> {

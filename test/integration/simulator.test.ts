@@ -1,0 +1,79 @@
+// The terminal simulator against a real node: terminals report, raise alarms, lose coverage and
+// re-upload their backlog with 0x0704, answer commands; its summary's acknowledged points are
+// all in storage, and the alarms and blind-area points are there too.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startNode, type FleetNode } from '../../cluster/node.js';
+import { COLLECTIONS } from '../../storage/schema.js';
+
+let servers: LocalServers;
+let node: FleetNode;
+const database = `fleetmesh_sim_${process.pid}`;
+
+before(async () => {
+  servers = await startLocalServers({
+    external: {
+      etcdEndpoints: ['http://unused:1'],
+      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
+    },
+  });
+  node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } });
+});
+after(async () => {
+  await node?.stop();
+  await servers?.stop();
+});
+
+describe('terminal simulator', () => {
+  it('reports, alarms, blind-area re-uploads and command answers all reach storage', async () => {
+    const sim = spawn(
+      process.execPath,
+      [
+        fileURLToPath(new URL('../../bench/simulate.js', import.meta.url)),
+        ...['--port', String(node.port), '--count', '6', '--interval-ms', '1000'],
+        ...['--alarm-every', '2', '--blind-every', '3', '--seconds', '7', '--seed', '42'],
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    sim.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    const readyAt = Date.now() + 20_000;
+    while (!out.includes('ready 6')) {
+      assert.ok(Date.now() < readyAt, 'the simulator came online');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const { settled } = node.command('13600000003', { type: 'LocationQuery', body: {} });
+    const answered = await settled;
+    assert.equal(answered.state, 'answered');
+    assert.equal(answered.reply?.type, 'LocationQueryReply');
+    const code = await new Promise<number | null>((resolve) => sim.on('exit', resolve));
+    assert.equal(code, 0);
+    const line = out.split('\n').find((l) => l.startsWith('summary '));
+    assert.ok(line, out);
+    const summary = JSON.parse(line.slice('summary '.length)) as {
+      reportsAcked: number;
+      reportsFailed: number;
+      pointsAcked: number;
+      blindAreaBatches: number;
+      alarmEpisodes: number;
+      commandsAnswered: Record<string, number>;
+    };
+    assert.ok(summary.reportsAcked > 0);
+    assert.equal(summary.reportsFailed, 0);
+    assert.ok(summary.blindAreaBatches > 0, 'some terminal lost coverage and re-uploaded');
+    assert.ok(summary.alarmEpisodes > 0);
+    assert.equal(summary.commandsAnswered.LocationQuery, 1);
+    await node.flush();
+    const db = node.client.db(database);
+    const stored = await db.collection(COLLECTIONS.positions).countDocuments({});
+    // Reports in flight when the simulator stopped may be stored without their ack counted.
+    assert.ok(stored >= summary.pointsAcked, `${stored} stored ≥ ${summary.pointsAcked} acked`);
+    assert.ok(
+      (await db.collection(COLLECTIONS.positions).countDocuments({ source: 'blind-area' })) > 0,
+    );
+    assert.ok((await db.collection(COLLECTIONS.alarms).countDocuments({ bit: 1 })) > 0);
+  });
+});
