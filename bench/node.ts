@@ -1,7 +1,7 @@
 // Node benchmark: sustained reports/s, acknowledgement latency (hdr) and persist lag, in durable
 // and ack-on-receive modes, beside the raw unordered-insert rate of the same database server
 // measured in the same run; and memory per connected, authenticated, idle terminal.
-//   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N]
+//   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N] [--workers N]
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
@@ -17,6 +17,8 @@ export interface NodeBenchOptions {
   terminals: number;
   window: number;
   idleTerminals: number;
+  /** Vehicle worker threads (default: one per core; 0 = on the gateway's thread). */
+  workers?: number;
 }
 
 interface ModeResult {
@@ -64,6 +66,7 @@ async function runMode(
     database,
     policy: { ackMode: mode },
     writer: { maxBatch: 1000, maxDelayMs: 10 },
+    ...(o.workers !== undefined ? { workers: o.workers } : {}),
   });
   const h = hdr.build({
     lowestDiscernibleValue: 1,
@@ -144,6 +147,7 @@ async function runMode(
 async function memoryPerIdleTerminal(
   uri: string,
   count: number,
+  workers: number | undefined,
 ): Promise<{ bytesPerTerminal: number; heapPerTerminal: number }> {
   // Provision the vehicles up front: FerretDB's upserts make 10k registrations take minutes,
   // and registering is not what this measures.
@@ -169,13 +173,21 @@ async function memoryPerIdleTerminal(
     database: 'fleetmesh_bench_idle',
     gateway: { maxConnections: count + 10 },
     policy: { saveEveryMs: 3_600_000 },
+    ...(workers !== undefined ? { workers } : {}),
   });
-  const settle = async (): Promise<NodeJS.MemoryUsage> => {
+  // RSS is the whole process; heap + external is the main thread's plus every worker's isolate.
+  const settle = async (): Promise<{ rss: number; heapUsed: number; external: number }> => {
     for (let i = 0; i < 3; i++) {
       global.gc?.();
       await new Promise((r) => setTimeout(r, 200));
     }
-    return process.memoryUsage();
+    const main = process.memoryUsage();
+    const threads = workers === 0 ? [] : await node.memory();
+    return {
+      rss: main.rss,
+      heapUsed: main.heapUsed + threads.reduce((a, t) => a + t.heapUsed, 0),
+      external: main.external + threads.reduce((a, t) => a + t.external, 0),
+    };
   };
   const before = await settle();
   const child = fork(
@@ -239,7 +251,7 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
     let memory: { bytesPerTerminal: number; heapPerTerminal: number } | undefined;
     if (o.idleTerminals > 0) {
       step(`${o.idleTerminals} idle terminals`);
-      memory = await memoryPerIdleTerminal(servers.mongodbUri, o.idleTerminals);
+      memory = await memoryPerIdleTerminal(servers.mongodbUri, o.idleTerminals, o.workers);
       console.log(
         `  idle terminals: ${o.idleTerminals}: ${f(memory.bytesPerTerminal)} B RSS per terminal, ${f(memory.heapPerTerminal)} B heap+external per terminal (node side)`,
       );

@@ -26,6 +26,7 @@ if (want('node')) {
     terminals: Number(flag('--terminals') ?? 200),
     window: Number(flag('--window') ?? 4),
     idleTerminals: Number(flag('--idle') ?? 10_000),
+    ...(flag('--workers') !== undefined ? { workers: Number(flag('--workers')) } : {}),
   });
 }
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));

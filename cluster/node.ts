@@ -11,7 +11,7 @@ import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { EventHub } from './eventHub.js';
 import { Gateway, type GatewayOptions } from './gateway.js';
-import { LocalVehicleHost, type VehicleHost } from './vehicleHost.js';
+import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { WorkerVehicleHost } from './workerHost.js';
 
@@ -54,6 +54,8 @@ export interface FleetNode {
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
   online(): Promise<OnlineVehicle[]>;
   stats(): Promise<ShardStats[]>;
+  /** Memory of the threads that hold vehicles (the main thread's too when workers: 0). */
+  memory(): Promise<ThreadMemory[]>;
   /** Every turn done and every buffered write in the database. */
   flush(): Promise<void>;
   passivateAll(): Promise<void>;
@@ -140,6 +142,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     vehicle: (vehicleId) => host.vehicle(vehicleId),
     online: () => host.online(),
     stats: () => host.stats(),
+    memory: () => host.memory(),
     flush: () => host.flush(),
     passivateAll: () => host.passivateAll(),
     async stop() {

@@ -18,6 +18,18 @@ import {
   type ShardStats,
 } from './vehicleShard.js';
 
+export interface ThreadMemory {
+  heapUsed: number;
+  external: number;
+}
+
+/** This thread's heap (its own isolate in a worker) after a GC when --expose-gc is on. */
+export function threadMemory(): ThreadMemory {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return { heapUsed: m.heapUsed, external: m.external };
+}
+
 export interface VehicleHost {
   /** False when the vehicle's side cannot take it now: the gateway keeps it and pauses the socket. */
   deliver(vehicleId: string, d: GatewayDelivery): boolean;
@@ -36,6 +48,8 @@ export interface VehicleHost {
   flush(): Promise<void>;
   /** Every actor saved and dropped from memory. */
   passivateAll(): Promise<void>;
+  /** Heap and external memory of each thread holding vehicles, after a GC when exposed. */
+  memory(): Promise<ThreadMemory[]>;
   /** The event kinds to produce from now on (others cost nothing). */
   wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +75,10 @@ export class LocalVehicleHost implements VehicleHost {
       ...shardOpts,
       events: eventCallbacks(onEvent, this.wanted),
     });
+  }
+
+  async memory(): Promise<ThreadMemory[]> {
+    return [threadMemory()];
   }
 
   async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {

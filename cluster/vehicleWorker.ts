@@ -24,6 +24,7 @@ import {
   type BatchRecord,
 } from './frameBatch.js';
 import { vehicleIdOf } from './gateway.js';
+import { threadMemory, type ThreadMemory } from './vehicleHost.js';
 import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
 
 export interface VehicleWorkerData {
@@ -56,6 +57,7 @@ export interface VehicleWorkerApi {
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
   online(): OnlineVehicle[];
   stats(): ShardStats;
+  memory(): ThreadMemory;
   flush(): Promise<void>;
   passivateAll(): Promise<void>;
   wantEvents(kinds: VehicleEventKind[]): void;
@@ -188,6 +190,7 @@ const api: VehicleWorkerApi = {
   vehicle: (vehicleId) => shard.vehicle(vehicleId),
   online: () => shard.online(),
   stats: () => shard.stats(),
+  memory: threadMemory,
   flush: () => shard.flush(),
   passivateAll: () => shard.passivateAll(),
   wantEvents: (kinds) => {

@@ -13,7 +13,7 @@ import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js'
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
 import type { Gateway, GatewayDelivery } from './gateway.js';
-import type { VehicleHost } from './vehicleHost.js';
+import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import type { VehicleWorkerApi, VehicleWorkerData, WorkerOutbound } from './vehicleWorker.js';
 
@@ -219,6 +219,10 @@ export class WorkerVehicleHost implements VehicleHost {
   async online(): Promise<OnlineVehicle[]> {
     const lists = await Promise.all(this.slots.map((s) => s.api.online()));
     return lists.flat();
+  }
+
+  memory(): Promise<ThreadMemory[]> {
+    return Promise.all(this.slots.map((s) => s.api.memory()));
   }
 
   stats(): Promise<ShardStats[]> {

@@ -112,6 +112,16 @@ export function positionDocument(
   return doc;
 }
 
+/** A stored value with every BSON Binary turned back into a Uint8Array. */
+export function binaryToBytes<T>(v: T): T {
+  if (v instanceof Binary) return new Uint8Array(v.buffer) as T;
+  if (v instanceof Uint8Array || v instanceof Date || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(binaryToBytes) as T;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = binaryToBytes(x);
+  return out as T;
+}
+
 export interface VehicleStoreOptions {
   writer?: BatchWriterOptions;
 }
@@ -140,9 +150,12 @@ export class VehicleStore {
   }
 
   async load(vehicleId: string): Promise<VehicleRecord | null> {
-    return (await this.db
+    const record = (await this.db
       .collection<VehicleRecord>(COLLECTIONS.vehicles)
       .findOne({ _id: vehicleId })) as VehicleRecord | null;
+    // Byte fields of queued commands (raw parameters, raw bodies) come back as BSON Binary.
+    if (record?.pendingCommands) record.pendingCommands = binaryToBytes(record.pendingCommands);
+    return record;
   }
 
   save(record: VehicleRecord): Promise<WriteOutcome> {

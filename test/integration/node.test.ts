@@ -343,6 +343,12 @@ describe('downlink commands (real sockets, real storage)', () => {
       type: 'TextMessage',
       body: { flag: 0x08, text: 'after restart' },
     });
+    // A command holding bytes: they must come back from storage as bytes, not BSON Binary.
+    const raw = node.command('13900001002', {
+      type: 'SetParameters',
+      body: { params: [{ id: 0xf001, value: Uint8Array.of(1, 2, 0x7e, 4) }] },
+    });
+    void raw.settled;
     // Wait until the actor has stored it, then stop the node before the terminal comes back.
     await new Promise((r) => setTimeout(r, 200));
     await node.stop();
@@ -352,11 +358,17 @@ describe('downlink commands (real sockets, real storage)', () => {
       const back = new SimTerminal({ port: node.port, phone: '013900001002' });
       await back.connect();
       const delivered = back.waitFor((f) => f.message?.type === 'TextMessage');
-      answerTexts(back);
+      const parameters = back.waitFor((f) => f.message?.type === 'SetParameters');
+      back.answerCommands(() => trackPoint(1));
       assert.equal(await back.authenticate(code), 0);
       const f = await delivered;
       assert.ok(f.message?.type === 'TextMessage');
       assert.equal(f.message.body.text, 'after restart');
+      const p = await parameters;
+      assert.ok(p.message?.type === 'SetParameters');
+      assert.deepEqual(p.message.body.params, [
+        { id: 0xf001, value: Uint8Array.of(1, 2, 0x7e, 4) },
+      ]);
       back.close();
     } finally {
       await node.stop();
