@@ -42,7 +42,21 @@ export type VehicleMessage =
   | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
   | { kind: 'saveState' }
   | { kind: 'command'; command: Command; settled?: (e: CommandEvent) => void }
-  | { kind: 'commandTick' };
+  | { kind: 'commandTick' }
+  /** An operator handled these alarm bits (0 = every open alarm). */
+  | {
+      kind: 'confirmAlarms';
+      bits: number;
+      commandId: string;
+      done: (r: AlarmConfirmation) => void;
+    };
+
+/** What confirming alarms did: the records marked handled, and the 0x8203 queued if any. */
+export interface AlarmConfirmation {
+  confirmed: { bit: number; startTime: number }[];
+  /** Set when the terminal must be told (bits it keeps until the platform confirms). */
+  commandId?: string;
+}
 
 export interface VehiclePolicy {
   /** 'open': any terminal may register; 'known': only vehicles already in storage. */
@@ -166,6 +180,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return this.enqueueCommand(msg.command, msg.settled, ctx);
       case 'commandTick':
         return this.commandTick(ctx);
+      case 'confirmAlarms':
+        return this.confirmAlarms(msg.bits, msg.commandId, msg.done, ctx);
     }
   }
 
@@ -305,6 +321,44 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.deps.events?.online?.(this.vehicleId, true, 'authenticated');
     this.markDirty(ctx);
     this.pumpCommands(ctx);
+  }
+
+  // --- alarm confirmation ------------------------------------------------------------------
+
+  /**
+   * Marks open alarms handled; for the bits a terminal keeps set until the platform confirms
+   * them (emergency, danger warning, area/route, illegal ignition/displacement) it queues a
+   * 0x8203 naming those bits, alarm serial 0 (= all), so the terminal clears them and its next
+   * report closes the records.
+   */
+  private async confirmAlarms(
+    bits: number,
+    commandId: string,
+    done: (r: AlarmConfirmation) => void,
+    ctx: ActorContext<VehicleMessage>,
+  ): Promise<void> {
+    const confirmed = this.alarms.confirm(bits >>> 0);
+    await Promise.all(confirmed.map((r) => this.deps.store.saveAlarm(r)));
+    const sticky = confirmed
+      .filter((r) => r.needsConfirmation)
+      .reduce((m, r) => (m | (1 << r.bit)) >>> 0, 0);
+    const result: AlarmConfirmation = {
+      confirmed: confirmed.map((r) => ({ bit: r.bit, startTime: r.startTime })),
+    };
+    if (sticky !== 0) {
+      result.commandId = commandId;
+      await this.enqueueCommand(
+        {
+          id: commandId,
+          message: { type: 'AlarmConfirm', body: { alarmSerial: 0, alarmType: sticky } },
+          createdAt: this.now(),
+        },
+        undefined,
+        ctx,
+      );
+    }
+    this.markDirty(ctx);
+    done(result);
   }
 
   // --- downlink commands -------------------------------------------------------------------

@@ -115,6 +115,14 @@ const ops: Operation[] = [
     },
   },
   {
+    // What the gateway thread does per frame when bodies are decoded in the vehicle workers.
+    name: 'gateway path 0x0200: unescape, check, header (body to a worker)',
+    run: (i) => {
+      const r = decodeFrame(frames0200[i & 63]!, { skipBody: true });
+      return r.ok ? r.header.serial : -1;
+    },
+  },
+  {
     name: 'decode 0x0704 with 10 locations',
     run: () => {
       const r = decodeFrame(frame0704);

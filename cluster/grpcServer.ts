@@ -205,6 +205,15 @@ export async function startGrpcServer(
       clearTimeout(timer);
       return { commandId, status: status ?? statuses.get(commandId) };
     }),
+    confirmAlarms: unary(async (req) => {
+      const id = vehicleId(req);
+      const bits = typeof req.bits === 'number' ? req.bits >>> 0 : 0;
+      const r = await node.confirmAlarms(id, bits);
+      return {
+        confirmed: r.confirmed.map((a) => ({ bit: a.bit, startUnixMs: a.startTime })),
+        commandId: r.commandId ?? '',
+      };
+    }),
     getCommand: unary(async (req) => {
       const commandId = typeof req.commandId === 'string' ? req.commandId : '';
       if (commandId === '') throw new InvalidRequest('command_id is required');

@@ -5,7 +5,12 @@ import { MongoClient } from 'mongodb';
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import type { VehicleEvents, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import type {
+  AlarmConfirmation,
+  VehicleEvents,
+  VehiclePolicy,
+  VehicleView,
+} from '../actors/vehicleActor.js';
 import { dispatchEvent, kindsOf, type VehicleEvent } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
@@ -52,6 +57,11 @@ export interface FleetNode {
    */
   command(vehicleId: string, message: Message): { id: string; settled: Promise<CommandEvent> };
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  /**
+   * An operator handled a vehicle's open alarms (`bits` mask, 0 = all): their records are marked
+   * handled, and a 0x8203 is queued for the bits the terminal keeps until confirmed.
+   */
+  confirmAlarms(vehicleId: string, bits: number): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
   stats(): Promise<ShardStats[]>;
   /** Memory of the threads that hold vehicles (the main thread's too when workers: 0). */
@@ -140,6 +150,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       return { id, settled: host.command(vehicleId, id, message) };
     },
     vehicle: (vehicleId) => host.vehicle(vehicleId),
+    confirmAlarms: (vehicleId, bits) => host.confirmAlarms(vehicleId, bits, randomUUID()),
     online: () => host.online(),
     stats: () => host.stats(),
     memory: () => host.memory(),

@@ -3,7 +3,7 @@
 // (`WorkerVehicleHost`, the default). Later, another node is one more kind of host.
 import type { Db } from 'mongodb';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import type { VehicleView } from '../actors/vehicleActor.js';
+import type { AlarmConfirmation, VehicleView } from '../actors/vehicleActor.js';
 import {
   eventCallbacks,
   type VehicleEvent,
@@ -41,6 +41,7 @@ export interface VehicleHost {
   onDrain(fn: () => void): void;
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
   /** One entry per thread that holds vehicles. */
   stats(): Promise<ShardStats[]>;
@@ -108,6 +109,10 @@ export class LocalVehicleHost implements VehicleHost {
 
   vehicle(vehicleId: string): Promise<VehicleView | undefined> {
     return this.shard.vehicle(vehicleId);
+  }
+
+  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+    return this.shard.confirmAlarms(vehicleId, bits, commandId);
   }
 
   async online(): Promise<OnlineVehicle[]> {

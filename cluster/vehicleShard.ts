@@ -7,6 +7,7 @@ import { ActorSystem, type ActorSystemStats } from '../actors/runtime.js';
 import {
   VehicleActor,
   vehicleView,
+  type AlarmConfirmation,
   type TerminalLink,
   type VehicleEvents,
   type VehicleMessage,
@@ -126,6 +127,19 @@ export class VehicleShard {
           at: Date.now(),
           detail: 'vehicle mailbox full',
         });
+    });
+  }
+
+  /** Marks a vehicle's open alarms handled (0 = all); see VehicleActor.confirmAlarms. */
+  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+    return new Promise((resolve, reject) => {
+      const accepted = this.actors.tell(vehicleId, {
+        kind: 'confirmAlarms',
+        bits,
+        commandId,
+        done: resolve,
+      });
+      if (!accepted) reject(new Error('vehicle mailbox full'));
     });
   }
 

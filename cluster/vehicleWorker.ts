@@ -8,7 +8,12 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MongoClient } from 'mongodb';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import type { TerminalLink, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import type {
+  AlarmConfirmation,
+  TerminalLink,
+  VehiclePolicy,
+  VehicleView,
+} from '../actors/vehicleActor.js';
 import {
   eventCallbacks,
   type VehicleEvent,
@@ -55,6 +60,7 @@ export interface VehicleWorkerApi {
   ready(): Promise<void>;
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
+  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): OnlineVehicle[];
   stats(): ShardStats;
   memory(): ThreadMemory;
@@ -188,6 +194,7 @@ const api: VehicleWorkerApi = {
   ready: () => ready,
   command: (vehicleId, id, message) => shard.command(vehicleId, id, message),
   vehicle: (vehicleId) => shard.vehicle(vehicleId),
+  confirmAlarms: (vehicleId, bits, commandId) => shard.confirmAlarms(vehicleId, bits, commandId),
   online: () => shard.online(),
   stats: () => shard.stats(),
   memory: threadMemory,

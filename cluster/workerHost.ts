@@ -8,7 +8,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import type { VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import type { AlarmConfirmation, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
@@ -214,6 +214,10 @@ export class WorkerVehicleHost implements VehicleHost {
 
   vehicle(vehicleId: string): Promise<VehicleView | undefined> {
     return this.slotOf(vehicleId).api.vehicle(vehicleId);
+  }
+
+  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+    return this.slotOf(vehicleId).api.confirmAlarms(vehicleId, bits, commandId);
   }
 
   async online(): Promise<OnlineVehicle[]> {

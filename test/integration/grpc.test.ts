@@ -173,6 +173,37 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     t.close();
   });
 
+  it('ConfirmAlarms marks open alarms handled and tells the terminal (0x8203) about sticky bits; its next report closes them', async () => {
+    const t = await online('013800000006');
+    t.answerCommands(() => trackPoint(2));
+    const confirm = t.waitFor((f) => f.message?.type === 'AlarmConfirm');
+    // Emergency (bit 0, kept until confirmed) and overspeed (bit 1, not).
+    assert.equal(await t.report(trackPoint(1, { alarm: 0b11 })), 0);
+    const res = await call('confirmAlarms', { vehicleId: '13800000006', bits: 0 });
+    assert.deepEqual((res.confirmed as Obj[]).map((a) => a.bit).sort(), [0, 1]);
+    assert.notEqual(res.commandId, '');
+    const f = await confirm;
+    assert.ok(f.message?.type === 'AlarmConfirm');
+    assert.deepEqual(f.message.body, { alarmSerial: 0, alarmType: 0b1 });
+    // The terminal clears the emergency bit; overspeed goes on.
+    assert.equal(await t.report(trackPoint(2, { alarm: 0b10 })), 0);
+    await node.flush();
+    const records = await node.client
+      .db(`fleetmesh_grpc_${process.pid}`)
+      .collection('alarms')
+      .find({ vehicleId: '13800000006' })
+      .toArray();
+    const byBit = new Map(records.map((r) => [r.bit as number, r]));
+    assert.equal(byBit.get(0)?.handlingStatus, 2);
+    assert.equal(byBit.get(0)?.needsConfirmation, true);
+    assert.equal((byBit.get(0)?.endTime as Date).getTime(), trackPoint(2).time);
+    assert.equal(byBit.get(1)?.handlingStatus, 2);
+    assert.equal(byBit.get(1)?.endTime, null);
+    const status = await call('getCommand', { commandId: res.commandId });
+    assert.equal(status.state, 'ANSWERED');
+    t.close();
+  });
+
   it('ListOnlineVehicles pages through every online vehicle in id order', async () => {
     const phones = [5, 3, 1, 4, 2].map((i) => `0138100000${String(i).padStart(2, '0')}`);
     const terminals = await Promise.all(phones.map(online));

@@ -266,25 +266,6 @@ describe('one node end to end (real sockets, real storage)', () => {
 });
 
 describe('downlink commands (real sockets, real storage)', () => {
-  /** Answers every 0x8300 text message with a general response. */
-  function answerTexts(t: SimTerminal, result = 0): void {
-    const loop = (): void => {
-      void t
-        .waitFor((f) => f.message?.type === 'TextMessage')
-        .then(
-          (f) => {
-            t.send({
-              type: 'TerminalResponse',
-              body: { replySerial: f.header.serial, replyId: 0x8300, result },
-            });
-            loop();
-          },
-          () => undefined,
-        );
-    };
-    loop();
-  }
-
   it('a command queued while the terminal is offline is delivered after it authenticates, and its reply matched', async () => {
     const database = `fleetmesh_cmd_${process.pid}_1`;
     const node = await startNode({
