@@ -9,6 +9,7 @@ import { MongoClient } from 'mongodb';
 import { startLocalServers } from '../cluster/localServers.js';
 import { startNode } from '../cluster/node.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
+import { COLLECTIONS, ensureIndexes } from '../storage/schema.js';
 import { positionDocument } from '../storage/vehicleStore.js';
 import { SimTerminal, trackPoint } from './terminal.js';
 
@@ -32,18 +33,32 @@ interface ModeResult {
   acked: number;
 }
 
-async function rawInsertRate(uri: string, seconds: number): Promise<number> {
+/**
+ * The database's own rate for the same documents into the same collection shape (the node's
+ * indexes, points spread over `vehicles` vehicles): one client, insertMany of 1000, unordered.
+ */
+async function rawInsertRate(uri: string, seconds: number, vehicles: number): Promise<number> {
   const client = new MongoClient(uri);
   await client.connect();
-  const col = client.db('fleetmesh_bench_raw').collection('positions');
-  await col.drop().catch(() => undefined);
+  const db = client.db('fleetmesh_bench_raw');
+  await db.dropDatabase();
+  await ensureIndexes(db);
+  const col = db.collection(COLLECTIONS.positions);
   let n = 0;
   const end = Date.now() + seconds * 1000;
   const t0 = Date.now();
+  const spread = Math.max(1, vehicles);
   while (Date.now() < end) {
-    const docs = Array.from({ length: 1000 }, () =>
-      positionDocument('13900000001', trackPoint(n++), 'live', Date.now(), 0),
-    );
+    const docs = Array.from({ length: 1000 }, () => {
+      const k = n++;
+      return positionDocument(
+        `139${String(k % spread).padStart(8, '0')}`,
+        trackPoint(Math.floor(k / spread)),
+        'live',
+        Date.now(),
+        0,
+      );
+    });
     await col.insertMany(docs, { ordered: false });
   }
   const rate = n / ((Date.now() - t0) / 1000);
@@ -242,8 +257,10 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
     let receive: ModeResult | undefined;
     if (o.terminals > 0) {
       step('raw insert baseline');
-      raw = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2));
-      console.log(`  baseline: raw unordered insertMany of position documents: ${f(raw)} docs/s`);
+      raw = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2), o.terminals);
+      console.log(
+        `  baseline: raw unordered insertMany of position documents (same indexes): ${f(raw)} docs/s`,
+      );
       step('durable acknowledgements');
       durable = await runMode(servers.mongodbUri, 'durable', o);
       console.log(modeLine(durable, raw));
@@ -251,7 +268,11 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
       receive = await runMode(servers.mongodbUri, 'receive', o);
       console.log(modeLine(receive, raw));
       step('raw insert baseline again');
-      const rawAfter = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2));
+      const rawAfter = await rawInsertRate(
+        servers.mongodbUri,
+        Math.max(2, o.seconds / 2),
+        o.terminals,
+      );
       raw = (raw + rawAfter) / 2;
       console.log(
         `  baseline again: ${f(rawAfter)} docs/s; against the mean ${f(raw)}: durable ${f((durable.reportsPerSec / raw) * 100)} %, receive ${f((receive.reportsPerSec / raw) * 100)} %`,
