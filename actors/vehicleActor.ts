@@ -6,6 +6,8 @@ import { encodeFrame, headerFor, type FrameHeader } from '../jt808/codec.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
+import { mediaReplyFor } from '../jt808/reassembly.js';
+import type { MediaUpload } from '../storage/mediaStore.js';
 import type { WriteOutcome } from '../storage/batchWriter.js';
 import {
   positionDocument,
@@ -241,6 +243,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
         this.goOffline('logout', msg.receivedAt);
         link.close('logout');
         return;
+      case 'MediaData':
+        return this.media(link, header, msg.edition, message.body, msg.receivedAt);
       case 'TerminalResponse':
       case 'ParametersReply':
       case 'PhotoReply':
@@ -486,6 +490,40 @@ export class VehicleActor implements Actor<VehicleMessage> {
       },
       () => undefined,
     );
+  }
+
+  /**
+   * A complete upload (reassembled by the gateway): 0x8800 "all received" only once it is
+   * stored; if storage fails for good nothing is answered, so the terminal uploads it again.
+   */
+  private async media(
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    body: Extract<Message, { type: 'MediaData' }>['body'],
+    receivedAt: number,
+  ): Promise<void> {
+    const upload: MediaUpload = {
+      vehicleId: this.vehicleId,
+      mediaId: body.mediaId,
+      mediaType: body.mediaType,
+      format: body.format,
+      event: body.event,
+      channel: body.channel,
+      receivedAt,
+      data: body.data,
+    };
+    if ('location' in body) upload.location = body.location;
+    try {
+      await this.deps.store.media.save(upload);
+    } catch {
+      return;
+    }
+    const reply =
+      edition === 2011
+        ? { replySerial: header.serial, ...mediaReplyFor(body.mediaId, []) }
+        : mediaReplyFor(body.mediaId, []);
+    link.send(encodeFrame({ type: 'MediaDataReply', body: reply }, this.out(header, edition)));
   }
 
   private goOffline(reason: string, at: number): void {

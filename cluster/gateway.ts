@@ -298,15 +298,9 @@ export class Gateway {
       }
       message = decoded.message;
       edition = decoded.edition;
-      if (message.type === 'MediaData') {
-        this.answer(conn, header, 0);
-        conn.link.send(
-          encodeFrame(
-            { type: 'MediaDataReply', body: mediaReplyFor(message.body.mediaId, []) },
-            this.out(conn, header, edition),
-          ),
-        );
-      }
+      // The last package is answered 0x8001 like the others; the 0x8800 comes from the
+      // vehicle once the upload is stored.
+      if (message.type === 'MediaData') this.answer(conn, header, 0);
     }
     this.send(conn, vehicleId, {
       kind: 'uplink',

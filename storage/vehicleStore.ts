@@ -7,6 +7,7 @@ import type { Command, CommandEvent } from '../actors/commandQueue.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
+import { MediaStore } from './mediaStore.js';
 import { COLLECTIONS, positionId } from './schema.js';
 
 export interface LastState {
@@ -127,6 +128,7 @@ export interface VehicleStoreOptions {
 }
 
 export class VehicleStore {
+  readonly media: MediaStore;
   readonly positions: BatchWriter;
   readonly vehicles: BatchWriter;
   readonly alarms: BatchWriter;
@@ -143,6 +145,7 @@ export class VehicleStore {
     this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);
     this.commands = new BatchWriter(db.collection(COLLECTIONS.commands), w);
+    this.media = new MediaStore(db);
   }
 
   private get writers(): BatchWriter[] {
