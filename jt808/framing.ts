@@ -19,14 +19,13 @@ export interface FrameSplitterStats {
  */
 export class FrameSplitter {
   readonly stats: FrameSplitterStats = { frames: 0, garbageBytes: 0, oversizeFrames: 0 };
-  private readonly pending: Uint8Array;
+  /** Only while a frame spans chunks: an idle connection holds no buffer (memory per terminal). */
+  private pending: Uint8Array | undefined;
   private pendingLen = 0;
   private synced = false; // seen a delimiter
   private skipping = false; // inside an oversize run
 
-  constructor(readonly maxFrameBytes = MAX_LEGAL_FRAME_BYTES) {
-    this.pending = new Uint8Array(maxFrameBytes);
-  }
+  constructor(readonly maxFrameBytes = MAX_LEGAL_FRAME_BYTES) {}
 
   /** Bytes held for a frame not yet closed. */
   get buffered(): number {
@@ -35,7 +34,7 @@ export class FrameSplitter {
 
   /**
    * Feeds one chunk. `onFrame` gets each frame's escaped content: a view into `chunk` when the
-   * frame lies inside it, else a copy (the splitter's own buffer is reused), so a frame stays
+   * frame lies inside it, else a copy of the splitter's own buffer, so a frame stays
    * valid as long as the chunk does.
    */
   push(chunk: Uint8Array, onFrame: (escaped: Uint8Array) => void): void {
@@ -54,6 +53,7 @@ export class FrameSplitter {
           this.stats.oversizeFrames++;
           this.stats.garbageBytes += this.pendingLen + len;
           this.pendingLen = 0;
+          this.pending = undefined;
           this.skipping = true;
         } else if (idx >= 0 && this.pendingLen === 0) {
           // Whole frame inside this chunk: hand out a view, no copy.
@@ -62,16 +62,20 @@ export class FrameSplitter {
           start = end + 1;
           continue;
         } else {
-          this.pending.set(chunk.subarray(start, end), this.pendingLen);
+          (this.pending ??= new Uint8Array(this.maxFrameBytes)).set(
+            chunk.subarray(start, end),
+            this.pendingLen,
+          );
           this.pendingLen += len;
         }
       }
       if (idx < 0) break;
       // A delimiter: close what is pending, and open the next frame.
-      if (this.pendingLen > 0) {
+      if (this.pendingLen > 0 && this.pending) {
         this.stats.frames++;
         const frame = this.pending.slice(0, this.pendingLen);
         this.pendingLen = 0;
+        this.pending = undefined;
         onFrame(frame);
       }
       this.synced = true;
@@ -82,6 +86,7 @@ export class FrameSplitter {
 
   reset(): void {
     this.pendingLen = 0;
+    this.pending = undefined;
     this.synced = false;
     this.skipping = false;
   }
