@@ -8,6 +8,7 @@
 //     [--auth-code CODE]   vehicles provisioned with this code: no registration
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
+//     [--blind-for N]      a coverage loss lasts N intervals (default: 5 to 14 at random)
 //     [--seconds S]        stop after S seconds online and print the summary
 //     [--seed S]           random choices are reproducible
 import hdr from 'hdr-histogram-js';
@@ -27,6 +28,7 @@ const intervalMs = Number(flag('--interval-ms') ?? 10_000);
 const authCode = flag('--auth-code');
 const alarmEvery = Number(flag('--alarm-every') ?? 50);
 const blindEvery = Number(flag('--blind-every') ?? 200);
+const blindFor = flag('--blind-for') !== undefined ? Number(flag('--blind-for')) : undefined;
 const seconds = flag('--seconds');
 let seed = Number(flag('--seed') ?? 1) >>> 0;
 
@@ -108,7 +110,7 @@ function drive(t: SimTerminal, index: number): void {
         totals.alarmEpisodes++;
       }
       if (blindLeft === 0 && blindEvery > 0 && random() < 1 / blindEvery)
-        blindLeft = 5 + Math.floor(random() * 10);
+        blindLeft = blindFor ?? 5 + Math.floor(random() * 10);
       const p = point();
       if (blindLeft > 0) {
         backlog.push(p);

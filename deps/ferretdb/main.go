@@ -20,6 +20,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
 	dataDir := flag.String("data", "data", "directory for the SQLite databases")
+	sqliteSync := flag.String("sqlite-sync", "normal", "SQLite synchronous pragma: normal or full")
 	logLevel := flag.String("log-level", "warn", "debug, info, warn or error")
 	flag.Parse()
 
@@ -44,7 +45,10 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		// WAL with synchronous=NORMAL: a commit is not fsynced, so a FerretDB process crash
+		// loses nothing committed (only a power loss could), and updates stop costing one fsync
+		// each (measured: a replace of an existing document 58 ms with FULL).
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + *sqliteSync + ")",
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "ferretdb: %v\n", err)

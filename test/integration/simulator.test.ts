@@ -34,7 +34,8 @@ describe('terminal simulator', () => {
       [
         fileURLToPath(new URL('../../bench/simulate.js', import.meta.url)),
         ...['--port', String(node.port), '--count', '6', '--interval-ms', '1000'],
-        ...['--alarm-every', '2', '--blind-every', '3', '--seconds', '7', '--seed', '42'],
+        ...['--alarm-every', '2', '--blind-every', '2', '--blind-for', '2'],
+        ...['--seconds', '7', '--seed', '42'],
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
