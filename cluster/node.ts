@@ -97,10 +97,8 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   };
   const linkPrefix = `${node}/${Date.now().toString(36)}/`;
   const workers = opts.workers ?? availableParallelism();
-  const shared = {
+  const threadOptions = {
     policy,
-    events: fixedKinds,
-    onEvent,
     ...(opts.mailboxLimit !== undefined ? { mailboxLimit: opts.mailboxLimit } : {}),
     ...(opts.idlePassivateMs !== undefined ? { idlePassivateMs: opts.idlePassivateMs } : {}),
     ...(opts.writer ? { writer: opts.writer } : {}),
@@ -109,19 +107,20 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   let workerHost: WorkerVehicleHost | undefined;
   if (workers > 0) {
     workerHost = new WorkerVehicleHost({
-      ...shared,
       workers,
-      node,
-      linkPrefix,
-      mongodbUri: opts.mongodbUri,
-      database,
+      config: { ...threadOptions, node, linkPrefix, mongodbUri: opts.mongodbUri, database },
+      events: fixedKinds,
+      onEvent,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     });
     await workerHost.ready();
     host = workerHost;
   } else {
-    host = new LocalVehicleHost(client.db(database), shared);
+    host = new LocalVehicleHost(client.db(database), threadOptions, {
+      kinds: fixedKinds,
+      onEvent,
+    });
   }
   hub.onKindsChanged((kinds) => void host.wantEvents(new Set([...fixedKinds, ...kinds])));
   const gateway = new Gateway({

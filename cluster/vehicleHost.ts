@@ -62,19 +62,16 @@ export class LocalVehicleHost implements VehicleHost {
 
   private readonly wanted: Set<VehicleEventKind>;
 
+  /** `events`: the kinds wanted from the start; `onEvent` gets them (see `wantEvents`). */
   constructor(
     db: Db,
-    opts: Omit<ShardOptions, 'events'> & {
-      onEvent: (e: VehicleEvent) => void;
-      events: VehicleEventKind[];
-    },
+    opts: Omit<ShardOptions, 'events'>,
+    events: { kinds: VehicleEventKind[]; onEvent: (e: VehicleEvent) => void },
   ) {
-    this.wanted = new Set(opts.events);
-    const { onEvent, events, ...shardOpts } = opts;
-    void events;
+    this.wanted = new Set(events.kinds);
     this.shard = new VehicleShard(db, {
-      ...shardOpts,
-      events: eventCallbacks(onEvent, this.wanted),
+      ...opts,
+      events: eventCallbacks(events.onEvent, this.wanted),
     });
   }
 

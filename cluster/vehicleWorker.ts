@@ -32,8 +32,8 @@ import { vehicleIdOf } from './gateway.js';
 import { threadMemory, type ThreadMemory } from './vehicleHost.js';
 import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
 
-export interface VehicleWorkerData {
-  index: number;
+/** What every vehicle worker of a node is started with. */
+export interface VehicleWorkerConfig {
   node: string;
   /** Link ids are `${linkPrefix}${number}` (the gateway's naming). */
   linkPrefix: string;
@@ -43,6 +43,11 @@ export interface VehicleWorkerData {
   mailboxLimit?: number;
   idlePassivateMs?: number;
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+}
+
+export interface VehicleWorkerData extends VehicleWorkerConfig {
+  index: number;
+  /** Event kinds to forward from the start. */
   events: VehicleEventKind[];
   dataPort: MessagePort;
 }

@@ -8,26 +8,24 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CommandEvent } from '../actors/commandQueue.js';
-import type { AlarmConfirmation, VehiclePolicy, VehicleView } from '../actors/vehicleActor.js';
+import type { AlarmConfirmation, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
 import type { Gateway, GatewayDelivery } from './gateway.js';
 import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
-import type { VehicleWorkerApi, VehicleWorkerData, WorkerOutbound } from './vehicleWorker.js';
+import type {
+  VehicleWorkerApi,
+  VehicleWorkerConfig,
+  VehicleWorkerData,
+  WorkerOutbound,
+} from './vehicleWorker.js';
 
 export interface WorkerHostOptions {
   workers: number;
-  node: string;
-  /** The gateway's link ids are `${linkPrefix}${number}`. */
-  linkPrefix: string;
-  mongodbUri: string;
-  database: string;
-  policy: VehiclePolicy;
-  mailboxLimit?: number;
-  idlePassivateMs?: number;
-  writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  /** What each worker is started with (cloneable: it crosses to the thread). */
+  config: VehicleWorkerConfig;
   /** Where the workers' events go, and the kinds wanted from the start (see `wantEvents`). */
   onEvent: (e: VehicleEvent) => void;
   events: VehicleEventKind[];
@@ -98,19 +96,10 @@ export class WorkerVehicleHost implements VehicleHost {
   private spawn(index: number): WorkerSlot {
     const channel = new MessageChannel();
     const workerData: VehicleWorkerData = {
+      ...this.opts.config,
       index,
-      node: this.opts.node,
-      linkPrefix: this.opts.linkPrefix,
-      mongodbUri: this.opts.mongodbUri,
-      database: this.opts.database,
-      policy: this.opts.policy,
       events: [...this.wanted],
       dataPort: channel.port2,
-      ...(this.opts.mailboxLimit !== undefined ? { mailboxLimit: this.opts.mailboxLimit } : {}),
-      ...(this.opts.idlePassivateMs !== undefined
-        ? { idlePassivateMs: this.opts.idlePassivateMs }
-        : {}),
-      ...(this.opts.writer ? { writer: this.opts.writer } : {}),
     };
     const worker = new Worker(new URL('./vehicleWorker.js', import.meta.url), {
       workerData,

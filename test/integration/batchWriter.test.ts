@@ -9,22 +9,17 @@ import {
   freePort,
   projectRoot,
   startFerretdbServer,
-  startLocalServers,
   type LocalServers,
 } from '../../cluster/localServers.js';
 import { BatchWriter } from '../../storage/batchWriter.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 describe('BatchWriter (real server)', () => {
   let servers: LocalServers;
   let client: MongoClient;
 
   before(async () => {
-    servers = await startLocalServers({
-      external: {
-        etcdEndpoints: ['http://unused:1'],
-        ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-      },
-    });
+    servers = await startMongoForTests();
     client = new MongoClient(servers.mongodbUri);
     await client.connect();
   });

@@ -9,8 +9,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
-import { projectRoot, startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { projectRoot, type LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 type Obj = Record<string, unknown>;
 type Call = (
@@ -57,12 +58,7 @@ function loadClient<T>(protoPath: string, path: string[], includeDirs: string[] 
 }
 
 before(async () => {
-  servers = await startLocalServers({
-    external: {
-      etcdEndpoints: ['http://unused:1'],
-      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-    },
-  });
+  servers = await startMongoForTests();
   node = await startNode({
     mongodbUri: servers.mongodbUri,
     database: `fleetmesh_grpc_${process.pid}`,

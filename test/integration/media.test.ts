@@ -5,24 +5,20 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
 import { encodeBody } from '../../jt808/codec.js';
 import type { Message } from '../../jt808/messages.js';
 import { splitMessage } from '../../jt808/split.js';
 import { MEDIA_BUCKET, MediaStore } from '../../storage/mediaStore.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 let servers: LocalServers;
 let node: FleetNode;
 const database = `fleetmesh_media_${process.pid}`;
 
 before(async () => {
-  servers = await startLocalServers({
-    external: {
-      etcdEndpoints: ['http://unused:1'],
-      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-    },
-  });
+  servers = await startMongoForTests();
   node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } });
 });
 after(async () => {

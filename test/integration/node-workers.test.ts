@@ -4,11 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode, type NodeOptions } from '../../cluster/node.js';
 import { WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../../storage/schema.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 let servers: LocalServers;
 let dbCounter = 0;
@@ -60,12 +61,7 @@ async function positions(node: FleetNode, db: string): Promise<number> {
 }
 
 before(async () => {
-  servers = await startLocalServers({
-    external: {
-      etcdEndpoints: ['http://unused:1'],
-      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-    },
-  });
+  servers = await startMongoForTests();
 });
 after(async () => {
   await servers?.stop();

@@ -5,10 +5,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Document } from 'mongodb';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
 import { writerTotals } from '../../cluster/vehicleShard.js';
 import { COLLECTIONS } from '../../storage/schema.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 let servers: LocalServers;
 let dbCounter = 0;
@@ -54,12 +55,7 @@ async function docs(
 
 // One MongoDB-protocol server for the whole file (etcd is not used by a single node yet).
 before(async () => {
-  servers = await startLocalServers({
-    external: {
-      etcdEndpoints: ['http://unused:1'],
-      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-    },
-  });
+  servers = await startMongoForTests();
 });
 after(async () => {
   await servers?.stop();

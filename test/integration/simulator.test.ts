@@ -5,21 +5,17 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
 import { COLLECTIONS } from '../../storage/schema.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
 
 let servers: LocalServers;
 let node: FleetNode;
 const database = `fleetmesh_sim_${process.pid}`;
 
 before(async () => {
-  servers = await startLocalServers({
-    external: {
-      etcdEndpoints: ['http://unused:1'],
-      ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
-    },
-  });
+  servers = await startMongoForTests();
   node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } });
 });
 after(async () => {
