@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
+import { EventStreamWriter } from './eventStreamWriter.js';
 import { projectRoot } from './localServers.js';
 import type { FleetNode } from './node.js';
 import {
@@ -36,6 +37,8 @@ export interface GrpcServerOptions {
   tokens: string[];
   /** Events a stream may have waiting before newer ones are dropped (and counted). */
   maxStreamBacklog?: number;
+  /** Event streams open at once; more get RESOURCE_EXHAUSTED (default 1000). */
+  maxStreams?: number;
   /** Command statuses kept in memory for GetCommand (older ones are read from storage). */
   maxCachedCommands?: number;
 }
@@ -141,6 +144,7 @@ export async function startGrpcServer(
     return status;
   };
 
+  let streams = 0;
   const handlers: grpc.UntypedServiceImplementation = {
     getVehicle: unary(async (req) => {
       const v = await node.vehicle(vehicleId(req));
@@ -239,23 +243,29 @@ export async function startGrpcServer(
       const ids = Array.isArray(call.request.vehicleIds)
         ? new Set(call.request.vehicleIds.map((v) => String(v).replace(/^0+/, '')))
         : new Set<string>();
-      const maxBacklog = opts.maxStreamBacklog ?? 10_000;
-      let dropped = 0;
+      if (streams >= (opts.maxStreams ?? 1000)) {
+        call.emit('error', grpcError(grpc.status.RESOURCE_EXHAUSTED, 'too many event streams'));
+        return;
+      }
+      streams++;
+      const writer = new EventStreamWriter<Obj>(call, opts.maxStreamBacklog ?? 10_000, (n) => ({
+        kind: 'EVENTS_DROPPED',
+        atUnixMs: Date.now(),
+        dropped: n,
+      }));
       const send = (e: VehicleEvent): void => {
-        if (call.writableLength >= maxBacklog) {
-          dropped++;
-          return;
-        }
-        if (dropped > 0) {
-          call.write({ kind: 'EVENTS_DROPPED', atUnixMs: Date.now(), dropped });
-          dropped = 0;
-        }
         const status = e.kind === 'command' ? statuses.get(e.event.commandId) : undefined;
         const m = eventMessage(e, status);
-        if (m) call.write(m);
+        if (m) writer.send(m);
       };
       const unsubscribe = node.events.subscribe({ vehicleIds: ids, kinds }, send);
-      const end = (): void => unsubscribe();
+      let ended = false;
+      const end = (): void => {
+        if (ended) return;
+        ended = true;
+        streams--;
+        unsubscribe();
+      };
       call.on('cancelled', end);
       call.on('close', end);
       call.on('error', end);

@@ -347,6 +347,59 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     b.close();
   });
 
+  it('at its limits: one stream too many is RESOURCE_EXHAUSTED; a status evicted from memory is read from storage', async () => {
+    const small = await startGrpcServer(node, {
+      tokens: [TOKEN],
+      maxStreams: 1,
+      maxCachedCommands: 1,
+    });
+    const Service = client.constructor as grpc.ServiceClientConstructor;
+    const c = new Service(
+      `127.0.0.1:${small.port}`,
+      grpc.credentials.createInsecure(),
+    ) as typeof client;
+    try {
+      const open = (): grpc.ClientReadableStream<Obj> =>
+        (
+          c as unknown as Record<
+            string,
+            (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
+          >
+        ).streamEvents!.call(c, {}, auth());
+      const first = open();
+      first.on('error', () => undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      const second = open();
+      const err = await new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
+      assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED);
+      first.cancel();
+
+      const send = (): Promise<Obj> =>
+        new Promise((resolve, reject) =>
+          (c.sendCommand as Call).call(
+            c,
+            { vehicleId: '13800000098', queryPosition: {} },
+            auth(),
+            (e, r) => (e ? reject(e) : resolve(r ?? {})),
+          ),
+        );
+      const a = await send();
+      await send(); // evicts a's status from the one-entry cache
+      await node.flush();
+      const status = await new Promise<Obj>((resolve, reject) =>
+        (c.getCommand as Call).call(c, { commandId: a.commandId }, auth(), (e, r) =>
+          e ? reject(e) : resolve(r ?? {}),
+        ),
+      );
+      assert.equal(status.state, 'QUEUED');
+      assert.equal(status.vehicleId, '13800000098');
+      assert.equal(status.replyJson, '', 'storage keeps no reply JSON');
+    } finally {
+      c.close();
+      await small.stop();
+    }
+  });
+
   it('StreamEvents without a token is UNAUTHENTICATED', async () => {
     const stream = (
       client as unknown as Record<
