@@ -42,7 +42,7 @@ export async function runStart(args: string[]): Promise<number> {
   const ackMode = flag(args, '--ack') === 'receive' ? 'receive' : 'durable';
   const servers = await startLocalServers({
     external,
-    dataDir: join(projectRoot, '.fleetmesh', 'data'),
+    dataDir: flag(args, '--data-dir') ?? join(projectRoot, '.fleetmesh', 'data'),
   });
   const acks = hdr.build({
     lowestDiscernibleValue: 1,
