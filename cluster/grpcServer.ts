@@ -12,6 +12,7 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
+import { VehiclesUnavailable } from './workerHost.js';
 import { projectRoot } from './localServers.js';
 import type { FleetNode } from './node.js';
 import {
@@ -109,6 +110,8 @@ export async function startGrpcServer(
         (err: unknown) => {
           if (err instanceof InvalidRequest)
             callback(grpcError(grpc.status.INVALID_ARGUMENT, err.message));
+          else if (err instanceof VehiclesUnavailable)
+            callback(grpcError(grpc.status.UNAVAILABLE, err.message));
           else if (isServiceError(err)) callback(err);
           else callback(grpcError(grpc.status.INTERNAL, String(err)));
         },

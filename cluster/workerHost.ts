@@ -44,6 +44,8 @@ interface WorkerSlot {
   storageFull: boolean;
   flushScheduled: boolean;
   ready: Promise<void>;
+  /** Exited; a fresh slot replaces it (after the restart delay). */
+  dead: boolean;
 }
 
 /** FNV-1a: cheap, stable across processes, good spread over short digit strings. */
@@ -54,6 +56,20 @@ export function workerIndexOf(vehicleId: string, workers: number): number {
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0) % workers;
+}
+
+/** The vehicle's worker is being restarted: try again shortly (gRPC UNAVAILABLE). */
+export class VehiclesUnavailable extends Error {}
+
+/**
+ * How long to wait before starting a dead worker again: at once for the first 3 deaths within a
+ * minute, then doubling from 1 s up to 30 s, so a worker that keeps crashing (a poisoned state,
+ * a broken database) does not spin.
+ */
+export function restartDelayMs(previous: readonly number[], now: number): number {
+  const recent = previous.filter((t) => now - t < 60_000).length;
+  if (recent < 3) return 0;
+  return Math.min(30_000, 1000 * 2 ** (recent - 3));
 }
 
 export class WorkerVehicleHost implements VehicleHost {
@@ -90,7 +106,7 @@ export class WorkerVehicleHost implements VehicleHost {
   async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
     this.wanted.clear();
     for (const k of kinds) this.wanted.add(k);
-    await Promise.all(this.slots.map((s) => s.api.wantEvents([...this.wanted])));
+    await Promise.all(this.live.map((s) => s.api.wantEvents([...this.wanted])));
   }
 
   private spawn(index: number): WorkerSlot {
@@ -116,6 +132,7 @@ export class WorkerVehicleHost implements VehicleHost {
       storageFull: false,
       flushScheduled: false,
       ready: api.ready(),
+      dead: false,
     };
     channel.port1.on('message', (m: WorkerOutbound) => this.fromWorker(slot, m));
     worker.on('error', (err) => this.opts.log?.(`vehicle worker ${index} failed: ${String(err)}`));
@@ -124,18 +141,30 @@ export class WorkerVehicleHost implements VehicleHost {
   }
 
   private exited(slot: WorkerSlot, code: number): void {
+    slot.dead = true;
     slot.data.close();
     if (this.closing) return;
-    this.opts.log?.(`vehicle worker ${slot.index} exited (${code}); starting it again`);
-    this.restarts.push(Date.now());
-    const fresh = this.spawn(slot.index);
-    this.slots[slot.index] = fresh;
+    const now = Date.now();
+    const delay = restartDelayMs(this.restarts, now);
+    this.restarts.push(now);
+    if (this.restarts.length > 100) this.restarts.splice(0, this.restarts.length - 100);
+    this.opts.log?.(
+      `vehicle worker ${slot.index} exited (${code}); starting it again in ${delay} ms`,
+    );
     // Its actors are gone: their terminals reconnect and authenticate on the fresh worker.
+    // Until it runs, the dead slot takes no frames (its credit is spent), so sockets pause.
+    slot.inFlight = this.maxInFlight;
     this.gateway?.closeWhere(
       (vehicleId) => workerIndexOf(vehicleId, this.slots.length) === slot.index,
       'vehicle worker restarted',
     );
-    this.drained();
+    const restart = (): void => {
+      if (this.closing) return;
+      this.slots[slot.index] = this.spawn(slot.index);
+      this.drained();
+    };
+    if (delay === 0) restart();
+    else setTimeout(restart, delay).unref();
   }
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
@@ -193,50 +222,61 @@ export class WorkerVehicleHost implements VehicleHost {
     this.drainListeners.add(fn);
   }
 
+  /** The live worker that owns the vehicle; an error while it is being restarted. */
   private slotOf(vehicleId: string): WorkerSlot {
-    return this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+    const slot = this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+    if (slot.dead) throw new VehiclesUnavailable(`vehicle worker ${slot.index} is restarting`);
+    return slot;
   }
 
-  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+  private get live(): WorkerSlot[] {
+    return this.slots.filter((s) => !s.dead);
+  }
+
+  async command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
     return this.slotOf(vehicleId).api.command(vehicleId, id, message);
   }
 
-  vehicle(vehicleId: string): Promise<VehicleView | undefined> {
+  async vehicle(vehicleId: string): Promise<VehicleView | undefined> {
     return this.slotOf(vehicleId).api.vehicle(vehicleId);
   }
 
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+  async confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+  ): Promise<AlarmConfirmation> {
     return this.slotOf(vehicleId).api.confirmAlarms(vehicleId, bits, commandId);
   }
 
   async online(): Promise<OnlineVehicle[]> {
-    const lists = await Promise.all(this.slots.map((s) => s.api.online()));
+    const lists = await Promise.all(this.live.map((s) => s.api.online()));
     return lists.flat();
   }
 
   memory(): Promise<ThreadMemory[]> {
-    return Promise.all(this.slots.map((s) => s.api.memory()));
+    return Promise.all(this.live.map((s) => s.api.memory()));
   }
 
   stats(): Promise<ShardStats[]> {
-    return Promise.all(this.slots.map((s) => s.api.stats()));
+    return Promise.all(this.live.map((s) => s.api.stats()));
   }
 
   async flush(): Promise<void> {
     // Frames batched here but not posted yet go first.
     for (const s of this.slots) this.flushTo(s);
-    await Promise.all(this.slots.map((s) => s.api.flush()));
+    await Promise.all(this.live.map((s) => s.api.flush()));
   }
 
   async passivateAll(): Promise<void> {
-    await Promise.all(this.slots.map((s) => s.api.passivateAll()));
+    await Promise.all(this.live.map((s) => s.api.passivateAll()));
   }
 
   async close(): Promise<void> {
     for (const s of this.slots) this.flushTo(s);
     this.closing = true;
     await Promise.all(
-      this.slots.map(async (s) => {
+      this.live.map(async (s) => {
         try {
           await s.api.close();
         } finally {

@@ -116,6 +116,30 @@ describe('vehicles in worker threads (real sockets, real storage)', () => {
     });
   });
 
+  it('a worker that keeps dying is restarted after a delay; meanwhile its vehicles are unavailable, not hung', async () => {
+    await withNode({ workers: 2 }, async (node) => {
+      const host = node.host;
+      assert.ok(host instanceof WorkerVehicleHost);
+      const vehicleOn0 = phoneOn(0, 2, 900).replace(/^0+/, '');
+      let last = host.threads[0]!;
+      for (let death = 1; death <= 4; death++) {
+        last = host.threads[0]!;
+        await last.terminate();
+        await until(() => host.restarts.length === death, `death ${death} seen`);
+        if (death < 4) await until(() => host.threads[0] !== last, `restart ${death}`);
+      }
+      // The fourth death within a minute waits 1 s before the restart.
+      assert.equal(host.threads[0], last, 'not restarted yet');
+      await assert.rejects(node.command(vehicleOn0, { type: 'LocationQuery', body: {} }).settled, {
+        message: /restarting/,
+      });
+      assert.equal((await node.stats()).length, 1, 'stats from the live worker only');
+      await until(() => host.threads[0] !== last, 'the delayed restart');
+      await (host as WorkerVehicleHost).ready();
+      assert.equal((await node.stats()).length, 2);
+    });
+  });
+
   it('events reach a subscriber filtered by vehicle and kind', async () => {
     await withNode({ workers: 2 }, async (node) => {
       const seen: VehicleEvent[] = [];
