@@ -2,7 +2,7 @@
 // and ack-on-receive modes, beside the raw unordered-insert rate of the same database server
 // measured in the same run; and memory per connected, authenticated, idle terminal.
 //   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N] [--workers N]
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { MongoClient } from 'mongodb';
@@ -158,13 +158,22 @@ async function runMode(
   return r;
 }
 
-/** Connects `count` terminals from a child process and measures this node's memory per terminal. */
+interface IdleMemory {
+  /** Averages over every terminal (fixed costs of the first connections included). */
+  bytesPerTerminal: number;
+  heapPerTerminal: number;
+  /** What the second half of the terminals added, per terminal. */
+  marginalBytesPerTerminal: number;
+  marginalHeapPerTerminal: number;
+}
+
+/** Connects `count` terminals from two simulator children and measures this node's memory per terminal. */
 async function memoryPerIdleTerminal(
   uri: string,
   count: number,
   workers: number | undefined,
-  onMeasured?: (m: { bytesPerTerminal: number; heapPerTerminal: number }) => void,
-): Promise<{ bytesPerTerminal: number; heapPerTerminal: number }> {
+  onMeasured?: (m: IdleMemory) => void,
+): Promise<IdleMemory> {
   // Provision the vehicles up front: FerretDB's upserts make 10k registrations take minutes,
   // and registering is not what this measures.
   const seed = new MongoClient(uri);
@@ -192,7 +201,7 @@ async function memoryPerIdleTerminal(
     ...(workers !== undefined ? { workers } : {}),
   });
   // RSS is the whole process; heap + external is the main thread's plus every worker's isolate.
-  const settle = async (): Promise<{ rss: number; heapUsed: number; external: number }> => {
+  const settle = async (): Promise<{ rss: number; heap: number }> => {
     for (let i = 0; i < 3; i++) {
       global.gc?.();
       await new Promise((r) => setTimeout(r, 200));
@@ -201,34 +210,47 @@ async function memoryPerIdleTerminal(
     const threads = workers === 0 ? [] : await node.memory();
     return {
       rss: main.rss,
-      heapUsed: main.heapUsed + threads.reduce((a, t) => a + t.heapUsed, 0),
-      external: main.external + threads.reduce((a, t) => a + t.external, 0),
+      heap:
+        main.heapUsed + main.external + threads.reduce((a, t) => a + t.heapUsed + t.external, 0),
     };
   };
-  const before = await settle();
-  const child = fork(
-    fileURLToPath(new URL('./simulate.js', import.meta.url)),
-    ['--port', String(node.port), '--count', String(count), '--idle', '--auth-code', 'bench'],
-    {
-      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) resolve();
+  // Two halves from two simulator children: the second half's cost is the marginal cost of a
+  // terminal, without the fixed costs the first connections bring (V8 growing its young
+  // generation, worker isolates' first pages), which an average over 10k still carries.
+  const children: ChildProcess[] = [];
+  const connect = async (from: number, n: number): Promise<void> => {
+    const child = fork(
+      fileURLToPath(new URL('./simulate.js', import.meta.url)),
+      [
+        ...['--port', String(node.port), '--count', String(n), '--first', String(from)],
+        ...['--idle', '--auth-code', 'bench'],
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
+    );
+    children.push(child);
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => {
+        if (d.toString().includes('ready')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
     });
-    child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
-  });
+  };
+  const before = await settle();
+  const half = Math.floor(count / 2);
+  await connect(0, half);
+  const middle = await settle();
+  await connect(half, count - half);
   const afterMem = await settle();
   const result = {
     bytesPerTerminal: (afterMem.rss - before.rss) / count,
-    heapPerTerminal:
-      (afterMem.heapUsed + afterMem.external - before.heapUsed - before.external) / count,
+    heapPerTerminal: (afterMem.heap - before.heap) / count,
+    marginalBytesPerTerminal: (afterMem.rss - middle.rss) / (count - half),
+    marginalHeapPerTerminal: (afterMem.heap - middle.heap) / (count - half),
   };
   // Reported before the node stops: stopping saves every vehicle's state, which takes minutes
   // for 10k vehicles on FerretDB's SQLite backend (replaces are slow there).
   onMeasured?.(result);
-  child.kill();
+  for (const c of children) c.kill();
   const stopStarted = Date.now();
   await node.stop();
   process.stderr.write(
@@ -278,12 +300,12 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
         `  baseline again: ${f(rawAfter)} docs/s; against the mean ${f(raw)}: durable ${f((durable.reportsPerSec / raw) * 100)} %, receive ${f((receive.reportsPerSec / raw) * 100)} %`,
       );
     }
-    let memory: { bytesPerTerminal: number; heapPerTerminal: number } | undefined;
+    let memory: IdleMemory | undefined;
     if (o.idleTerminals > 0) {
       step(`${o.idleTerminals} idle terminals`);
       memory = await memoryPerIdleTerminal(servers.mongodbUri, o.idleTerminals, o.workers, (m) =>
         console.log(
-          `  idle terminals: ${o.idleTerminals}: ${f(m.bytesPerTerminal)} B RSS per terminal, ${f(m.heapPerTerminal)} B heap+external per terminal (node side: main thread + workers)`,
+          `  idle terminals: ${o.idleTerminals} (node side: main thread + workers, after GC): average ${f(m.bytesPerTerminal)} B RSS, ${f(m.heapPerTerminal)} B heap+external per terminal; marginal (second half) ${f(m.marginalBytesPerTerminal)} B RSS, ${f(m.marginalHeapPerTerminal)} B heap+external per terminal`,
         ),
       );
     }

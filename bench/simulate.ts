@@ -6,6 +6,7 @@
 // SIGTERM) says how many reports and points were acknowledged, to compare with what is stored.
 //   node dist/bench/simulate.js --port P [--host H] --count N [--idle] [--interval-ms MS]
 //     [--auth-code CODE]   vehicles provisioned with this code: no registration
+//     [--first K]          phones 0136xxxxxxxx numbered from K (default 0)
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
 //     [--blind-for N]      a coverage loss lasts N intervals (default: 5 to 14 at random)
@@ -23,6 +24,7 @@ const flag = (name: string): string | undefined => {
 const port = Number(flag('--port'));
 const host = flag('--host') ?? '127.0.0.1';
 const count = Number(flag('--count') ?? 100);
+const first = Number(flag('--first') ?? 0);
 const idle = args.includes('--idle');
 const intervalMs = Number(flag('--interval-ms') ?? 10_000);
 const authCode = flag('--auth-code');
@@ -166,7 +168,7 @@ for (let i = 0; i < count; i += batch) {
       const t = new SimTerminal({
         host,
         port,
-        phone: `0136${String(i + j).padStart(8, '0')}`,
+        phone: `0136${String(first + i + j).padStart(8, '0')}`,
         timeoutMs: 60_000,
       });
       await t.connect();
