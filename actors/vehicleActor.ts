@@ -298,13 +298,15 @@ export class VehicleActor implements Actor<VehicleMessage> {
       const old = this.link;
       this.link = undefined;
       old.close('replaced by a new connection');
-      void this.deps.store.logSession({
-        vehicleId: this.vehicleId,
-        event: 'offline',
-        node: old.node,
-        reason: 'replaced',
-        at,
-      });
+      quiet(
+        this.deps.store.logSession({
+          vehicleId: this.vehicleId,
+          event: 'offline',
+          node: old.node,
+          reason: 'replaced',
+          at,
+        }),
+      );
     }
     this.link = link;
     this.record.phone = header.phone;
@@ -315,13 +317,15 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.alarms.setEdition(edition);
     link.authenticated(this.vehicleId, edition);
     this.reply(link, header, RESULT_OK, edition);
-    void this.deps.store.logSession({
-      vehicleId: this.vehicleId,
-      event: 'online',
-      node: link.node,
-      reason: 'authenticated',
-      at,
-    });
+    quiet(
+      this.deps.store.logSession({
+        vehicleId: this.vehicleId,
+        event: 'online',
+        node: link.node,
+        reason: 'authenticated',
+        at,
+      }),
+    );
     this.deps.events?.online?.(this.vehicleId, true, 'authenticated');
     this.markDirty(ctx);
     this.pumpCommands(ctx);
@@ -385,7 +389,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   private logCommand(ev: CommandEvent): void {
-    void this.deps.store.logCommand(this.vehicleId, ev);
+    quiet(this.deps.store.logCommand(this.vehicleId, ev));
     this.deps.events?.command?.(this.vehicleId, ev);
   }
 
@@ -478,6 +482,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.markDirty(ctx);
     if (this.deps.policy.ackMode === 'receive') {
       this.reply(link, header, RESULT_OK);
+      // Nobody waits for these writes; a failure is counted by the writer (stats.failed).
+      for (const w of writes) quiet(w);
       return;
     }
     // Durable: answer once every write of this message is in the database. A write that
@@ -532,13 +538,15 @@ export class VehicleActor implements Actor<VehicleMessage> {
     const requeued = this.commands.offline(at);
     if (requeued) this.logCommand(requeued);
     this.record.online = false;
-    void this.deps.store.logSession({
-      vehicleId: this.vehicleId,
-      event: 'offline',
-      node: link?.node ?? '',
-      reason,
-      at,
-    });
+    quiet(
+      this.deps.store.logSession({
+        vehicleId: this.vehicleId,
+        event: 'offline',
+        node: link?.node ?? '',
+        reason,
+        at,
+      }),
+    );
     this.deps.events?.online?.(this.vehicleId, false, reason);
     this.dirty = true;
   }
@@ -615,6 +623,11 @@ export function vehicleView(
   if (r.lastState) v.lastState = { ...r.lastState };
   if (r.registration) v.registration = { ...r.registration };
   return v;
+}
+
+/** A write nobody waits for: its failure is counted by its BatchWriter, never unhandled. */
+function quiet(p: Promise<unknown>): void {
+  p.catch(() => undefined);
 }
 
 function lastStateOf(loc: LocationReport, time: number, receivedAt: number): LastState {

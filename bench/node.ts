@@ -112,7 +112,8 @@ async function runMode(
     () =>
       void node
         .stats()
-        .then((s) => lag.recordValue(Math.max(1, writerTotals(s, 'positions').lastLagMs * 1000))),
+        .then((s) => lag.recordValue(Math.max(1, writerTotals(s, 'positions').lastLagMs * 1000)))
+        .catch(() => undefined),
     50,
   );
   const t0 = performance.now();

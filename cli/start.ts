@@ -97,7 +97,8 @@ export async function runStart(args: string[]): Promise<number> {
   }
 
   let lastStored = 0;
-  const status = setInterval(async () => {
+  const status = setInterval(() => void statusLine().catch(() => undefined), 2000);
+  async function statusLine(): Promise<void> {
     const positions = writerTotals(await node.stats(), 'positions');
     const stored = positions.stored + positions.duplicates;
     const rate = (stored - lastStored) / 2;
@@ -106,7 +107,7 @@ export async function runStart(args: string[]): Promise<number> {
     acks.reset();
     if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
     else process.stdout.write(`${line}\n`);
-  }, 2000);
+  }
 
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

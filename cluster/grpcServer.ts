@@ -180,6 +180,9 @@ export async function startGrpcServer(
         remember(s);
         return s;
       });
+      // The answer may go before the command settles; a later failure must not be unhandled
+      // (it would stop the process).
+      final.catch(() => undefined);
       if (req.wait !== true) {
         // 'refused' is known at once; otherwise answer with the id straight away.
         const early = await Promise.race([

@@ -122,7 +122,9 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       onEvent,
     });
   }
-  hub.onKindsChanged((kinds) => void host.wantEvents(new Set([...fixedKinds, ...kinds])));
+  hub.onKindsChanged((kinds) => {
+    host.wantEvents(new Set([...fixedKinds, ...kinds])).catch(() => undefined);
+  });
   const gateway = new Gateway({
     node,
     linkPrefix,

@@ -116,7 +116,18 @@ const shard = new VehicleShard(client.db(data.database), {
   ...(data.writer ? { writer: data.writer } : {}),
 });
 shard.store.onDrain(scheduleFlush);
-const ready = client.connect().then(() => undefined);
+/** Connected to the database; a worker started during an outage keeps trying every second. */
+async function connect(): Promise<void> {
+  for (;;) {
+    try {
+      await client.connect();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+const ready = connect();
 
 /** A terminal connection held by the gateway thread, named by its number. */
 class RemoteLink implements TerminalLink {

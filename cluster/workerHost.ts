@@ -134,6 +134,8 @@ export class WorkerVehicleHost implements VehicleHost {
       ready: api.ready(),
       dead: false,
     };
+    // Awaited by ready() at start; a restarted worker's is nobody's to await.
+    slot.ready.catch(() => undefined);
     channel.port1.on('message', (m: WorkerOutbound) => this.fromWorker(slot, m));
     worker.on('error', (err) => this.opts.log?.(`vehicle worker ${index} failed: ${String(err)}`));
     worker.on('exit', (code) => this.exited(slot, code));
