@@ -6,20 +6,21 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../cluster/localServers.js';
-import { startNode, type FleetNode } from '../../cluster/node.js';
+import type { FleetNode } from '../../cluster/node.js';
 import { encodeBody } from '../../jt808/codec.js';
 import type { Message } from '../../jt808/messages.js';
 import { splitMessage } from '../../jt808/split.js';
 import { MEDIA_BUCKET, MediaStore } from '../../storage/mediaStore.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
+import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
 
 let servers: LocalServers;
 let node: FleetNode;
-const database = `fleetmesh_media_${process.pid}`;
+const database = testDatabase('media');
 
 before(async () => {
   servers = await startMongoForTests();
-  node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } });
+  node = await startTestNode(servers.mongodbUri, database);
 });
 after(async () => {
   await node?.stop();

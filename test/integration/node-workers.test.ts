@@ -5,31 +5,19 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../cluster/localServers.js';
-import { startNode, type FleetNode, type NodeOptions } from '../../cluster/node.js';
+import type { FleetNode, NodeOptions } from '../../cluster/node.js';
 import { WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
+import { withTestNode } from '../helpers/nodeForTests.js';
 
 let servers: LocalServers;
-let dbCounter = 0;
-
-async function withNode(
+function withNode(
   opts: Partial<NodeOptions>,
   fn: (node: FleetNode, db: string) => Promise<void>,
 ): Promise<void> {
-  const database = `fleetmesh_workers_${process.pid}_${dbCounter++}`;
-  const node = await startNode({
-    mongodbUri: servers.mongodbUri,
-    database,
-    writer: { maxDelayMs: 5 },
-    ...opts,
-  });
-  try {
-    await fn(node, database);
-  } finally {
-    await node.stop();
-  }
+  return withTestNode(servers.mongodbUri, 'workers', opts, fn);
 }
 
 async function online(port: number, phone: string): Promise<SimTerminal> {

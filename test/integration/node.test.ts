@@ -6,30 +6,18 @@ import { after, before, describe, it } from 'node:test';
 import type { Document } from 'mongodb';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../cluster/localServers.js';
-import { startNode, type FleetNode } from '../../cluster/node.js';
+import { startNode, type FleetNode, type NodeOptions } from '../../cluster/node.js';
 import { writerTotals } from '../../cluster/vehicleShard.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
+import { withTestNode } from '../helpers/nodeForTests.js';
 
 let servers: LocalServers;
-let dbCounter = 0;
-
-async function withNode(
+function withNode(
   fn: (node: FleetNode, db: string) => Promise<void>,
-  opts: Partial<Parameters<typeof startNode>[0]> = {},
+  opts: Partial<NodeOptions> = {},
 ): Promise<void> {
-  const database = `fleetmesh_node_${process.pid}_${dbCounter++}`;
-  const node = await startNode({
-    mongodbUri: servers.mongodbUri,
-    database,
-    writer: { maxDelayMs: 5 },
-    ...opts,
-  });
-  try {
-    await fn(node, database);
-  } finally {
-    await node.stop();
-  }
+  return withTestNode(servers.mongodbUri, 'node', opts, fn);
 }
 
 async function online(

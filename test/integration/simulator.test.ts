@@ -6,17 +6,18 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { LocalServers } from '../../cluster/localServers.js';
-import { startNode, type FleetNode } from '../../cluster/node.js';
+import type { FleetNode } from '../../cluster/node.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
+import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
 
 let servers: LocalServers;
 let node: FleetNode;
-const database = `fleetmesh_sim_${process.pid}`;
+const database = testDatabase('sim');
 
 before(async () => {
   servers = await startMongoForTests();
-  node = await startNode({ mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } });
+  node = await startTestNode(servers.mongodbUri, database);
 });
 after(async () => {
   await node?.stop();
