@@ -25,6 +25,8 @@ const DEFAULT_KINDS: ReadonlySet<VehicleEventKind> = new Set([
 
 export class EventHub {
   private readonly subscribers = new Set<Subscriber>();
+  /** Subscribers dropped because they threw. */
+  failedSubscribers = 0;
   private readonly kindListeners = new Set<(kinds: Set<VehicleEventKind>) => void>();
 
   subscribe(filter: EventFilter, fn: (e: VehicleEvent) => void): () => void {
@@ -48,7 +50,13 @@ export class EventHub {
       if (!s.kinds.has(e.kind)) continue;
       const ids = s.filter.vehicleIds;
       if (ids && ids.size > 0 && (vehicleId === undefined || !ids.has(vehicleId))) continue;
-      s.fn(e);
+      try {
+        s.fn(e);
+      } catch {
+        // A subscriber that throws is dropped; the others and the publisher go on.
+        this.failedSubscribers++;
+        if (this.subscribers.delete(s)) this.kindsChanged();
+      }
     }
   }
 
