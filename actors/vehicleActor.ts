@@ -2,7 +2,7 @@
 // alarm state machine, and the acknowledgement of its reports. Knows nothing of TCP: the
 // gateway hands it messages with a TerminalLink to answer on.
 import { randomBytes } from 'node:crypto';
-import { encodeFrame, headerFor, type FrameHeader } from '../jt808/codec.js';
+import { encodeFrame, frameFromBody, headerFor, type FrameHeader } from '../jt808/codec.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
@@ -42,6 +42,15 @@ export type VehicleMessage =
   /** A frame whose body could not be read (decoded off the gateway thread): answered result 2. */
   | { kind: 'malformed'; link: TerminalLink; header: Header; edition: Edition; detail: string }
   | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
+  /** A platform message body the gateway needs sent on this vehicle's serial counter. */
+  | {
+      kind: 'platformMessage';
+      link: TerminalLink;
+      messageId: number;
+      body: Uint8Array;
+      phone: string;
+      edition: Edition;
+    }
   | { kind: 'saveState' }
   | { kind: 'command'; command: Command; settled?: (e: CommandEvent) => void }
   | { kind: 'commandTick' }
@@ -172,6 +181,15 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return this.uplink(msg, ctx);
       case 'malformed':
         this.reply(msg.link, msg.header, RESULT_MALFORMED, msg.edition);
+        return;
+      case 'platformMessage':
+        msg.link.send(
+          frameFromBody(msg.messageId, msg.body, {
+            phone: msg.phone,
+            serial: this.takeSerial(),
+            edition: msg.edition,
+          }),
+        );
         return;
       case 'linkClosed':
         if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at);

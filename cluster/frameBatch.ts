@@ -7,6 +7,7 @@ import type { Edition, Header } from '../jt808/header.js';
 /** Gateway → worker. */
 export const UPLINK = 1;
 export const LINK_CLOSED = 2;
+export const PLATFORM_MESSAGE = 3;
 /** Worker → gateway. */
 export const SEND = 11;
 export const CLOSE = 12;
@@ -22,6 +23,15 @@ export type BatchRecord =
       body: Uint8Array;
     }
   | { kind: typeof LINK_CLOSED; link: number; at: number; reason: string; vehicleId: string }
+  | {
+      kind: typeof PLATFORM_MESSAGE;
+      link: number;
+      edition: Edition;
+      messageId: number;
+      phone: string;
+      vehicleId: string;
+      body: Uint8Array;
+    }
   | { kind: typeof SEND; link: number; frame: Uint8Array }
   | { kind: typeof CLOSE; link: number; reason: string }
   | { kind: typeof AUTHENTICATED; link: number; edition: Edition; vehicleId: string };
@@ -89,6 +99,25 @@ export class FrameBatchBuilder {
     this.f64(at);
     this.string(reason);
     this.string(vehicleId);
+    this.count++;
+  }
+
+  platformMessage(
+    link: number,
+    edition: Edition,
+    messageId: number,
+    phone: string,
+    vehicleId: string,
+    body: Uint8Array,
+  ): void {
+    this.reserve(16 + body.length);
+    this.u8(PLATFORM_MESSAGE);
+    this.u32(link);
+    this.u16(edition);
+    this.u16(messageId);
+    this.string(phone);
+    this.string(vehicleId);
+    this.bytesField(body);
     this.count++;
   }
 
@@ -163,6 +192,7 @@ export class FrameBatchBuilder {
   }
 
   private bytesField(b: Uint8Array): void {
+    this.reserve(4 + b.length); // whatever was reserved before, strings may have used it
     this.u32(b.length);
     this.buf.set(b, this.pos);
     this.pos += b.length;
@@ -243,6 +273,23 @@ export function readFrameBatch(batch: ArrayBuffer, onRecord: (r: BatchRecord) =>
         const at = f64();
         const reason = string();
         onRecord({ kind: LINK_CLOSED, link, at, reason, vehicleId: string() });
+        break;
+      }
+      case PLATFORM_MESSAGE: {
+        const link = u32();
+        const edition = u16() as Edition;
+        const messageId = u16();
+        const phone = string();
+        const vehicleId = string();
+        onRecord({
+          kind: PLATFORM_MESSAGE,
+          link,
+          edition,
+          messageId,
+          phone,
+          vehicleId,
+          body: bytes(),
+        });
         break;
       }
       case SEND: {

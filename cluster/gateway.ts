@@ -5,14 +5,7 @@
 // sockets. Everything that needs the vehicle's state goes to its actor through `deliver`.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import {
-  decodeBody,
-  decodeFrame,
-  encodeFrame,
-  headerFor,
-  type FrameHeader,
-  type RejectReason,
-} from '../jt808/codec.js';
+import { decodeBody, decodeFrame, encodeFrame, type RejectReason } from '../jt808/codec.js';
 import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
@@ -31,7 +24,20 @@ export type GatewayDelivery =
       body: Uint8Array;
       receivedAt: number;
     }
-  | { kind: 'linkClosed'; link: TerminalLink; linkNumber: number; reason: string; at: number };
+  | { kind: 'linkClosed'; link: TerminalLink; linkNumber: number; reason: string; at: number }
+  /**
+   * A platform message the gateway has to send to an authenticated terminal (0x8001 to a refused
+   * frame or a sub-package, 0x8003 / 0x8800 for an expired set): it goes out through the vehicle,
+   * numbered by the vehicle's one downlink serial counter.
+   */
+  | {
+      kind: 'platformMessage';
+      link: TerminalLink;
+      linkNumber: number;
+      phone: string;
+      edition: Edition;
+      message: Message;
+    };
 
 export interface GatewayOptions {
   node: string;
@@ -335,23 +341,39 @@ export class Gateway {
     if (!conn.retryTimer) conn.retryTimer = setTimeout(retry, 5);
   }
 
-  private out(conn: Connection, header: Header, edition: Edition): FrameHeader {
-    const serial = conn.serial;
-    conn.serial = (conn.serial + 1) & 0xffff;
-    return headerFor(header, serial, edition);
-  }
-
   private answer(conn: Connection, header: Header, result: number): void {
     const edition: Edition = header.headerEdition === 2019 ? 2019 : (conn.edition ?? 2013);
-    conn.link.send(
-      encodeFrame(
-        {
-          type: 'PlatformResponse',
-          body: { replySerial: header.serial, replyId: header.messageId, result },
-        },
-        this.out(conn, header, edition),
-      ),
-    );
+    this.platformMessage(conn, header.phone, edition, {
+      type: 'PlatformResponse',
+      body: { replySerial: header.serial, replyId: header.messageId, result },
+    });
+  }
+
+  /**
+   * Sends a platform message of the gateway's own: through the vehicle once the connection is
+   * authenticated (one serial counter per terminal), else directly with the connection's counter
+   * (no vehicle owns the session yet).
+   */
+  private platformMessage(
+    conn: Connection,
+    phone: string,
+    edition: Edition,
+    message: Message,
+  ): void {
+    if (conn.vehicleId !== undefined) {
+      this.send(conn, conn.vehicleId, {
+        kind: 'platformMessage',
+        link: conn.link,
+        linkNumber: conn.number,
+        phone,
+        edition,
+        message,
+      });
+      return;
+    }
+    const serial = conn.serial;
+    conn.serial = (conn.serial + 1) & 0xffff;
+    conn.link.send(encodeFrame(message, { phone, serial, edition }));
   }
 
   private expireSubpackages(): void {
@@ -359,17 +381,11 @@ export class Gateway {
       const conn = [...this.connections].find((c) => c.vehicleId === set.phone);
       if (!conn) continue;
       const edition = conn.edition ?? 2013;
-      const header = {
-        phone: set.phone.padStart(edition === 2019 ? 20 : 12, '0'),
-        serial: 0,
-        edition,
-      };
       const msg: Message =
         set.messageId === 0x0801
           ? { type: 'MediaDataReply', body: mediaReplyFor(0, set.missing) }
           : { type: 'RetransmitRequest', body: retransmitRequestFor(set, edition) };
-      conn.link.send(encodeFrame(msg, { ...header, serial: conn.serial }));
-      conn.serial = (conn.serial + 1) & 0xffff;
+      this.platformMessage(conn, set.phone.padStart(edition === 2019 ? 20 : 12, '0'), edition, msg);
     }
   }
 }

@@ -9,7 +9,9 @@ import {
   type VehicleEvent,
   type VehicleEventKind,
 } from '../actors/vehicleEvents.js';
-import type { Message } from '../jt808/messages.js';
+import { encodeBody } from '../jt808/codec.js';
+import type { Edition } from '../jt808/header.js';
+import { messageIdOf, type Message } from '../jt808/messages.js';
 import type { GatewayDelivery } from './gateway.js';
 import {
   VehicleShard,
@@ -17,6 +19,14 @@ import {
   type ShardOptions,
   type ShardStats,
 } from './vehicleShard.js';
+
+/** A platform message as id and body bytes (how it crosses to the vehicle's thread). */
+export function platformBody(
+  message: Message,
+  edition: Edition,
+): { messageId: number; body: Uint8Array } {
+  return { messageId: messageIdOf(message), body: encodeBody(message, edition) };
+}
 
 export interface ThreadMemory {
   heapUsed: number;
@@ -86,6 +96,10 @@ export class LocalVehicleHost implements VehicleHost {
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
     if (d.kind === 'linkClosed') return this.shard.linkClosed(vehicleId, d.link.id, d.reason, d.at);
+    if (d.kind === 'platformMessage') {
+      const { messageId, body } = platformBody(d.message, d.edition);
+      return this.shard.platformMessage(vehicleId, d.link, messageId, body, d.phone, d.edition);
+    }
     if (d.message === null) {
       return this.shard.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);
     }

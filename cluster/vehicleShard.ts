@@ -105,6 +105,25 @@ export class VehicleShard {
     return this.uplink(vehicleId, link, header, r.edition, r.message, receivedAt);
   }
 
+  /** Sends a platform message body to the terminal on the vehicle's serial counter. */
+  platformMessage(
+    vehicleId: string,
+    link: TerminalLink,
+    messageId: number,
+    body: Uint8Array,
+    phone: string,
+    edition: Edition,
+  ): boolean {
+    return this.actors.tell(vehicleId, {
+      kind: 'platformMessage',
+      link,
+      messageId,
+      body,
+      phone,
+      edition,
+    });
+  }
+
   linkClosed(vehicleId: string, linkId: string, reason: string, at: number): boolean {
     return this.actors.tell(vehicleId, { kind: 'linkClosed', linkId, reason, at });
   }

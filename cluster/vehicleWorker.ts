@@ -24,6 +24,7 @@ import type { Message } from '../jt808/messages.js';
 import {
   FrameBatchBuilder,
   LINK_CLOSED,
+  PLATFORM_MESSAGE,
   readFrameBatch,
   UPLINK,
   type BatchRecord,
@@ -193,6 +194,12 @@ function onRecord(r: BatchRecord): void {
     const body = r.body.slice();
     offer(vehicleId, () =>
       shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt),
+    );
+  } else if (r.kind === PLATFORM_MESSAGE) {
+    const link = linkFor(r.link);
+    const body = r.body.slice();
+    offer(r.vehicleId, () =>
+      shard.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition),
     );
   } else if (r.kind === LINK_CLOSED) {
     const link = linkFor(r.link);

@@ -13,7 +13,7 @@ import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js'
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
 import type { Gateway, GatewayDelivery } from './gateway.js';
-import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
+import { platformBody, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import type {
   VehicleWorkerApi,
@@ -174,9 +174,13 @@ export class WorkerVehicleHost implements VehicleHost {
     if (d.kind === 'linkClosed') {
       // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
       slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
-    } else {
-      if (slot.inFlight >= this.maxInFlight) return false;
+    } else if (slot.inFlight >= this.maxInFlight) {
+      return false;
+    } else if (d.kind === 'uplink') {
       slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+    } else {
+      const { messageId, body } = platformBody(d.message, d.edition);
+      slot.out.platformMessage(d.linkNumber, d.edition, messageId, d.phone, vehicleId, body);
     }
     slot.inFlight++;
     if (!slot.flushScheduled) {

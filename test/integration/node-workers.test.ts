@@ -8,6 +8,8 @@ import type { LocalServers } from '../../cluster/localServers.js';
 import type { FleetNode, NodeOptions } from '../../cluster/node.js';
 import { WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
+import { encodeBody, encodeFrame } from '../../jt808/codec.js';
+import { splitMessage } from '../../jt808/split.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { withTestNode } from '../helpers/nodeForTests.js';
@@ -125,6 +127,55 @@ describe('vehicles in worker threads (real sockets, real storage)', () => {
       await until(() => host.threads[0] !== last, 'the delayed restart');
       await (host as WorkerVehicleHost).ready();
       assert.equal((await node.stats()).length, 2);
+    });
+  });
+
+  it('every platform frame a terminal gets carries the next serial of one counter (gateway answers go through the vehicle)', async () => {
+    await withNode({ workers: 2 }, async (node) => {
+      const t = await online(node.port, '013900000950');
+      assert.equal(await t.report(trackPoint(1)), 0); // answered by the vehicle
+      // A frame with a wrong check code: refused by the gateway (0x8001 result 2).
+      const bad = encodeFrame(
+        { type: 'Heartbeat', body: {} },
+        { phone: '013900000950', serial: 999, edition: 2013 },
+      );
+      bad[bad.length - 2] ^= 0x01;
+      const refused = t.waitFor(
+        (f) => f.message?.type === 'PlatformResponse' && f.message.body.replySerial === 999,
+      );
+      t.writeRaw(bad);
+      assert.equal(((await refused).message as { body: { result: number } }).body.result, 2);
+      // A blind-area batch in two packages: the first is answered by the gateway.
+      const body = encodeBody(
+        {
+          type: 'LocationBatch',
+          body: { batchType: 1, items: [1, 2, 3, 4, 5].map((k) => trackPoint(k + 10)) },
+        },
+        2013,
+      );
+      const first = t.nextSerial();
+      const split = splitMessage(
+        0x0704,
+        body,
+        { phone: '013900000950', serial: first, edition: 2013 },
+        100,
+      );
+      for (let i = 1; i < split.serials.length; i++) t.nextSerial();
+      const done = t.waitFor(
+        (f) =>
+          f.message?.type === 'PlatformResponse' &&
+          f.message.body.replySerial === split.replySerial,
+      );
+      for (const f of split.frames) t.writeRaw(f);
+      await done;
+      assert.ok(split.frames.length >= 2);
+      const serials = t.received.map((f) => f.header.serial);
+      assert.deepEqual(
+        serials,
+        serials.map((_, i) => i),
+        `one counter from 0, no repeats: ${serials.join(',')}`,
+      );
+      t.close();
     });
   });
 

@@ -8,6 +8,7 @@ import {
   CLOSE,
   FrameBatchBuilder,
   LINK_CLOSED,
+  PLATFORM_MESSAGE,
   readFrameBatch,
   SEND,
   UPLINK,
@@ -65,6 +66,15 @@ const record = fc.oneof(
     reason: fc.string({ maxLength: 40 }),
     vehicleId: fc.stringMatching(/^[1-9][0-9]{0,19}$/),
   }),
+  fc.record({
+    kind: fc.constant(PLATFORM_MESSAGE),
+    link: fc.nat(),
+    edition: fc.constantFrom(2011 as const, 2013 as const, 2019 as const),
+    messageId: fc.integer({ min: 0x8000, max: 0xffff }),
+    phone: fc.stringMatching(/^[0-9]{12}$|^[0-9]{20}$/),
+    vehicleId: fc.stringMatching(/^[1-9][0-9]{0,19}$/),
+    body: fc.uint8Array({ maxLength: 1100 }),
+  }),
   fc.record({ kind: fc.constant(SEND), link: fc.nat(), frame: fc.uint8Array({ maxLength: 3000 }) }),
   fc.record({ kind: fc.constant(CLOSE), link: fc.nat(), reason: fc.string({ maxLength: 40 }) }),
   fc.record({
@@ -81,6 +91,8 @@ function write(b: FrameBatchBuilder, r: BatchRecord): void {
       return b.uplink(r.link, r.receivedAt, r.header, r.edition, r.body);
     case LINK_CLOSED:
       return b.linkClosed(r.link, r.at, r.reason, r.vehicleId);
+    case PLATFORM_MESSAGE:
+      return b.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, r.body);
     case SEND:
       return b.send(r.link, r.frame);
     case CLOSE:
