@@ -97,6 +97,9 @@ export interface VehicleView {
   phone?: string;
   node?: string;
   linkId?: string;
+  lastUplinkSerial?: number;
+  /** The serial the next platform frame to this terminal gets (live actors only). */
+  nextDownlinkSerial?: number;
   lastSeen?: number;
   lastState?: LastState;
   registration?: VehicleRecord['registration'];
@@ -164,11 +167,13 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   view(): VehicleView {
-    return vehicleView(this.record, {
+    const v = vehicleView(this.record, {
       link: this.link,
       openAlarms: this.alarms.open,
       pending: this.commands.pending(),
     });
+    v.nextDownlinkSerial = this.nextSerial;
+    return v;
   }
 
   async passivate(): Promise<void> {
@@ -229,6 +234,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       return;
     }
     this.record.lastSeen = msg.receivedAt;
+    this.record.lastUplinkSerial = header.serial;
     const answered = this.commands.reply(message, msg.receivedAt);
     if (answered) await this.commandSettled(answered, ctx);
     switch (message.type) {
@@ -638,6 +644,7 @@ export function vehicleView(
     v.linkId = link.id;
   } else if (r.node !== undefined) v.node = r.node;
   if (r.lastSeen !== undefined) v.lastSeen = r.lastSeen;
+  if (r.lastUplinkSerial !== undefined) v.lastUplinkSerial = r.lastUplinkSerial;
   if (r.lastState) v.lastState = { ...r.lastState };
   if (r.registration) v.registration = { ...r.registration };
   return v;

@@ -192,6 +192,8 @@ export function vehicleMessage(v: VehicleView): Obj {
     node: v.node ?? '',
     linkId: v.linkId ?? '',
     lastSeenUnixMs: v.lastSeen ?? 0,
+    lastUplinkSerial: v.lastUplinkSerial ?? 0,
+    nextDownlinkSerial: v.nextDownlinkSerial ?? 0,
     openAlarms: v.openAlarms.map((a) => ({ bit: a.bit, startUnixMs: a.startTime })),
     pendingCommands: v.pendingCommands.map((c) => ({
       commandId: c.id,

@@ -51,6 +51,8 @@ export interface VehicleRecord {
   pendingCommands?: Command[];
   /** The terminal's phone as its headers carry it (12 or 20 digits), for downlink frames. */
   phone?: string;
+  /** Serial of the last frame taken from the terminal. */
+  lastUplinkSerial?: number;
 }
 
 export type PositionSource = 'live' | 'batch' | 'blind-area' | 'query-reply';

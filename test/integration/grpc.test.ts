@@ -145,8 +145,12 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
 
   it('GetVehicle gives the live state and session; an unknown vehicle is NOT_FOUND', async () => {
     const t = await online('013800000001');
-    assert.equal(await t.report(trackPoint(3, { alarm: 2 })), 0);
+    const serial = t.nextSerial();
+    assert.equal(await t.report(trackPoint(3, { alarm: 2 }), serial), 0);
     const v = await call('getVehicle', { vehicleId: '13800000001' });
+    assert.equal(v.lastUplinkSerial, serial);
+    // Platform frames so far: 0x8100, 0x8001 to the authentication, 0x8001 to the report.
+    assert.equal(v.nextDownlinkSerial, 3);
     assert.equal(v.vehicleId, '13800000001');
     assert.equal(v.online, true);
     assert.equal(v.registered, true);
