@@ -482,9 +482,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
       );
       const last = this.record.lastState;
       const time = loc.time ?? receivedAt;
-      this.deps.events?.position?.(this.vehicleId, lastStateOf(loc, time, receivedAt), source);
+      // One object for the event and the last state: neither is changed after this.
+      const state = lastStateOf(loc, time, receivedAt);
+      this.deps.events?.position?.(this.vehicleId, state, source);
       if (last === undefined || time >= last.time) {
-        this.record.lastState = lastStateOf(loc, time, receivedAt);
+        this.record.lastState = state;
         const point: AlarmPoint = {
           time,
           latitude: loc.latitude,

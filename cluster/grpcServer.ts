@@ -12,6 +12,7 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
+import { vehicleIdOf } from './gateway.js';
 import { VehiclesUnavailable } from './workerHost.js';
 import { projectRoot } from './localServers.js';
 import type { FleetNode } from './node.js';
@@ -119,9 +120,9 @@ export async function startGrpcServer(
     };
 
   const vehicleId = (req: Obj): string => {
-    const id = typeof req.vehicleId === 'string' ? req.vehicleId.replace(/^0+/, '') : '';
+    const id = typeof req.vehicleId === 'string' ? req.vehicleId : '';
     if (!/^\d{1,20}$/.test(id)) throw new InvalidRequest('vehicle_id must be 1 to 20 digits');
-    return id;
+    return vehicleIdOf(id);
   };
 
   const storedStatus = async (commandId: string): Promise<CommandStatusMessage | undefined> => {
@@ -247,7 +248,7 @@ export async function startGrpcServer(
         return;
       }
       const ids = Array.isArray(call.request.vehicleIds)
-        ? new Set(call.request.vehicleIds.map((v) => String(v).replace(/^0+/, '')))
+        ? new Set(call.request.vehicleIds.map((v) => vehicleIdOf(String(v))))
         : new Set<string>();
       if (streams >= (opts.maxStreams ?? 1000)) {
         call.emit('error', grpcError(grpc.status.RESOURCE_EXHAUSTED, 'too many event streams'));

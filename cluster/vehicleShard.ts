@@ -17,7 +17,7 @@ import {
 import { decodeBody } from '../jt808/codec.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
-import type { BatchWriterStats } from '../storage/batchWriter.js';
+import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
 
 export interface ShardOptions {
@@ -35,10 +35,13 @@ export interface OnlineVehicle {
   lastSeen: number;
 }
 
+type WriterName = 'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands';
+export type WriterFigures = BatchWriterStats & { buffered: number };
+
 export interface ShardStats {
   actors: ActorSystemStats;
-  writers: Record<'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands', BatchWriterStats>;
-  buffered: number;
+  /** Each writer's counters and the writes it holds now. */
+  writers: Record<WriterName, WriterFigures>;
   full: boolean;
   malformedBodies: number;
 }
@@ -184,16 +187,16 @@ export class VehicleShard {
 
   stats(): ShardStats {
     const s = this.store;
+    const figures = (w: BatchWriter): WriterFigures => ({ ...w.stats, buffered: w.buffered });
     return {
       actors: { ...this.actors.stats },
       writers: {
-        vehicles: { ...s.vehicles.stats },
-        positions: { ...s.positions.stats },
-        alarms: { ...s.alarms.stats },
-        sessions: { ...s.sessions.stats },
-        commands: { ...s.commands.stats },
+        vehicles: figures(s.vehicles),
+        positions: figures(s.positions),
+        alarms: figures(s.alarms),
+        sessions: figures(s.sessions),
+        commands: figures(s.commands),
       },
-      buffered: s.positions.buffered,
       full: s.full,
       malformedBodies: this.malformedBodies,
     };
@@ -216,10 +219,7 @@ export class VehicleShard {
 }
 
 /** One writer's figures summed over every thread (lag: the largest). */
-export function writerTotals(
-  stats: ShardStats[],
-  writer: keyof ShardStats['writers'],
-): BatchWriterStats & { buffered: number } {
+export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFigures {
   const t = {
     stored: 0,
     duplicates: 0,
@@ -237,7 +237,7 @@ export function writerTotals(
     t.batches += w.batches;
     t.retries += w.retries;
     t.lastLagMs = Math.max(t.lastLagMs, w.lastLagMs);
-    if (writer === 'positions') t.buffered += s.buffered;
+    t.buffered += w.buffered;
   }
   return t;
 }

@@ -190,7 +190,8 @@ function onRecord(r: BatchRecord): void {
   if (r.kind === UPLINK) {
     const link = linkFor(r.link);
     const vehicleId = vehicleIdOf(r.header.phone);
-    // The body view points into the batch, which is dropped after this call: keep a copy.
+    // A copy, not a view: a view would keep the whole batch alive while this record waits in a
+    // mailbox (up to maxInFlight records per worker).
     const body = r.body.slice();
     offer(vehicleId, () =>
       shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt),

@@ -56,7 +56,7 @@ export class MediaStore {
     const attempts = this.options.attempts ?? 5;
     for (let attempt = 1; ; attempt++) {
       try {
-        const outcome = await this.write(id, m);
+        const outcome = await this.write(id, m, attempt);
         if (outcome === 'duplicate') this.stats.duplicates++;
         else {
           this.stats.stored++;
@@ -75,11 +75,17 @@ export class MediaStore {
     }
   }
 
-  private async write(id: string, m: MediaUpload): Promise<'stored' | 'duplicate'> {
+  private async write(
+    id: string,
+    m: MediaUpload,
+    attempt: number,
+  ): Promise<'stored' | 'duplicate'> {
     const files = this.db.collection<{ _id: string }>(`${MEDIA_BUCKET}.files`);
     if (await files.findOne({ _id: id }, { projection: { _id: 1 } })) return 'duplicate';
-    // Chunks of an earlier attempt that died before its files document: start clean.
-    await this.db.collection(`${MEDIA_BUCKET}.chunks`).deleteMany({ files_id: id });
+    // Chunks of an attempt that died before its files document make the next one fail on the
+    // chunks' unique index: a retry starts clean (not the first try: that query scans on FerretDB).
+    if (attempt > 1)
+      await this.db.collection(`${MEDIA_BUCKET}.chunks`).deleteMany({ files_id: id });
     const metadata: Record<string, unknown> = {
       vehicleId: m.vehicleId,
       mediaId: m.mediaId,

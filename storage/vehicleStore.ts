@@ -6,6 +6,7 @@ import type { AlarmRecord } from '../actors/alarmTracker.js';
 import type { Command, CommandEvent } from '../actors/commandQueue.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
+import type { Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
 import { COLLECTIONS, positionId } from './schema.js';
@@ -26,16 +27,8 @@ export interface LastState {
   signal?: number;
 }
 
-export interface Registration {
-  province: number;
-  city: number;
-  maker: string;
-  model: string;
-  terminalId: string;
-  plateColor: number;
-  plate: string;
-  registeredAt: number;
-}
+/** The terminal's 0x0100 registration as stored, with when it registered. */
+export type Registration = Register & { registeredAt: number };
 
 export interface VehicleRecord {
   _id: string;
