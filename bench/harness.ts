@@ -28,11 +28,15 @@ export function measure(op: Operation, durationMs = 1000, batch = 64): Measureme
     highestTrackableValue: 1e10,
     numberOfSignificantValueDigits: 3,
   });
-  // Warm up: let the JIT settle before anything is recorded.
-  for (let i = 0; i < 20_000; i++) sink ^= op.run(i);
+  // Warm up: let the JIT settle before anything is recorded (20 000 runs, at most 200 ms).
+  const warmEnd = process.hrtime.bigint() + 200_000_000n;
+  for (let i = 0; i < 20_000; i++) {
+    sink ^= op.run(i);
+    if ((i & 63) === 63 && process.hrtime.bigint() > warmEnd) break;
+  }
   let ops = 0;
   const start = process.hrtime.bigint();
-  const end = start + BigInt(durationMs) * 1_000_000n;
+  const end = start + BigInt(Math.round(durationMs * 1e6));
   let now = start;
   let i = 0;
   while (now < end) {
@@ -56,27 +60,47 @@ export function measure(op: Operation, durationMs = 1000, batch = 64): Measureme
   return m;
 }
 
-/** Alternates candidate and baseline `rounds` times; keeps each one's best round. */
+export interface SideBySide {
+  /** Each one's best round (throughput and percentiles as printed). */
+  candidate: Measurement;
+  baseline: Measurement;
+  /** Median over the rounds of candidate ÷ baseline measured one right after the other. */
+  ratio: number;
+  /** Lowest and highest round ratio. */
+  ratioRange: [number, number];
+}
+
+/**
+ * Alternates candidate and baseline `rounds` times. The ratio is the median of each round's
+ * pair, not best ÷ best: on a shared machine whole seconds run slower, and a pair measured
+ * back to back sees the same machine.
+ */
 export function sideBySide(
   candidate: Operation,
   baseline: Operation,
-  rounds = 3,
-  durationMs = 700,
-): { candidate: Measurement; baseline: Measurement; ratio: number } {
+  rounds = 7,
+  durationMs = 300,
+): SideBySide {
   let best: Measurement | undefined;
   let bestBase: Measurement | undefined;
+  const ratios: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const c = measure(candidate, durationMs);
     const b = measure(baseline, durationMs);
+    ratios.push(c.opsPerSec / b.opsPerSec);
     if (!best || c.opsPerSec > best.opsPerSec) best = c;
     if (!bestBase || b.opsPerSec > bestBase.opsPerSec) bestBase = b;
   }
-  const cand = best as Measurement;
-  const base = bestBase as Measurement;
-  return { candidate: cand, baseline: base, ratio: cand.opsPerSec / base.opsPerSec };
+  ratios.sort((a, b) => a - b);
+  return {
+    candidate: best as Measurement,
+    baseline: bestBase as Measurement,
+    ratio: ratios[Math.floor(ratios.length / 2)]!,
+    ratioRange: [ratios[0]!, ratios[ratios.length - 1]!],
+  };
 }
 
-export function formatRow(m: Measurement, ratio?: number): string {
+export function formatRow(m: Measurement, ratio?: number, range?: [number, number]): string {
   const f = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
   const cols = [
     m.name.padEnd(44),
@@ -85,8 +109,22 @@ export function formatRow(m: Measurement, ratio?: number): string {
     `p99 ${f(m.p99).padStart(6)} ns`,
     `p99.9 ${f(m.p999).padStart(6)} ns`,
   ];
-  if (ratio !== undefined) cols.push(`${(ratio * 100).toFixed(0).padStart(4)} % of baseline`);
+  const pct = (x: number): string => (x * 100).toFixed(0);
+  if (ratio !== undefined) cols.push(`${pct(ratio).padStart(4)} % of baseline`);
+  if (range !== undefined) cols.push(`(rounds ${pct(range[0])}–${pct(range[1])} %)`);
   return cols.join('  ');
+}
+
+/** The last result kept (exported so nothing treats the store as dead). */
+export let kept: unknown;
+
+/**
+ * Keeps a result reachable, so that an operation's objects are really built (a result that only
+ * yields one number lets the compiler skip building the rest). Baselines use it too.
+ */
+export function keep<T>(result: T): T {
+  kept = result;
+  return result;
 }
 
 /** Keeps `sink` observable so the work above is never dead code. */

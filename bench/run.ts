@@ -9,7 +9,7 @@ const flag = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const seconds = Number(flag('--seconds') ?? 0.7); // per codec operation
+const seconds = Number(flag('--seconds') ?? 2); // per codec operation
 const jsonFile = flag('--json');
 const suites = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const want = (s: string): boolean => suites.length === 0 || suites.includes(s);

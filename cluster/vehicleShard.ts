@@ -15,6 +15,8 @@ import {
   type VehicleView,
 } from '../actors/vehicleActor.js';
 import { decodeBody } from '../jt808/codec.js';
+import { locationLayoutStats } from '../jt808/location.js';
+import type { LayoutStats } from '../jt808/locationReaders.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
 import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
@@ -44,6 +46,8 @@ export interface ShardStats {
   writers: Record<WriterName, WriterFigures>;
   full: boolean;
   malformedBodies: number;
+  /** Location item layouts compiled in this thread, and reports read item by item past the limit. */
+  locationLayouts: LayoutStats;
 }
 
 export class VehicleShard {
@@ -199,6 +203,7 @@ export class VehicleShard {
       },
       full: s.full,
       malformedBodies: this.malformedBodies,
+      locationLayouts: locationLayoutStats(),
     };
   }
 

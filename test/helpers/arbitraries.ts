@@ -3,7 +3,8 @@
 import fc from 'fast-check';
 import { encodeGbk } from '../../jt808/bytes.js';
 import type { Edition } from '../../jt808/header.js';
-import { ITEM_TABLE, type LocationItemValues, type LocationReport } from '../../jt808/location.js';
+import type { LocationReport } from '../../jt808/location.js';
+import { ITEM_TABLE, type LocationItemValues } from '../../jt808/locationItems.js';
 
 const ITEM_IDS = ITEM_TABLE.map((s) => s.id);
 const ITEM_NAMES: Record<number, string> = Object.fromEntries(

@@ -77,6 +77,13 @@ describe('vehicles in worker threads (real sockets, real storage)', () => {
       assert.deepEqual(new Set(results), new Set([0]), 'every report acknowledged with success');
       assert.equal(await positions(node, db), N * M);
       assert.ok(node.gateway.stats.pausedForBackpressure > 0, 'reading was paused');
+      // The workers decoded the bodies: each compiled the simulator's item layout it saw.
+      const compiled = (await node.stats()).map((s) => s.locationLayouts.layouts);
+      assert.deepEqual(compiled.length, 2);
+      assert.ok(
+        compiled.every((n) => n >= 1),
+        `layouts per worker: ${compiled.join(', ')}`,
+      );
       terminals.forEach((t) => t.close());
     });
   });
