@@ -134,6 +134,14 @@ const ops: Operation[] = [
     run: (i) => (keep(unescapeFrame(frames0200[i & 63]!)).ok ? 1 : 0),
   },
   {
+    // The least a correct decoder does: the two above together (the full decode's fair limit).
+    name: 'minimal reader with verification (unescape, check code, basic block)',
+    run: (i) => {
+      const u = unescapeFrame(frames0200[i & 63]!);
+      return u.ok && u.xor === 0 ? keep(minimalBasicBlock(u.bytes)).dir : -1;
+    },
+  },
+  {
     // The body alone, as a vehicle worker decodes it (the layout compiled after its first report).
     name: 'location body 0x0200 with 7 items',
     run: (i) => {
@@ -252,5 +260,13 @@ export function printCodecBench(r: CodecBenchResult): void {
   );
   console.log(formatRow(r.rows[0]!.baseline));
   for (const row of r.rows) console.log(formatRow(row.measurement, row.ratio, row.ratioRange));
+  const ratioOf = (prefix: string): number | undefined =>
+    r.rows.find((row) => row.measurement.name.startsWith(prefix))?.ratio;
+  const full = ratioOf('decode 0x0200 (frame');
+  const verifying = ratioOf('minimal reader with verification');
+  if (full !== undefined && verifying !== undefined)
+    console.log(
+      `full 0x0200 decode ÷ minimal reader with verification: ${((full / verifying) * 100).toFixed(0)} %`,
+    );
   console.log(`(sink ${sinkValue() & 1})`);
 }
