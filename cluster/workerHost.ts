@@ -3,7 +3,8 @@
 // answers the same way. Backpressure: a worker may hold at most `maxInFlight` records it has
 // not taken into a mailbox yet; beyond that `deliver` refuses and the gateway pauses the socket.
 // A worker that dies is started again; the terminals it served are disconnected (they reconnect
-// and authenticate again; unacknowledged reports are sent again by the terminal).
+// and authenticate again; unacknowledged reports are sent again by the terminal), and calls it
+// had not answered fail with VehiclesUnavailable.
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -46,6 +47,9 @@ interface WorkerSlot {
   ready: Promise<void>;
   /** Exited; a fresh slot replaces it (after the restart delay). */
   dead: boolean;
+  /** Rejects when the worker exits: calls in flight then fail instead of waiting forever. */
+  died: Promise<never>;
+  die: (err: Error) => void;
 }
 
 /** FNV-1a: cheap, stable across processes, good spread over short digit strings. */
@@ -106,7 +110,7 @@ export class WorkerVehicleHost implements VehicleHost {
   async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
     this.wanted.clear();
     for (const k of kinds) this.wanted.add(k);
-    await Promise.all(this.live.map((s) => s.api.wantEvents([...this.wanted])));
+    await Promise.all(this.live.map((s) => this.call(s, (a) => a.wantEvents([...this.wanted]))));
   }
 
   private spawn(index: number): WorkerSlot {
@@ -122,6 +126,9 @@ export class WorkerVehicleHost implements VehicleHost {
       transferList: [channel.port2],
     });
     const api = Comlink.wrap<VehicleWorkerApi>(nodeEndpoint(worker));
+    let die: (err: Error) => void = () => undefined;
+    const died = new Promise<never>((_, reject) => (die = reject));
+    died.catch(() => undefined); // only calls racing it observe it
     const slot: WorkerSlot = {
       index,
       worker,
@@ -131,9 +138,12 @@ export class WorkerVehicleHost implements VehicleHost {
       inFlight: 0,
       storageFull: false,
       flushScheduled: false,
-      ready: api.ready(),
+      ready: Promise.resolve(),
       dead: false,
+      died,
+      die,
     };
+    slot.ready = this.call(slot, (a) => a.ready());
     // Awaited by ready() at start; a restarted worker's is nobody's to await.
     slot.ready.catch(() => undefined);
     channel.port1.on('message', (m: WorkerOutbound) => this.fromWorker(slot, m));
@@ -145,6 +155,7 @@ export class WorkerVehicleHost implements VehicleHost {
   private exited(slot: WorkerSlot, code: number): void {
     slot.dead = true;
     slot.data.close();
+    slot.die(new VehiclesUnavailable(`vehicle worker ${slot.index} exited while answering`));
     if (this.closing) return;
     const now = Date.now();
     const delay = restartDelayMs(this.restarts, now);
@@ -228,6 +239,14 @@ export class WorkerVehicleHost implements VehicleHost {
     this.drainListeners.add(fn);
   }
 
+  /** A call to the worker that fails with VehiclesUnavailable if the worker exits first. */
+  private call<T>(
+    slot: WorkerSlot,
+    fn: (api: Comlink.Remote<VehicleWorkerApi>) => Promise<T>,
+  ): Promise<T> {
+    return Promise.race([fn(slot.api), slot.died]);
+  }
+
   /** The live worker that owns the vehicle; an error while it is being restarted. */
   private slotOf(vehicleId: string): WorkerSlot {
     const slot = this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
@@ -240,11 +259,11 @@ export class WorkerVehicleHost implements VehicleHost {
   }
 
   async command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
-    return this.slotOf(vehicleId).api.command(vehicleId, id, message);
+    return this.call(this.slotOf(vehicleId), (a) => a.command(vehicleId, id, message));
   }
 
   async vehicle(vehicleId: string): Promise<VehicleView | undefined> {
-    return this.slotOf(vehicleId).api.vehicle(vehicleId);
+    return this.call(this.slotOf(vehicleId), (a) => a.vehicle(vehicleId));
   }
 
   async confirmAlarms(
@@ -252,30 +271,30 @@ export class WorkerVehicleHost implements VehicleHost {
     bits: number,
     commandId: string,
   ): Promise<AlarmConfirmation> {
-    return this.slotOf(vehicleId).api.confirmAlarms(vehicleId, bits, commandId);
+    return this.call(this.slotOf(vehicleId), (a) => a.confirmAlarms(vehicleId, bits, commandId));
   }
 
   async online(): Promise<OnlineVehicle[]> {
-    const lists = await Promise.all(this.live.map((s) => s.api.online()));
+    const lists = await Promise.all(this.live.map((s) => this.call(s, (a) => a.online())));
     return lists.flat();
   }
 
   memory(): Promise<ThreadMemory[]> {
-    return Promise.all(this.live.map((s) => s.api.memory()));
+    return Promise.all(this.live.map((s) => this.call(s, (a) => a.memory())));
   }
 
   stats(): Promise<ShardStats[]> {
-    return Promise.all(this.live.map((s) => s.api.stats()));
+    return Promise.all(this.live.map((s) => this.call(s, (a) => a.stats())));
   }
 
   async flush(): Promise<void> {
     // Frames batched here but not posted yet go first.
     for (const s of this.slots) this.flushTo(s);
-    await Promise.all(this.live.map((s) => s.api.flush()));
+    await Promise.all(this.live.map((s) => this.call(s, (a) => a.flush())));
   }
 
   async passivateAll(): Promise<void> {
-    await Promise.all(this.live.map((s) => s.api.passivateAll()));
+    await Promise.all(this.live.map((s) => this.call(s, (a) => a.passivateAll())));
   }
 
   async close(): Promise<void> {
@@ -284,7 +303,11 @@ export class WorkerVehicleHost implements VehicleHost {
     await Promise.all(
       this.live.map(async (s) => {
         try {
-          await s.api.close();
+          await this.call(s, (a) => a.close());
+        } catch (err) {
+          // A worker that dies while closing has lost only what it never acknowledged.
+          if (!(err instanceof VehiclesUnavailable)) throw err;
+          this.opts.log?.(String(err.message));
         } finally {
           s.api[Comlink.releaseProxy]();
           await s.worker.terminate();

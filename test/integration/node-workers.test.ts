@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../cluster/localServers.js';
 import type { FleetNode, NodeOptions } from '../../cluster/node.js';
-import { WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
+import { VehiclesUnavailable, WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
 import { encodeBody, encodeFrame } from '../../jt808/codec.js';
 import { splitMessage } from '../../jt808/split.js';
@@ -134,6 +134,29 @@ describe('vehicles in worker threads (real sockets, real storage)', () => {
       await until(() => host.threads[0] !== last, 'the delayed restart');
       await (host as WorkerVehicleHost).ready();
       assert.equal((await node.stats()).length, 2);
+    });
+  });
+
+  it('calls a worker has not answered when it dies fail as unavailable instead of waiting forever', async () => {
+    await withNode({ workers: 2 }, async (node) => {
+      const host = node.host;
+      assert.ok(host instanceof WorkerVehicleHost);
+      // Vehicles on worker 0 with unsaved state: passivating them takes a write each.
+      const phones = [0, 1, 2, 3].map((k) => phoneOn(0, 2, 1000 + k * 50));
+      const terminals = await Promise.all(phones.map((p) => online(node.port, p)));
+      for (const t of terminals) assert.equal(await t.report(trackPoint(1)), 0);
+      const dead = host.threads[0]!;
+      const calls = [
+        node.passivateAll(),
+        node.stats(),
+        node.vehicle(phones[0]!.replace(/^0+/, '')),
+      ];
+      await dead.terminate();
+      for (const c of calls) await assert.rejects(c, VehiclesUnavailable);
+      await until(() => host.threads[0] !== dead, 'a fresh worker 0');
+      await host.ready();
+      assert.equal((await node.stats()).length, 2, 'calls work again after the restart');
+      terminals.forEach((t) => t.close());
     });
   });
 
