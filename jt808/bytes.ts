@@ -214,7 +214,23 @@ export class Writer {
     this.buf[at + 1] = v & 0xff;
   }
 
+  /** A copy of what was written. */
   finish(): Uint8Array {
     return this.buf.slice(0, this.pos);
+  }
+
+  /**
+   * The buffer written so far, without a copy: bytes [0, pos) are the content (valid until the
+   * next write). For framing, which copies anyway: a subarray costs more than a small frame.
+   */
+  get written(): Uint8Array {
+    return this.buf;
+  }
+
+  /** Leaves `n` bytes to be written later (a header whose length field follows the body). */
+  skip(n: number): this {
+    this.ensure(n);
+    this.pos += n;
+    return this;
   }
 }

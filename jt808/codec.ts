@@ -214,7 +214,21 @@ export function headerFor(to: Header, serial: number, edition: Edition): FrameHe
 
 /** Encodes a whole frame (one package: the body must fit 1023 bytes; see splitMessage). */
 export function encodeFrame(message: Message, header: FrameHeader): Uint8Array {
-  return frameFromBody(messageIdOf(message), encodeBody(message, header.edition), header);
+  // One buffer: the header's room first, the body after it, then the header with its length.
+  const w = new Writer(64);
+  const headerLength =
+    (header.edition === 2019 ? 17 : 12) + (header.packageTotal !== undefined ? 4 : 0);
+  w.skip(headerLength);
+  if (message.type === 'Raw') w.bytes(message.body);
+  else
+    (MESSAGES[message.type].body as Codec<unknown>).write(w, message.body, {
+      edition: header.edition,
+    });
+  const end = w.pos;
+  w.pos = 0;
+  writeHeader(w, header, end - headerLength, messageIdOf(message));
+  w.pos = end;
+  return frameBytes(w.written, end);
 }
 
 /** Frames an already encoded body. */
@@ -226,5 +240,5 @@ export function frameFromBody(
   const w = new Writer(body.length + 24);
   writeHeader(w, header, body.length, messageId);
   w.bytes(body);
-  return frameBytes(w.finish());
+  return frameBytes(w.written, w.pos);
 }

@@ -155,38 +155,60 @@ export function checkCode(bytes: Uint8Array, start = 0, end = bytes.length): num
 
 /** Escapes 0x7D and 0x7E (no delimiters, no check code). */
 export function escapeBytes(raw: Uint8Array): Uint8Array {
-  const framed = frameBytesWith(raw, false);
+  const framed = frameBytesWith(raw, raw.length, false);
   return framed.subarray(1, framed.length - 1);
 }
 
-/** Appends the check code, escapes, and adds both delimiters. */
-export function frameBytes(unescaped: Uint8Array): Uint8Array {
-  return frameBytesWith(unescaped, true);
+/** Appends the check code to unescaped[0, length), escapes, and adds both delimiters. */
+export function frameBytes(unescaped: Uint8Array, length = unescaped.length): Uint8Array {
+  return frameBytesWith(unescaped, length, true);
 }
 
-function frameBytesWith(unescaped: Uint8Array, withCheckCode: boolean): Uint8Array {
-  const cc = checkCode(unescaped);
-  let extra = withCheckCode ? (cc === 0x7e || cc === 0x7d ? 1 : 0) + 1 : 0;
-  for (let i = 0; i < unescaped.length; i++) {
+function frameBytesWith(unescaped: Uint8Array, n: number, withCheckCode: boolean): Uint8Array {
+  // Most frames have nothing to escape: copy and check in one pass into a frame of that size,
+  // and start over with the escapes counted only when one turns up.
+  let out = new Uint8Array(n + (withCheckCode ? 3 : 2));
+  let cc = 0;
+  let i = 0;
+  for (; i < n; i++) {
     const b = unescaped[i]!;
-    if (b === 0x7e || b === 0x7d) extra++;
+    if (b === 0x7e || b === 0x7d) break;
+    cc ^= b;
+    out[i + 1] = b;
   }
-  const out = new Uint8Array(unescaped.length + 2 + extra);
-  let o = 0;
-  out[o++] = 0x7e;
-  const put = (b: number): void => {
-    if (b === 0x7e) {
+  let extra = 0;
+  if (i < n) {
+    for (let k = i; k < n; k++) {
+      const b = unescaped[k]!;
+      cc ^= b;
+      if (b === 0x7e || b === 0x7d) extra++;
+    }
+  }
+  const ccEscaped = withCheckCode && (cc === 0x7e || cc === 0x7d);
+  if (extra > 0 || ccEscaped) {
+    const bigger = new Uint8Array(out.length + extra + (ccEscaped ? 1 : 0));
+    for (let k = 1; k <= i; k++) bigger[k] = out[k]!;
+    out = bigger;
+  }
+  let o = i + 1;
+  for (; i < n; i++) {
+    const b = unescaped[i]!;
+    if (b === 0x7e || b === 0x7d) {
       out[o++] = 0x7d;
-      out[o++] = 0x02;
-    } else if (b === 0x7d) {
-      out[o++] = 0x7d;
-      out[o++] = 0x01;
+      out[o++] = b === 0x7e ? 0x02 : 0x01;
     } else {
       out[o++] = b;
     }
-  };
-  for (let i = 0; i < unescaped.length; i++) put(unescaped[i]!);
-  if (withCheckCode) put(cc);
-  out[o++] = 0x7e;
+  }
+  if (withCheckCode) {
+    if (ccEscaped) {
+      out[o++] = 0x7d;
+      out[o++] = cc === 0x7e ? 0x02 : 0x01;
+    } else {
+      out[o++] = cc;
+    }
+  }
+  out[0] = 0x7e;
+  out[o] = 0x7e;
   return out;
 }

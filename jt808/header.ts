@@ -129,6 +129,20 @@ function phone2013(b: Uint8Array): string {
   return s;
 }
 
+// The reverse, for every frame the platform sends: a phone's BCD bytes by its digits (bounded).
+const phoneBytesCache = [new Map<string, Uint8Array>(), new Map<string, Uint8Array>()];
+
+function phoneBcd(phone: string, n: 6 | 10): Uint8Array {
+  const cache = phoneBytesCache[n === 6 ? 0 : 1]!;
+  let bytes = cache.get(phone);
+  if (bytes === undefined) {
+    bytes = new Writer(n).bcd(phone, n).finish(); // throws on anything but digits
+    if (cache.size >= PHONE_CACHE_LIMIT) cache.clear();
+    cache.set(phone, bytes);
+  }
+  return bytes;
+}
+
 export interface HeaderFields {
   messageId: number;
   phone: string;
@@ -158,9 +172,9 @@ export function writeHeader(
   if (h.edition === 2019) attrs |= 0x4000;
   w.u16(messageId).u16(attrs);
   if (h.edition === 2019) {
-    w.u8(h.protocolVersion ?? 1).bcd(h.phone, 10);
+    w.u8(h.protocolVersion ?? 1).bytes(phoneBcd(h.phone, 10));
   } else {
-    w.bcd(h.phone, 6);
+    w.bytes(phoneBcd(h.phone, 6));
   }
   w.u16(h.serial);
   if (sub) w.u16(h.packageTotal as number).u16(h.packageIndex as number);
