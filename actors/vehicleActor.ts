@@ -178,6 +178,16 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   async passivate(): Promise<void> {
     await this.saveState();
+    // Whoever waits on a command hears where it stands now: it stays in the stored queue and
+    // goes out when the terminal is back (its later states reach the commands log only).
+    for (const [commandId, settled] of this.settled)
+      settled({
+        commandId,
+        state: 'queued',
+        at: this.now(),
+        detail: 'vehicle passivated; the command stays queued until the terminal is online',
+      });
+    this.settled.clear();
   }
 
   receive(msg: VehicleMessage, ctx: ActorContext<VehicleMessage>): Promise<void> | void {

@@ -53,7 +53,9 @@ export interface FleetNode {
   /**
    * Queues a downlink command for a vehicle (sent when its terminal is online, kept across
    * passivation and restarts). `settled` resolves with its final state, or 'refused' when the
-   * vehicle's mailbox or queue is full.
+   * vehicle's mailbox or queue is full; it rejects with VehiclesUnavailable when the vehicle's
+   * worker died or the node stopped first (the command stays queued in storage; its later states
+   * go to the commands log). Ignoring `settled` is safe.
    */
   command(vehicleId: string, message: Message): { id: string; settled: Promise<CommandEvent> };
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
@@ -148,7 +150,9 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     events: hub,
     command(vehicleId, message) {
       const id = randomUUID();
-      return { id, settled: host.command(vehicleId, id, message) };
+      const settled = host.command(vehicleId, id, message);
+      settled.catch(() => undefined); // a caller that does not wait must not stop the process
+      return { id, settled };
     },
     vehicle: (vehicleId) => host.vehicle(vehicleId),
     confirmAlarms: (vehicleId, bits) => host.confirmAlarms(vehicleId, bits, randomUUID()),

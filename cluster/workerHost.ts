@@ -155,7 +155,13 @@ export class WorkerVehicleHost implements VehicleHost {
   private exited(slot: WorkerSlot, code: number): void {
     slot.dead = true;
     slot.data.close();
-    slot.die(new VehiclesUnavailable(`vehicle worker ${slot.index} exited while answering`));
+    slot.die(
+      new VehiclesUnavailable(
+        this.closing
+          ? `the node stopped before vehicle worker ${slot.index} answered`
+          : `vehicle worker ${slot.index} exited while answering`,
+      ),
+    );
     if (this.closing) return;
     const now = Date.now();
     const delay = restartDelayMs(this.restarts, now);

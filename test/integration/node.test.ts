@@ -296,6 +296,23 @@ describe('downlink commands (real sockets, real storage)', () => {
     }
   });
 
+  it('a command still waiting when its vehicle is passivated settles as queued (nobody waits forever)', async () => {
+    await withNode(
+      async (node) => {
+        const t = await online(node.port, '013900001003');
+        t.close();
+        const { settled } = node.command('13900001003', {
+          type: 'TextMessage',
+          body: { flag: 0x08, text: 'later' },
+        });
+        const ev = await settled;
+        assert.equal(ev.state, 'queued');
+        assert.match(ev.detail ?? '', /passivated/);
+      },
+      { idlePassivateMs: 300 },
+    );
+  });
+
   it('pending commands survive a node restart', async () => {
     const database = `fleetmesh_cmd_${process.pid}_2`;
     const opts = { mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } };
@@ -313,11 +330,11 @@ describe('downlink commands (real sockets, real storage)', () => {
       type: 'SetParameters',
       body: { params: [{ id: 0xf001, value: Uint8Array.of(1, 2, 0x7e, 4) }] },
     });
-    void raw.settled;
     // Wait until the actor has stored it, then stop the node before the terminal comes back.
     await new Promise((r) => setTimeout(r, 200));
     await node.stop();
-    void queued.settled;
+    // Stopping passivates the vehicle: whoever waited hears the commands stay queued.
+    for (const c of [queued, raw]) assert.equal((await c.settled).state, 'queued');
     node = await startNode(opts);
     try {
       const back = new SimTerminal({ port: node.port, phone: '013900001002' });
