@@ -5,7 +5,7 @@
 // sockets. Everything that needs the vehicle's state goes to its actor through `deliver`.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import { decodeBody, decodeFrame, encodeFrame, type RejectReason } from '../jt808/codec.js';
+import { decodeBody, decodeFrameIn, encodeFrame, type RejectReason } from '../jt808/codec.js';
 import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
@@ -225,7 +225,7 @@ export class Gateway {
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
-    conn.splitter.push(chunk, (escaped) => this.onFrame(conn, escaped));
+    conn.splitter.pushRanges(chunk, (bytes, from, to) => this.onFrame(conn, bytes, from, to));
     if (
       conn.splitter.stats.garbageBytes > (this.options.maxGarbageBytes ?? 64 * 1024) ||
       conn.badFrames > (this.options.maxBadFrames ?? 50)
@@ -241,10 +241,10 @@ export class Gateway {
     }
   }
 
-  private onFrame(conn: Connection, escaped: Uint8Array): void {
+  private onFrame(conn: Connection, bytes: Uint8Array, from: number, to: number): void {
     this.stats.frames++;
     const receivedAt = Date.now();
-    const r = decodeFrame(escaped, {
+    const r = decodeFrameIn(bytes, from, to, {
       lenient: this.options.lenient ?? false,
       skipBody: this.options.bodies === 'raw',
       ...(conn.edition ? { edition: conn.edition } : {}),

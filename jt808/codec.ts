@@ -73,10 +73,23 @@ const hex4 = (n: number): string => n.toString(16).padStart(4, '0');
 
 /** Decodes one frame's escaped content (the bytes between the two 0x7E). */
 export function decodeFrame(escaped: Uint8Array, opts?: DecodeOptions): DecodeResult {
+  return decodeFrameIn(escaped, 0, escaped.length, opts);
+}
+
+/**
+ * Decodes the frame whose escaped content is bytes[from, to) (what FrameSplitter.pushRanges
+ * gives): no view is made of it.
+ */
+export function decodeFrameIn(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  opts?: DecodeOptions,
+): DecodeResult {
   const lenient = opts?.lenient ?? false;
-  if (escaped.length === 0)
+  if (to <= from)
     return { ok: false, reason: 'empty-frame', detail: 'nothing between the delimiters' };
-  const un = unescapeFrame(escaped, lenient);
+  const un = unescapeFrame(bytes, lenient, from, to);
   if (!un.ok) {
     const after = un.byte < 0 ? 'the end of the frame' : `0x${hex2(un.byte)}`;
     return {
@@ -86,15 +99,17 @@ export function decodeFrame(escaped: Uint8Array, opts?: DecodeOptions): DecodeRe
     };
   }
   const b = un.bytes;
-  if (b.length < 13)
+  const s = un.start;
+  const e = un.end;
+  if (e - s < 13)
     return {
       ok: false,
       reason: 'header-too-short',
-      detail: `${b.length} bytes, a frame needs at least 13`,
+      detail: `${e - s} bytes, a frame needs at least 13`,
     };
-  const got = b[b.length - 1]!;
+  const got = b[e - 1]!;
   const expected = un.xor ^ got;
-  const h = parseHeader(b, lenient);
+  const h = parseHeader(b, lenient, s, e);
   if (!h.ok)
     return h.header
       ? { ok: false, reason: h.reason, detail: h.detail, header: h.header }
@@ -109,9 +124,9 @@ export function decodeFrame(escaped: Uint8Array, opts?: DecodeOptions): DecodeRe
     (warnings ??= []).push('bad-check-code');
   }
   if (h.warnings) (warnings ??= []).push(...h.warnings);
-  const start = h.headerLength;
+  const start = s + h.headerLength;
   const declaredEnd = start + header.bodyLength;
-  const end = declaredEnd < b.length - 1 ? declaredEnd : b.length - 1;
+  const end = declaredEnd < e - 1 ? declaredEnd : e - 1;
   const hinted: Edition =
     header.headerEdition === 2019 ? 2019 : opts?.edition === 2011 ? 2011 : 2013;
   if (header.packageTotal !== undefined || header.encryption !== 0 || opts?.skipBody) {

@@ -38,6 +38,20 @@ export class FrameSplitter {
    * valid as long as the chunk does.
    */
   push(chunk: Uint8Array, onFrame: (escaped: Uint8Array) => void): void {
+    this.pushRanges(chunk, (bytes, start, end) =>
+      onFrame(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end)),
+    );
+  }
+
+  /**
+   * Feeds one chunk; `onFrame` gets each frame's escaped content as bytes[start, end): `chunk`
+   * itself when the frame lies inside it, else a copy of the splitter's own buffer. For the
+   * gateway, where a view per frame would cost more than reading the frame's header.
+   */
+  pushRanges(
+    chunk: Uint8Array,
+    onFrame: (bytes: Uint8Array, start: number, end: number) => void,
+  ): void {
     let start = 0;
     const n = chunk.length;
     while (start < n) {
@@ -56,9 +70,9 @@ export class FrameSplitter {
           this.pending = undefined;
           this.skipping = true;
         } else if (idx >= 0 && this.pendingLen === 0) {
-          // Whole frame inside this chunk: hand out a view, no copy.
+          // Whole frame inside this chunk: no copy.
           this.stats.frames++;
-          onFrame(chunk.subarray(start, end));
+          onFrame(chunk, start, end);
           start = end + 1;
           continue;
         } else {
@@ -76,7 +90,7 @@ export class FrameSplitter {
         const frame = this.pending.slice(0, this.pendingLen);
         this.pendingLen = 0;
         this.pending = undefined;
-        onFrame(frame);
+        onFrame(frame, 0, frame.length);
       }
       this.synced = true;
       this.skipping = false;
@@ -95,39 +109,46 @@ export class FrameSplitter {
 export type UnescapeResult =
   | {
       ok: true;
+      /** The frame is bytes[start, end): the input itself when it held no escape, else a copy. */
       bytes: Uint8Array;
+      start: number;
+      end: number;
       rawEscapes: number;
       /** XOR of every unescaped byte, check code included: 0 when it verifies. */ xor: number;
     }
   | { ok: false; at: number; byte: number };
 
 /**
- * Reverses the escaping. Returns the input itself when it holds no 0x7D. A 0x7D followed by
- * anything but 01/02 is an error; in lenient mode it is kept as a literal 0x7D (some devices
- * send raw 0x7D) and counted in `rawEscapes`.
+ * Reverses the escaping of escaped[start, end). Returns the input itself when it holds no 0x7D.
+ * A 0x7D followed by anything but 01/02 is an error; in lenient mode it is kept as a literal
+ * 0x7D (some devices send raw 0x7D) and counted in `rawEscapes`.
  */
-export function unescapeFrame(escaped: Uint8Array, lenient = false): UnescapeResult {
+export function unescapeFrame(
+  escaped: Uint8Array,
+  lenient = false,
+  start = 0,
+  end = escaped.length,
+): UnescapeResult {
   // A plain loop: TypedArray#indexOf costs more than the scan on frames this small.
   // One pass finds the first 0x7D and computes the check code; frames rarely hold escapes.
-  const n = escaped.length;
-  let i = 0;
+  let i = start;
   let x = 0;
-  for (; i < n; i++) {
+  for (; i < end; i++) {
     const b = escaped[i]!;
     if (b === 0x7d) break;
     x ^= b;
   }
-  if (i === n) return { ok: true, bytes: escaped, rawEscapes: 0, xor: x };
-  const out = new Uint8Array(escaped.length);
-  out.set(escaped.subarray(0, i));
-  let o = i;
+  if (i === end) return { ok: true, bytes: escaped, start, end, rawEscapes: 0, xor: x };
+  const out = new Uint8Array(end - start);
+  for (let k = start; k < i; k++) out[k - start] = escaped[k]!;
+  let o = i - start;
   let rawEscapes = 0;
-  while (i < n) {
+  while (i < end) {
     let b = escaped[i]!;
     if (b !== 0x7d) {
       i++;
     } else {
-      const next = i + 1 < n ? escaped[i + 1]! : -1;
+      const next = i + 1 < end ? escaped[i + 1]! : -1;
       if (next === 0x01) {
         i += 2;
       } else if (next === 0x02) {
@@ -137,13 +158,14 @@ export function unescapeFrame(escaped: Uint8Array, lenient = false): UnescapeRes
         rawEscapes++;
         i++;
       } else {
-        return { ok: false, at: i, byte: next };
+        return { ok: false, at: i - start, byte: next };
       }
     }
     out[o++] = b;
     x ^= b;
   }
-  return { ok: true, bytes: out.subarray(0, o), rawEscapes, xor: x };
+  // Rare (escapes): the view costs little here, and `bytes` is then exactly the frame.
+  return { ok: true, bytes: out.subarray(0, o), start: 0, end: o, rawEscapes, xor: x };
 }
 
 /** XOR of bytes [start, end). */

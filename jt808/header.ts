@@ -38,17 +38,23 @@ export type HeaderResult =
  * reported in `warnings`. With `lenient`, a body longer than declared is cut to the declared
  * length (a warning), and a shorter one is taken as it is (a warning).
  */
-export function parseHeader(b: Uint8Array, lenient = false): HeaderResult {
+export function parseHeader(
+  b: Uint8Array,
+  lenient = false,
+  start = 0,
+  end = b.length,
+): HeaderResult {
   let warnings: string[] | undefined;
-  const total = b.length - 1; // without the check code
+  const s = start;
+  const total = end - start - 1; // without the check code
   if (total < 12)
     return {
       ok: false,
       reason: 'header-too-short',
       detail: `${total} bytes before the check code, a header needs 12`,
     };
-  const messageId = (b[0]! << 8) | b[1]!;
-  const attrs = (b[2]! << 8) | b[3]!;
+  const messageId = (b[s]! << 8) | b[s + 1]!;
+  const attrs = (b[s + 2]! << 8) | b[s + 3]!;
   const bodyLength = attrs & 0x3ff;
   const encryption = (attrs >> 10) & 0x7;
   const sub = (attrs & 0x2000) !== 0;
@@ -86,14 +92,14 @@ export function parseHeader(b: Uint8Array, lenient = false): HeaderResult {
     packageTotal: undefined,
     packageIndex: undefined,
   };
-  let p = 4;
+  let p: number;
   if (edition === 2019) {
-    header.protocolVersion = b[4]!;
-    header.phone = bcdString(b, 5, 15);
-    p = 15;
+    header.protocolVersion = b[s + 4]!;
+    header.phone = bcdString(b, s + 5, s + 15);
+    p = s + 15;
   } else {
-    header.phone = phone2013(b);
-    p = 10;
+    header.phone = phone2013(b, s);
+    p = s + 10;
   }
   header.serial = (b[p]! << 8) | b[p + 1]!;
   if (sub) {
@@ -116,14 +122,15 @@ export function parseHeader(b: Uint8Array, lenient = false): HeaderResult {
 const PHONE_CACHE_LIMIT = 1 << 18;
 const phoneCache = new Map<number, string>();
 
-function phone2013(b: Uint8Array): string {
+/** The phone of a 2013 header starting at `h`. */
+function phone2013(b: Uint8Array, h: number): string {
   const key =
-    (((b[4]! << 8) | b[5]!) >>> 0) * 0x100000000 +
-    (((b[6]! << 24) | (b[7]! << 16) | (b[8]! << 8) | b[9]!) >>> 0);
+    (((b[h + 4]! << 8) | b[h + 5]!) >>> 0) * 0x100000000 +
+    (((b[h + 6]! << 24) | (b[h + 7]! << 16) | (b[h + 8]! << 8) | b[h + 9]!) >>> 0);
   let s = phoneCache.get(key);
   if (s === undefined) {
     if (phoneCache.size >= PHONE_CACHE_LIMIT) phoneCache.clear();
-    s = bcdString(b, 4, 10);
+    s = bcdString(b, h + 4, h + 10);
     phoneCache.set(key, s);
   }
   return s;
