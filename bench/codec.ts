@@ -3,6 +3,7 @@
 // hand-written decoder of the 0x0200 basic block run in the same process, as the limit.
 //   npm run bench -- codec [--seconds S]
 import { decodeFrame, decodeFrameIn, encodeFrame } from '../jt808/codec.js';
+import { FrameBatchBuilder } from '../cluster/frameBatch.js';
 import { FrameSplitter, unescapeFrame } from '../jt808/framing.js';
 import { readItemByItem, readLocation, type LocationReport } from '../jt808/location.js';
 import {
@@ -120,6 +121,8 @@ const baseline: Operation = {
   run: (i) => keep(minimalBasicBlock(plainFrames[i % plainFrames.length]!)).dir,
 };
 
+const batch = new FrameBatchBuilder();
+
 const ops: Operation[] = [
   {
     name: 'decode 0x0200 (frame: unescape, check, header, items)',
@@ -163,6 +166,18 @@ const ops: Operation[] = [
     run: (i) => {
       const r = keep(decodeFrame(frames0200[i & 63]!, { skipBody: true }));
       return r.ok ? r.header.serial : -1;
+    },
+  },
+  {
+    // The same, with the frame's record written into the batch for its worker (body copied).
+    name: 'gateway path 0x0200 into a worker batch record',
+    run: (i) => {
+      const f = frames0200[i & 63]!;
+      const r = decodeFrameIn(f, 0, f.length, { skipBody: true });
+      if (!r.ok) return -1;
+      batch.uplink(1, 0, r.header, r.edition, r.body);
+      if (batch.count === 1024) keep(batch.take());
+      return r.header.serial;
     },
   },
   {
