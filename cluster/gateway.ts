@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { TerminalLink } from '../actors/vehicleActor.js';
 import { decodeBody, decodeFrameIn, encodeFrame, type RejectReason } from '../jt808/codec.js';
 import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
-import type { Edition, Header } from '../jt808/header.js';
+import { vehicleIdOf, type Edition, type Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler } from '../jt808/reassembly.js';
 
@@ -74,12 +74,6 @@ export interface GatewayStats {
   closedForGarbage: number;
   idleClosed: number;
   pausedForBackpressure: number;
-}
-
-/** Terminal phone → vehicle id: leading zeros dropped, so 12- and 20-digit forms agree. */
-export function vehicleIdOf(phone: string): string {
-  const s = phone.replace(/^0+/, '');
-  return s === '' ? '0' : s;
 }
 
 interface Connection {

@@ -12,7 +12,7 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
-import { vehicleIdOf } from './gateway.js';
+import { vehicleIdOf } from '../jt808/header.js';
 import { VehiclesUnavailable } from './workerHost.js';
 import { projectRoot } from './localServers.js';
 import type { FleetNode } from './node.js';

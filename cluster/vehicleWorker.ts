@@ -19,7 +19,6 @@ import {
   type VehicleEvent,
   type VehicleEventKind,
 } from '../actors/vehicleEvents.js';
-import type { Edition } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
 import {
   FrameBatchBuilder,
@@ -29,7 +28,7 @@ import {
   UPLINK,
   type BatchRecord,
 } from './frameBatch.js';
-import { vehicleIdOf } from './gateway.js';
+import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import { threadMemory, type ThreadMemory } from './vehicleHost.js';
 import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
 

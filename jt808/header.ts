@@ -150,6 +150,15 @@ function phoneBcd(phone: string, n: 6 | 10): Uint8Array {
   return bytes;
 }
 
+/**
+ * A terminal's phone → the platform's vehicle id: leading zeros dropped, so a terminal's 12-digit
+ * (2011/2013) and 20-digit (2019) forms name the same vehicle.
+ */
+export function vehicleIdOf(phone: string): string {
+  const s = phone.replace(/^0+/, '');
+  return s === '' ? '0' : s;
+}
+
 export interface HeaderFields {
   messageId: number;
   phone: string;
