@@ -1,8 +1,9 @@
 // `npm run bench [-- SUITE…] [--seconds S] [--json FILE]`: runs the benchmark suites and prints
-// their figures. Suites: codec, node.
+// their figures. Suites: codec, placement, node.
 import { writeFileSync } from 'node:fs';
 import { printCodecBench, runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
+import { runPlacementBench } from './placement.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -20,6 +21,7 @@ if (want('codec')) {
   printCodecBench(r);
   results.codec = r;
 }
+if (want('placement')) results.placement = runPlacementBench(seconds);
 if (want('node')) {
   results.node = await runNodeBench({
     seconds: Number(flag('--seconds') ?? 10),

@@ -1,4 +1,5 @@
-// The node's vehicles spread over worker threads, chosen by hashing the vehicle id. Frames go
+// The node's vehicles spread over worker threads, placed by the cluster's placement function
+// (vehicle id → shard → rendezvous hashing over the workers; cluster/placement.ts). Frames go
 // to a worker in one transferred ArrayBuffer per worker per turn of the event loop; each worker
 // answers the same way. Backpressure: a worker may hold at most `maxInFlight` records it has
 // not taken into a mailbox yet; beyond that `deliver` refuses and the gateway pauses the socket.
@@ -14,6 +15,7 @@ import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js'
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
 import type { Gateway, GatewayDelivery } from './gateway.js';
+import { Placement } from './placement.js';
 import { platformBody, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import type {
@@ -52,14 +54,9 @@ interface WorkerSlot {
   die: (err: Error) => void;
 }
 
-/** FNV-1a: cheap, stable across processes, good spread over short digit strings. */
-export function workerIndexOf(vehicleId: string, workers: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < vehicleId.length; i++) {
-    h ^= vehicleId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % workers;
+/** The placement slot keys of a node's worker threads. */
+export function workerSlots(workers: number): string[] {
+  return Array.from({ length: workers }, (_, i) => `worker-${i}`);
 }
 
 /** The vehicle's worker is being restarted: try again shortly (gRPC UNAVAILABLE). */
@@ -82,14 +79,22 @@ export class WorkerVehicleHost implements VehicleHost {
   private readonly slots: WorkerSlot[] = [];
   private readonly drainListeners = new Set<() => void>();
   private readonly maxInFlight: number;
+  /** Vehicle → worker: the cluster's placement function over this node's workers. */
+  private readonly placement: Placement;
   private readonly wanted = new Set<VehicleEventKind>();
   private gateway: Gateway | undefined;
   private closing = false;
 
   constructor(private readonly opts: WorkerHostOptions) {
     this.maxInFlight = opts.maxInFlight ?? 4096;
+    this.placement = new Placement(workerSlots(opts.workers));
     for (const k of opts.events) this.wanted.add(k);
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i));
+  }
+
+  /** The index of the worker thread that owns the vehicle. */
+  workerOf(vehicleId: string): number {
+    return this.placement.ownerOf(vehicleId);
   }
 
   /** The worker threads, by index (for inspection and fault tests). */
@@ -174,7 +179,7 @@ export class WorkerVehicleHost implements VehicleHost {
     // Until it runs, the dead slot takes no frames (its credit is spent), so sockets pause.
     slot.inFlight = this.maxInFlight;
     this.gateway?.closeWhere(
-      (vehicleId) => workerIndexOf(vehicleId, this.slots.length) === slot.index,
+      (vehicleId) => this.workerOf(vehicleId) === slot.index,
       'vehicle worker restarted',
     );
     const restart = (): void => {
@@ -187,7 +192,7 @@ export class WorkerVehicleHost implements VehicleHost {
   }
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
-    const slot = this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+    const slot = this.slots[this.workerOf(vehicleId)]!;
     if (d.kind === 'linkClosed') {
       // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
       slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
@@ -255,7 +260,7 @@ export class WorkerVehicleHost implements VehicleHost {
 
   /** The live worker that owns the vehicle; an error while it is being restarted. */
   private slotOf(vehicleId: string): WorkerSlot {
-    const slot = this.slots[workerIndexOf(vehicleId, this.slots.length)]!;
+    const slot = this.slots[this.workerOf(vehicleId)]!;
     if (slot.dead) throw new VehiclesUnavailable(`vehicle worker ${slot.index} is restarting`);
     return slot;
   }

@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../cluster/localServers.js';
 import type { FleetNode, NodeOptions } from '../../cluster/node.js';
-import { VehiclesUnavailable, WorkerVehicleHost, workerIndexOf } from '../../cluster/workerHost.js';
+import { Placement } from '../../cluster/placement.js';
+import { VehiclesUnavailable, WorkerVehicleHost, workerSlots } from '../../cluster/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
 import { encodeBody, encodeFrame } from '../../jt808/codec.js';
 import { splitMessage } from '../../jt808/split.js';
@@ -42,7 +43,8 @@ async function until(cond: () => boolean, what: string, ms = 5000): Promise<void
 function phoneOn(index: number, workers: number, from: number): string {
   for (let n = from; ; n++) {
     const phone = `0139${String(n).padStart(8, '0')}`;
-    if (workerIndexOf(phone.replace(/^0+/, ''), workers) === index) return phone;
+    if (new Placement(workerSlots(workers)).ownerOf(phone.replace(/^0+/, '')) === index)
+      return phone;
   }
 }
 
