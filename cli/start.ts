@@ -50,10 +50,21 @@ export async function runStart(args: string[]): Promise<number> {
     numberOfSignificantValueDigits: 2,
   });
   let online = 0;
+  const host = flag(args, '--host') ?? '0.0.0.0';
+  const grpcPort = Number(flag(args, '--grpc-port') ?? 9808);
+  // What other nodes and a locator hand out: reachable, unlike 0.0.0.0.
+  const advertise = flag(args, '--advertise') ?? (host === '0.0.0.0' ? '127.0.0.1' : host);
   const node = await startNode({
+    node: flag(args, '--node') ?? 'node-1',
     mongodbUri: servers.mongodbUri,
     port,
-    host: flag(args, '--host') ?? '0.0.0.0',
+    host,
+    membership: {
+      etcdEndpoints: servers.etcdEndpoints,
+      ...(port !== 0 ? { gateway: `${advertise}:${port}` } : {}),
+      grpc: `${advertise}:${grpcPort}`,
+    },
+    log: (line) => process.stderr.write(`${line}\n`),
     policy: { ackMode },
     events: {
       ackLatency: (ms) => acks.recordValue(Math.max(1, Math.round(ms))),
@@ -61,9 +72,8 @@ export async function runStart(args: string[]): Promise<number> {
     },
   });
   const { tokens, file: tokenFile } = grpcTokens(args);
-  const grpcPort = Number(flag(args, '--grpc-port') ?? 9808);
   const grpc = await startGrpcServer(node, {
-    host: flag(args, '--host') ?? '0.0.0.0',
+    host,
     port: grpcPort,
     tokens,
   });
@@ -72,6 +82,7 @@ export async function runStart(args: string[]): Promise<number> {
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
     `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,
+    `fleetmesh: member ${node.node} of the cluster in etcd (${node.members().length} live)`,
     `fleetmesh: gRPC fleetmesh.v1.VehicleService on port ${grpc.port} (health, reflection; token ${tokenFile ? `in ${tokenFile}` : 'as given'})`,
     `fleetmesh:   grpcurl -plaintext -H "authorization: Bearer $(cat .fleetmesh/grpc-token)" localhost:${grpc.port} fleetmesh.v1.VehicleService/ListOnlineVehicles`,
     'fleetmesh: running; Ctrl-C stops it',
@@ -103,7 +114,7 @@ export async function runStart(args: string[]): Promise<number> {
     const stored = positions.stored + positions.duplicates;
     const rate = (stored - lastStored) / 2;
     lastStored = stored;
-    const line = `terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
+    const line = `members ${node.members().length}  terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
     acks.reset();
     if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
     else process.stdout.write(`${line}\n`);

@@ -1,6 +1,7 @@
 // One fleetmesh node: the JT/T 808 gateway on this thread, the vehicles in worker threads (or on
 // this thread with `workers: 0`), each thread with its own batch writers to MongoDB, and the
 // operations services call (commands, a vehicle's view, who is online, events).
+import { Etcd3 } from 'etcd3';
 import { MongoClient } from 'mongodb';
 import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
@@ -16,6 +17,8 @@ import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { EventHub } from './eventHub.js';
 import { Gateway, type GatewayOptions } from './gateway.js';
+import type { Member } from './memberTable.js';
+import { MemberNameTaken, Membership } from './membership.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { WorkerVehicleHost } from './workerHost.js';
@@ -37,7 +40,20 @@ export interface NodeOptions {
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
   /** Records a worker may hold before the gateway pauses reading. */
   maxInFlight?: number;
+  /** Register in etcd and report the load there (see cluster/membership.ts). */
+  membership?: NodeMembershipOptions;
   log?: (line: string) => void;
+}
+
+export interface NodeMembershipOptions {
+  etcdEndpoints: string[];
+  /** host:port terminals reach this gateway at (default: the gateway's host and port). */
+  gateway?: string;
+  /** host:port of this node's gRPC server, when it has one. */
+  grpc?: string;
+  ttlSeconds?: number;
+  /** How often the load is reported (default 5 s). */
+  loadIntervalMs?: number;
 }
 
 export interface FleetNode {
@@ -53,9 +69,9 @@ export interface FleetNode {
   /**
    * Queues a downlink command for a vehicle (sent when its terminal is online, kept across
    * passivation and restarts). `settled` resolves with its final state, or 'refused' when the
-   * vehicle's mailbox or queue is full; it rejects with VehiclesUnavailable when the vehicle's
-   * worker died or the node stopped first (the command stays queued in storage; its later states
-   * go to the commands log). Ignoring `settled` is safe.
+   * vehicle's mailbox or queue is full; with 'queued' when the vehicle is passivated or the node
+   * stops first (the command stays queued in storage; its later states go to the commands log);
+   * it rejects with VehiclesUnavailable when the vehicle's worker died. Ignoring it is safe.
    */
   command(vehicleId: string, message: Message): { id: string; settled: Promise<CommandEvent> };
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
@@ -71,6 +87,9 @@ export interface FleetNode {
   /** Every turn done and every buffered write in the database. */
   flush(): Promise<void>;
   passivateAll(): Promise<void>;
+  /** The cluster's live members as this node sees them (empty without `membership`). */
+  members(): Member[];
+  membership: Membership | undefined;
   stop(): Promise<void>;
 }
 
@@ -140,6 +159,17 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   workerHost?.attach(gateway);
   host.onDrain(() => gateway.resume());
   const port = await gateway.listen();
+  let joined: Awaited<ReturnType<typeof joinMembership>> | undefined;
+  try {
+    if (opts.membership)
+      joined = await joinMembership(node, opts.membership, opts.host, port, gateway, opts.log);
+  } catch (err) {
+    // Not a member (etcd unreachable, the name in use): this node must not serve.
+    await gateway.close();
+    await host.close();
+    await client.close();
+    throw err;
+  }
   return {
     node,
     port,
@@ -161,11 +191,68 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     memory: () => host.memory(),
     flush: () => host.flush(),
     passivateAll: () => host.passivateAll(),
+    members: () => joined?.membership.members() ?? [],
+    membership: joined?.membership,
     async stop() {
+      // Leave first: a locator stops sending terminals here before the gateway closes.
+      await joined?.stop();
       await gateway.close();
       // Passivation saves every vehicle's state; then the writers flush what is left.
       await host.close();
       await client.close();
+    },
+  };
+}
+
+async function joinMembership(
+  node: string,
+  m: NodeMembershipOptions,
+  host: string | undefined,
+  port: number,
+  gateway: Gateway,
+  log: ((line: string) => void) | undefined,
+): Promise<{ membership: Membership; stop(): Promise<void> }> {
+  const etcd = new Etcd3({ hosts: m.etcdEndpoints });
+  const self = {
+    node,
+    gateway:
+      m.gateway ?? `${host !== undefined && host !== '0.0.0.0' ? host : '127.0.0.1'}:${port}`,
+    ...(m.grpc ? { grpc: m.grpc } : {}),
+    startedAt: Date.now(),
+  };
+  const ttlSeconds = m.ttlSeconds ?? 10;
+  // A predecessor killed without leaving holds the name until its lease expires: a restart waits
+  // that long; a name still held after it belongs to a live process.
+  const deadline = Date.now() + (ttlSeconds + 2) * 1000;
+  let membership: Membership;
+  for (;;) {
+    try {
+      membership = await Membership.join(etcd, self, { ttlSeconds, ...(log ? { log } : {}) });
+      break;
+    } catch (err) {
+      if (err instanceof MemberNameTaken && Date.now() < deadline) {
+        log?.(`membership: node name ${node} in use; waiting for its lease to expire`);
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      etcd.close();
+      throw err;
+    }
+  }
+  const report = (): void => {
+    membership
+      .report({ terminals: gateway.stats.connections })
+      .catch((err: unknown) => log?.(`membership: load report failed: ${String(err)}`));
+  };
+  report();
+  const timer = setInterval(report, m.loadIntervalMs ?? 5000);
+  timer.unref();
+  return {
+    membership,
+    async stop() {
+      clearInterval(timer);
+      await membership.leave();
+      etcd.close();
     },
   };
 }

@@ -1,0 +1,101 @@
+// The cluster's members as one node sees them: what etcd holds under the members prefix, kept up
+// to date from its watch events, with the etcd revision of the last change (ownership decisions
+// made from this view can name the revision they come from). Pure code: the etcd side is in
+// membership.ts.
+
+export interface MemberLoad {
+  /** Terminals connected to this node's gateway now. */
+  terminals: number;
+}
+
+export interface Member {
+  node: string;
+  /** host:port of its JT/T 808 gateway (what a locator's 0x8105 points terminals at). */
+  gateway: string;
+  /** host:port of its gRPC server, when it has one. */
+  grpc?: string;
+  startedAt: number;
+  load: MemberLoad;
+  /** When the load was last reported (ms since the epoch, the member's clock). */
+  reportedAt: number;
+}
+
+/** A value larger than this under the prefix is not a member's (and is not parsed). */
+export const MAX_MEMBER_BYTES = 4096;
+
+/** Node names: what fits a key and a log line. */
+export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/** Parses a member's value; undefined for anything that is not one (counted by the table). */
+export function parseMember(key: string, value: string): Member | undefined {
+  if (value.length > MAX_MEMBER_BYTES) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const m = v as Record<string, unknown>;
+  const load = m.load as Record<string, unknown> | undefined;
+  const ok =
+    typeof m.node === 'string' &&
+    NODE_NAME.test(m.node) &&
+    key.endsWith(`/${m.node}`) &&
+    typeof m.gateway === 'string' &&
+    (m.grpc === undefined || typeof m.grpc === 'string') &&
+    typeof m.startedAt === 'number' &&
+    typeof m.reportedAt === 'number' &&
+    typeof load === 'object' &&
+    load !== null &&
+    typeof load.terminals === 'number' &&
+    Number.isFinite(load.terminals) &&
+    load.terminals >= 0;
+  if (!ok) return undefined;
+  const member: Member = {
+    node: m.node as string,
+    gateway: m.gateway as string,
+    startedAt: m.startedAt as number,
+    load: { terminals: load.terminals as number },
+    reportedAt: m.reportedAt as number,
+  };
+  if (m.grpc !== undefined) member.grpc = m.grpc as string;
+  return member;
+}
+
+export class MemberTable {
+  private readonly byKey = new Map<string, Member>();
+  /** etcd revision of the last change applied. */
+  revision = 0;
+  /** Values under the prefix that were not members (ignored). */
+  malformed = 0;
+
+  /** A key was put at `revision`. */
+  put(key: string, value: string, revision: number): void {
+    const m = parseMember(key, value);
+    if (m === undefined) {
+      this.malformed++;
+      this.byKey.delete(key);
+    } else {
+      this.byKey.set(key, m);
+    }
+    this.revision = Math.max(this.revision, revision);
+  }
+
+  /** A key was deleted (left, or its lease expired) at `revision`. */
+  delete(key: string, revision: number): void {
+    this.byKey.delete(key);
+    this.revision = Math.max(this.revision, revision);
+  }
+
+  /** Every member, by node name. */
+  members(): Member[] {
+    return [...this.byKey.values()].sort((a, b) =>
+      a.node < b.node ? -1 : a.node > b.node ? 1 : 0,
+    );
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+}
