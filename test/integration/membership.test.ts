@@ -3,6 +3,7 @@
 // TTL, one whose lease is lost registers again, and garbage under the prefix is ignored.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
@@ -203,5 +204,42 @@ describe('membership in etcd (real)', () => {
     }
     await until(() => seen() === undefined, 'the stopped node gone', 2000);
     await watcher.leave();
+  });
+
+  it('a node restarted after being killed waits out its predecessor’s lease, then joins', async () => {
+    const name = `restarted-${process.pid}`;
+    const membership = new URL('../../cluster/membership.js', import.meta.url).href;
+    const code = `
+      import { Etcd3 } from 'etcd3';
+      import { Membership } from ${JSON.stringify(membership)};
+      const c = new Etcd3({ hosts: ${JSON.stringify(servers.etcdEndpoints)} });
+      await Membership.join(c, { node: ${JSON.stringify(name)}, gateway: 'x:1', startedAt: 0 },
+        { ttlSeconds: 2 });
+      process.stdout.write('joined\\n');
+      setInterval(() => undefined, 1000);`;
+    const old = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await once(old.stdout, 'data');
+    old.kill('SIGKILL');
+    const logs: string[] = [];
+    const node = await startNode({
+      node: name,
+      mongodbUri: servers.mongodbUri,
+      database: `fleetmesh_members_${process.pid}`,
+      workers: 0,
+      membership: { etcdEndpoints: servers.etcdEndpoints, ttlSeconds: 2 },
+      log: (l) => logs.push(l),
+    });
+    try {
+      assert.ok(
+        logs.some((l) => /in use; waiting/.test(l)),
+        'it waited for the old lease',
+      );
+      assert.ok(node.members().some((m) => m.node === name));
+    } finally {
+      await node.stop();
+    }
   });
 });
