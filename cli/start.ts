@@ -11,7 +11,7 @@ import hdr from 'hdr-histogram-js';
 import { projectRoot, startLocalServers } from '../cluster/localServers.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
 import { startGrpcServer } from '../cluster/grpcServer.js';
-import { startNode } from '../cluster/node.js';
+import { advertisedHost, startNode } from '../cluster/node.js';
 import { externalServers } from '../cluster/serverConfig.js';
 
 function flag(args: string[], name: string): string | undefined {
@@ -52,8 +52,7 @@ export async function runStart(args: string[]): Promise<number> {
   let online = 0;
   const host = flag(args, '--host') ?? '0.0.0.0';
   const grpcPort = Number(flag(args, '--grpc-port') ?? 9808);
-  // What other nodes and a locator hand out: reachable, unlike 0.0.0.0.
-  const advertise = flag(args, '--advertise') ?? (host === '0.0.0.0' ? '127.0.0.1' : host);
+  const advertise = flag(args, '--advertise');
   const node = await startNode({
     node: flag(args, '--node') ?? 'node-1',
     mongodbUri: servers.mongodbUri,
@@ -61,8 +60,8 @@ export async function runStart(args: string[]): Promise<number> {
     host,
     membership: {
       etcdEndpoints: servers.etcdEndpoints,
-      ...(port !== 0 ? { gateway: `${advertise}:${port}` } : {}),
-      grpc: `${advertise}:${grpcPort}`,
+      ...(advertise ? { advertise } : {}),
+      grpc: `${advertisedHost(host, advertise)}:${grpcPort}`,
     },
     log: (line) => process.stderr.write(`${line}\n`),
     policy: { ackMode },

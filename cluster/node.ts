@@ -47,8 +47,8 @@ export interface NodeOptions {
 
 export interface NodeMembershipOptions {
   etcdEndpoints: string[];
-  /** host:port terminals reach this gateway at (default: the gateway's host and port). */
-  gateway?: string;
+  /** The host other nodes and terminals reach this node at (see advertisedHost). */
+  advertise?: string;
   /** host:port of this node's gRPC server, when it has one. */
   grpc?: string;
   ttlSeconds?: number;
@@ -204,6 +204,11 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   };
 }
 
+/** The host to hand out for a server listening on `host`: reachable, unlike 0.0.0.0. */
+export function advertisedHost(host: string | undefined, advertise?: string): string {
+  return advertise ?? (host === undefined || host === '0.0.0.0' ? '127.0.0.1' : host);
+}
+
 async function joinMembership(
   node: string,
   m: NodeMembershipOptions,
@@ -215,8 +220,7 @@ async function joinMembership(
   const etcd = new Etcd3({ hosts: m.etcdEndpoints });
   const self = {
     node,
-    gateway:
-      m.gateway ?? `${host !== undefined && host !== '0.0.0.0' ? host : '127.0.0.1'}:${port}`,
+    gateway: `${advertisedHost(host, m.advertise)}:${port}`,
     ...(m.grpc ? { grpc: m.grpc } : {}),
     startedAt: Date.now(),
   };

@@ -2,7 +2,7 @@
 // one live process, a node that leaves is gone at once, one that dies is gone after its lease's
 // TTL, one whose lease is lost registers again, and garbage under the prefix is ignored.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -12,6 +12,7 @@ import { MemberNameTaken, Membership, type MemberSelf } from '../../cluster/memb
 import type { Member } from '../../cluster/memberTable.js';
 import { startNode } from '../../cluster/node.js';
 import { SimTerminal } from '../../bench/terminal.js';
+import { until } from '../helpers/until.js';
 
 let servers: LocalServers;
 const clients: Etcd3[] = [];
@@ -29,14 +30,6 @@ after(async () => {
   await servers?.stop();
 });
 
-async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 let run = 0;
 /** A fresh prefix per test, so tests do not see each other's members. */
 const prefix = (): string => `fleetmesh/test-members/${process.pid}/${run++}/`;
@@ -47,6 +40,28 @@ const self = (node: string): MemberSelf => ({
   startedAt: Date.now(),
 });
 const names = (m: Membership): string[] => m.members().map((x) => x.node);
+
+/**
+ * A member in another process (TTL 2 s), resolved once it has joined: killing it with SIGKILL
+ * is a node dying — no revoke, no more keepalives.
+ */
+async function memberInChild(node: string, prefix?: string): Promise<ChildProcess> {
+  const membership = new URL('../../cluster/membership.js', import.meta.url).href;
+  const code = `
+    import { Etcd3 } from 'etcd3';
+    import { Membership } from ${JSON.stringify(membership)};
+    const c = new Etcd3({ hosts: ${JSON.stringify(servers.etcdEndpoints)} });
+    await Membership.join(c, { node: ${JSON.stringify(node)}, gateway: 'x:1', startedAt: 0 },
+      { ttlSeconds: 2${prefix ? `, prefix: ${JSON.stringify(prefix)}` : ''} });
+    process.stdout.write('joined\\n');
+    setInterval(() => undefined, 1000);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    cwd: fileURLToPath(new URL('../../..', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await once(child.stdout, 'data');
+  return child;
+}
 
 describe('membership in etcd (real)', () => {
   it('nodes see each other join and see each other’s load', async () => {
@@ -85,19 +100,7 @@ describe('membership in etcd (real)', () => {
     const p = prefix();
     const watcher = await Membership.join(client(), self('watcher'), { prefix: p });
     const leaving = await Membership.join(client(), self('leaving'), { prefix: p });
-    // The dying node is another process, killed with SIGKILL: no revoke, no more keepalives.
-    const membership = new URL('../../cluster/membership.js', import.meta.url).href;
-    const code = `
-      import { Etcd3 } from 'etcd3';
-      import { Membership } from ${JSON.stringify(membership)};
-      const c = new Etcd3({ hosts: ${JSON.stringify(servers.etcdEndpoints)} });
-      await Membership.join(c, { node: 'dying', gateway: 'x:1', startedAt: 0 },
-        { prefix: ${JSON.stringify(p)}, ttlSeconds: 2 });
-      setInterval(() => undefined, 1000);`;
-    const dying = spawn(process.execPath, ['--input-type=module', '-e', code], {
-      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-      stdio: 'inherit',
-    });
+    const dying = await memberInChild('dying', p);
     try {
       await until(() => names(watcher).length === 3, 'all three seen');
       await leaving.leave();
@@ -208,21 +211,7 @@ describe('membership in etcd (real)', () => {
 
   it('a node restarted after being killed waits out its predecessor’s lease, then joins', async () => {
     const name = `restarted-${process.pid}`;
-    const membership = new URL('../../cluster/membership.js', import.meta.url).href;
-    const code = `
-      import { Etcd3 } from 'etcd3';
-      import { Membership } from ${JSON.stringify(membership)};
-      const c = new Etcd3({ hosts: ${JSON.stringify(servers.etcdEndpoints)} });
-      await Membership.join(c, { node: ${JSON.stringify(name)}, gateway: 'x:1', startedAt: 0 },
-        { ttlSeconds: 2 });
-      process.stdout.write('joined\\n');
-      setInterval(() => undefined, 1000);`;
-    const old = spawn(process.execPath, ['--input-type=module', '-e', code], {
-      cwd: fileURLToPath(new URL('../../..', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    await once(old.stdout, 'data');
-    old.kill('SIGKILL');
+    (await memberInChild(name)).kill('SIGKILL');
     const logs: string[] = [];
     const node = await startNode({
       node: name,

@@ -14,6 +14,7 @@ import { splitMessage } from '../../jt808/split.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { withTestNode } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
 
 let servers: LocalServers;
 function withNode(
@@ -29,14 +30,6 @@ async function online(port: number, phone: string): Promise<SimTerminal> {
   assert.equal(await t.register(), 0);
   assert.equal(await t.authenticate(), 0);
   return t;
-}
-
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 /** A phone whose vehicle lands on worker `index` of `workers`. */
