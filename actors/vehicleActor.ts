@@ -207,7 +207,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
         );
         return;
       case 'linkClosed':
-        if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at);
+        if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at, ctx);
         return;
       case 'saveState':
         return this.saveState().then(() => undefined);
@@ -274,7 +274,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return;
       case 'Logout':
         this.reply(link, header, RESULT_OK);
-        this.goOffline('logout', msg.receivedAt);
+        this.goOffline('logout', msg.receivedAt, ctx);
         link.close('logout');
         return;
       case 'MediaData':
@@ -568,7 +568,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     link.send(encodeFrame({ type: 'MediaDataReply', body: reply }, this.out(header, edition)));
   }
 
-  private goOffline(reason: string, at: number): void {
+  private goOffline(reason: string, at: number, ctx: ActorContext<VehicleMessage>): void {
     const link = this.link;
     this.link = undefined;
     const requeued = this.commands.offline(at);
@@ -584,7 +584,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
       }),
     );
     this.deps.events?.online?.(this.vehicleId, false, reason);
-    this.dirty = true;
+    // Through markDirty, so the save timer is armed: setting the flag alone left it set with no
+    // timer, and every later markDirty returned early (no periodic save until passivation).
+    this.markDirty(ctx);
   }
 
   private markDirty(ctx: ActorContext<VehicleMessage>): void {

@@ -1,11 +1,16 @@
 // Collections and their indexes. Plain collections, compound indexes and ids we derive, so the
 // same code runs on MongoDB and on FerretDB (no TTL, geo, time-series or change streams).
+import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
 
 export const COLLECTIONS = {
   /** Registry, auth code, last state and session of each vehicle; _id = terminal phone. */
   vehicles: 'vehicles',
-  /** One document per GNSS point; _id = `${vehicleId}:${gnss ms}` so retransmissions and re-uploads never duplicate. */
+  /**
+   * One document per report; _id = `${vehicleId}:${gnss ms}:${digest of the report}`, so a
+   * retransmission or a blind-area re-upload of a stored point collapses, while two different
+   * reports in the same second are both kept.
+   */
   positions: 'positions',
   /** Alarm records (the seed's alarm_his_infos): opened on a rising edge, closed on the falling one. */
   alarms: 'alarms',
@@ -37,6 +42,14 @@ export async function ensureIndexes(db: Db): Promise<void> {
     .createIndex({ vehicleId: 1, at: 1 }, { name: 'vehicle_at' });
 }
 
-export function positionId(vehicleId: string, gnssTimeMs: number): string {
-  return `${vehicleId}:${gnssTimeMs}`;
+/**
+ * A report's id: vehicle, GNSS time and a digest of everything the report says. The same report
+ * sent again (same bytes, hence the same decoded values) gets the same id; a different report in
+ * the same second (an alarm right after a periodic report) gets another.
+ */
+export function positionId(vehicleId: string, gnssTimeMs: number, report: object): string {
+  // The decoded report is a deterministic function of its bytes (property order included, see
+  // the location layout tests), so its JSON is a faithful fingerprint of the body.
+  const digest = createHash('sha1').update(JSON.stringify(report)).digest('hex').slice(0, 16);
+  return `${vehicleId}:${gnssTimeMs}:${digest}`;
 }

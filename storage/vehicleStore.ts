@@ -68,7 +68,10 @@ export function positionDocument(
 ): Document {
   const time = loc.time ?? receivedAt;
   const doc: Document = {
-    _id: loc.time !== null ? positionId(vehicleId, time) : `${vehicleId}:r${receivedAt}:${serial}`,
+    _id:
+      loc.time !== null
+        ? positionId(vehicleId, time, loc)
+        : `${vehicleId}:r${receivedAt}:${serial}`,
     vehicleId,
     time: new Date(time),
     receivedAt: new Date(receivedAt),

@@ -9,7 +9,7 @@ import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { freePort, projectRoot, startFerretdbServer } from '../../cluster/localServers.js';
 import { writerTotals } from '../../cluster/vehicleShard.js';
 import { startNode } from '../../cluster/node.js';
-import { COLLECTIONS, positionId } from '../../storage/schema.js';
+import { COLLECTIONS } from '../../storage/schema.js';
 
 const dir = join(projectRoot, '.fleetmesh', 'run', `node-outage-${process.pid}`);
 
@@ -54,12 +54,7 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
             const p = t.report(trackPoint(step)).then(
               (result) => {
                 if (result === 0) {
-                  acked.add(
-                    positionId(
-                      `1380000${String(i).padStart(4, '0')}`,
-                      trackPoint(step).time as number,
-                    ),
-                  );
+                  acked.add(`1380000${String(i).padStart(4, '0')}@${trackPoint(step).time}`);
                   ackTimes.push(Date.now());
                 }
               },
@@ -95,9 +90,9 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
             await node.client
               .db('outage')
               .collection(COLLECTIONS.positions)
-              .find({}, { projection: { _id: 1 } })
+              .find({}, { projection: { vehicleId: 1, time: 1 } })
               .toArray()
-          ).map((d) => String(d._id)),
+          ).map((d) => `${String(d.vehicleId)}@${(d.time as Date).getTime()}`),
         );
         const missing = [...acked].filter((id) => !stored.has(id));
         assert.deepEqual(missing, [], 'every acknowledged report is stored');

@@ -78,6 +78,33 @@ describe('one node end to end (real sockets, real storage)', () => {
     });
   });
 
+  it('two different reports in one GNSS second are both stored; the same report sent again or re-uploaded is stored once', async () => {
+    await withNode(async (node, db) => {
+      const t = await online(node.port, '013900000888');
+      const periodic = trackPoint(7);
+      // An alarm report right after the periodic one, within the same second.
+      const alarm = { ...trackPoint(7), alarm: 1 << 1, speed: 95 };
+      assert.equal(await t.report(periodic), 0);
+      assert.equal(await t.report(alarm), 0);
+      // A retransmission (new serial, same bytes) and a blind-area re-upload of the same point.
+      assert.equal(await t.report(periodic), 0);
+      assert.equal(
+        await t.request({ type: 'LocationBatch', body: { batchType: 1, items: [alarm] } }),
+        0,
+      );
+      const stored = await docs(node, db, COLLECTIONS.positions, { vehicleId: '13900000888' });
+      assert.equal(stored.length, 2);
+      assert.deepEqual(
+        stored.map((d) => [(d.time as Date).getTime(), d.alarm, d.speed]).sort(),
+        [
+          [periodic.time, 0, periodic.speed],
+          [periodic.time, 1 << 1, 95],
+        ].sort(),
+      );
+      t.close();
+    });
+  });
+
   it('a blind-area re-upload (0x0704) lands in history in GNSS order without rewinding the last state', async () => {
     await withNode(async (node, db) => {
       const t = await online(node.port, '013900000777');

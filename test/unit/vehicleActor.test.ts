@@ -1,0 +1,131 @@
+// VehicleActor against a store that records what it is asked to write, with the clock driven by
+// the test: the periodic save of last state keeps working across offline and online.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ActorSystem } from '../../actors/runtime.js';
+import { VehicleActor, type TerminalLink, type VehicleMessage } from '../../actors/vehicleActor.js';
+import { decodeFrame, encodeFrame } from '../../jt808/codec.js';
+import type { Message } from '../../jt808/messages.js';
+import type { VehicleRecord, VehicleStore } from '../../storage/vehicleStore.js';
+import { trackPoint } from '../../bench/terminal.js';
+import { FakeScheduler } from '../helpers/fakeScheduler.js';
+
+const PHONE = '013912340000';
+const SAVE_EVERY_MS = 1000;
+
+/** The part of VehicleStore an actor uses, writing into arrays. */
+function recordingStore(): { store: VehicleStore; saves: VehicleRecord[] } {
+  const saves: VehicleRecord[] = [];
+  const stored = Promise.resolve('stored' as const);
+  const store = {
+    load: async () => null,
+    save: (r: VehicleRecord) => {
+      saves.push(structuredClone(r));
+      return stored;
+    },
+    insertPosition: () => stored,
+    saveAlarm: () => stored,
+    logSession: () => stored,
+    logCommand: () => stored,
+  } as unknown as VehicleStore;
+  return { store, saves };
+}
+
+class RecordingLink implements TerminalLink {
+  readonly node = 'node-test';
+  readonly sent: Uint8Array[] = [];
+  constructor(readonly id: string) {}
+  send(frame: Uint8Array): void {
+    this.sent.push(frame);
+  }
+  close(): void {}
+  authenticated(): void {}
+  /** The last frame sent, decoded. */
+  last(): Message | undefined {
+    const frame = this.sent[this.sent.length - 1]!;
+    const r = decodeFrame(frame.subarray(1, -1)); // without its 0x7e flags
+    return r.ok && r.message ? r.message : undefined;
+  }
+}
+
+let serial = 0;
+function uplink(link: TerminalLink, message: Message, at: number): VehicleMessage {
+  const frame = encodeFrame(message, { phone: PHONE, serial: serial++, edition: 2013 });
+  const r = decodeFrame(frame.subarray(1, -1));
+  assert.ok(r.ok && r.message);
+  return {
+    kind: 'uplink',
+    link,
+    header: r.header,
+    edition: 2013,
+    message: r.message,
+    receivedAt: at,
+  };
+}
+
+describe('VehicleActor', () => {
+  it('saves its last state periodically after the terminal went offline and came back', async () => {
+    const scheduler = new FakeScheduler();
+    const { store, saves } = recordingStore();
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+        }),
+    });
+    const id = '13912340000';
+    const online = async (link: RecordingLink): Promise<void> => {
+      sys.tell(
+        id,
+        uplink(
+          link,
+          {
+            type: 'Register',
+            body: {
+              province: 11,
+              city: 1,
+              maker: 'ACME',
+              model: 'M1',
+              terminalId: 'T1',
+              plateColor: 1,
+              plate: 'A12345',
+            },
+          },
+          scheduler.now(),
+        ),
+      );
+      await sys.whenIdle();
+      const reply = link.last();
+      assert.ok(reply?.type === 'RegisterReply' && reply.body.result === 0);
+      const code = reply.body.authCode as string;
+      sys.tell(
+        id,
+        uplink(link, { type: 'Authenticate', body: { authCode: code } }, scheduler.now()),
+      );
+      await sys.whenIdle();
+    };
+
+    const first = new RecordingLink('a');
+    await online(first);
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.equal(saves.at(-1)?.online, true, 'saved online after authentication');
+
+    sys.tell(id, { kind: 'linkClosed', linkId: 'a', reason: 'socket closed', at: scheduler.now() });
+    await sys.whenIdle();
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.equal(saves.at(-1)?.online, false, 'the offline state is saved by the timer');
+
+    const second = new RecordingLink('b');
+    await online(second);
+    sys.tell(id, uplink(second, { type: 'LocationReport', body: trackPoint(42) }, scheduler.now()));
+    await sys.whenIdle();
+    const before = saves.length;
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.ok(saves.length > before, 'a save fired after coming back');
+    assert.equal(saves.at(-1)?.online, true);
+    assert.equal(saves.at(-1)?.lastState?.time, trackPoint(42).time);
+  });
+});
