@@ -1,6 +1,7 @@
 // The actor runtime: small and boring on purpose (names after Proto.Actor and Akka sharding).
 // Each actor has a bounded mailbox and handles one message at a time (a turn may be async; the
-// next waits for it). An actor is activated by its first message (its state loaded first),
+// next waits for it). An actor is activated by its first message (its state loaded first; a
+// failed load is retried with backoff while messages wait, never skipped),
 // passivated after a quiet period (its state saved first), and its timers die with it.
 // Time comes from a Scheduler so tests can drive it.
 
@@ -46,8 +47,14 @@ export interface ActorSystemOptions<M> {
   /** Passivate an actor after this long without a message; 0 never. */
   idleMs?: number;
   scheduler?: Scheduler;
-  /** A turn, activation or passivation threw: counted and reported, the actor goes on. */
+  /**
+   * A turn, activation or passivation threw: counted and reported. After a failed turn or
+   * passivation the actor goes on; after a failed activation it takes no message until an
+   * activation succeeds (retried after `activateRetryMs`, doubling up to 32×).
+   */
   onError?(id: string, phase: 'activate' | 'receive' | 'passivate', err: unknown): void;
+  /** First delay before a failed activation is tried again (ms); default 100. */
+  activateRetryMs?: number;
 }
 
 export interface ActorSystemStats {
@@ -68,6 +75,9 @@ class Cell<M> implements ActorContext<M> {
   lastMessageAt: number;
   idleTimer: unknown;
   passivateRequested = false;
+  /** Failed activations in a row. */
+  activateFailures = 0;
+  retryTimer: unknown;
   readonly timers = new Map<string, unknown>();
 
   constructor(
@@ -176,7 +186,8 @@ export class ActorSystem<M> {
   }
 
   private schedule(cell: Cell<M>): void {
-    if (cell.running) return;
+    // While a failed activation waits for its retry, new messages only queue.
+    if (cell.running || cell.retryTimer !== undefined) return;
     cell.running = true;
     void this.run(cell);
   }
@@ -187,8 +198,14 @@ export class ActorSystem<M> {
         try {
           await cell.actor.activate?.(cell);
         } catch (err) {
+          // Carrying on from empty state would let the next write replace the stored record:
+          // the messages wait (the mailbox limit pushes back on senders) and activation is retried.
           this.error(cell.id, 'activate', err);
+          cell.activateFailures++;
+          this.retryActivation(cell);
+          return;
         }
+        cell.activateFailures = 0;
         cell.state = 'active';
       }
       while (cell.mailbox.length > 0) {
@@ -212,6 +229,15 @@ export class ActorSystem<M> {
     this.notifyIdle();
   }
 
+  private retryActivation(cell: Cell<M>): void {
+    const base = this.options.activateRetryMs ?? 100;
+    const delay = base * 2 ** Math.min(cell.activateFailures - 1, 5);
+    cell.retryTimer = this.scheduler.setTimeout(() => {
+      cell.retryTimer = undefined;
+      this.schedule(cell);
+    }, delay);
+  }
+
   private armIdle(cell: Cell<M>): void {
     if (this.idleMs <= 0) return;
     if (cell.idleTimer !== undefined) this.scheduler.clearTimeout(cell.idleTimer);
@@ -227,13 +253,16 @@ export class ActorSystem<M> {
   }
 
   private async passivateCell(cell: Cell<M>): Promise<void> {
+    // An actor whose state never loaded has nothing of its own to save (saving would write empty state).
+    const loaded = cell.state === 'active';
     cell.state = 'passivating';
     cell.running = true; // no turn starts while state is saved
     for (const h of cell.timers.values()) this.scheduler.clearTimeout(h);
     cell.timers.clear();
     if (cell.idleTimer !== undefined) this.scheduler.clearTimeout(cell.idleTimer);
+    if (cell.retryTimer !== undefined) this.scheduler.clearTimeout(cell.retryTimer);
     try {
-      await cell.actor.passivate?.(cell);
+      if (loaded) await cell.actor.passivate?.(cell);
     } catch (err) {
       this.error(cell.id, 'passivate', err);
     }

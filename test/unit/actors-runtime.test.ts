@@ -112,3 +112,48 @@ describe('ActorSystem', () => {
     assert.equal(sys.stats.errors, 1);
   });
 });
+
+describe('ActorSystem activation failures', () => {
+  it('a failed activation is retried with backoff; no message is handled from empty state', async () => {
+    const scheduler = new FakeScheduler();
+    const store = new Map<string, number>([['a', 10]]);
+    const log: string[] = [];
+    let failures = 2;
+    const errors: string[] = [];
+    const sys = new ActorSystem<Msg>({
+      scheduler,
+      activateRetryMs: 100,
+      onError: (id, phase) => errors.push(`${phase} ${id}`),
+      create: (id) => {
+        const inner = counters(store, log, scheduler)(id);
+        return {
+          ...inner,
+          async activate(ctx) {
+            if (failures > 0) {
+              failures--;
+              throw new Error('store unavailable');
+            }
+            await inner.activate?.(ctx);
+          },
+        };
+      },
+    });
+    sys.tell('a', { kind: 'add', n: 1 });
+    await new Promise((r) => setImmediate(r));
+    sys.tell('a', { kind: 'add', n: 2 }); // arrives during the backoff: queued, not a new attempt
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(errors, ['activate a']);
+    assert.deepEqual(log, []);
+    await scheduler.advance(100); // second attempt fails; next in 200 ms
+    assert.deepEqual(errors, ['activate a', 'activate a']);
+    await scheduler.advance(199);
+    assert.deepEqual(log, []);
+    await scheduler.advance(1);
+    await sys.whenIdle();
+    assert.deepEqual(log, ['activate a 10']);
+    sys.tell('a', { kind: 'stop' });
+    await sys.whenIdle();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(store.get('a'), 13, 'both messages were applied to the loaded state');
+  });
+});

@@ -14,11 +14,14 @@ const PHONE = '013912340000';
 const SAVE_EVERY_MS = 1000;
 
 /** The part of VehicleStore an actor uses, writing into arrays. */
-function recordingStore(): { store: VehicleStore; saves: VehicleRecord[] } {
+function recordingStore(load: () => Promise<VehicleRecord | null> = async () => null): {
+  store: VehicleStore;
+  saves: VehicleRecord[];
+} {
   const saves: VehicleRecord[] = [];
   const stored = Promise.resolve('stored' as const);
   const store = {
-    load: async () => null,
+    load,
     save: (r: VehicleRecord) => {
       saves.push(structuredClone(r));
       return stored;
@@ -127,5 +130,61 @@ describe('VehicleActor', () => {
     assert.ok(saves.length > before, 'a save fired after coming back');
     assert.equal(saves.at(-1)?.online, true);
     assert.equal(saves.at(-1)?.lastState?.time, trackPoint(42).time);
+  });
+
+  it('a failed state load is retried: a registration waits for the stored record instead of replacing it', async () => {
+    const scheduler = new FakeScheduler();
+    const storedRecord: VehicleRecord = {
+      _id: '13912340000',
+      authCode: 'stored-code',
+      edition: 2013,
+    };
+    let loads = 0;
+    const { store, saves } = recordingStore(async () => {
+      loads++;
+      if (loads === 1) throw new Error('store unavailable');
+      return structuredClone(storedRecord);
+    });
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      activateRetryMs: 100,
+      create: (id) =>
+        new VehicleActor(id, {
+          store,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+        }),
+    });
+    const link = new RecordingLink('a');
+    sys.tell(
+      '13912340000',
+      uplink(
+        link,
+        {
+          type: 'Register',
+          body: {
+            province: 11,
+            city: 1,
+            maker: 'ACME',
+            model: 'M1',
+            terminalId: 'T1',
+            plateColor: 1,
+            plate: 'A12345',
+          },
+        },
+        scheduler.now(),
+      ),
+    );
+    await new Promise((r) => setImmediate(r));
+    assert.equal(loads, 1);
+    assert.equal(link.sent.length, 0, 'nothing answered from empty state');
+    assert.equal(saves.length, 0, 'nothing written from empty state');
+    await scheduler.advance(100);
+    await sys.whenIdle();
+    assert.equal(loads, 2);
+    const reply = link.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    assert.equal(reply.body.authCode, 'stored-code', 'the stored auth code is kept');
+    assert.equal(saves.at(-1)?.authCode, 'stored-code');
   });
 });
