@@ -1,9 +1,10 @@
 // `npm run bench [-- SUITE…] [--seconds S] [--json FILE]`: runs the benchmark suites and prints
-// their figures. Suites: codec, placement, node.
+// their figures. Suites: codec, placement, node, store.
 import { writeFileSync } from 'node:fs';
 import { printCodecBench, runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
 import { runPlacementBench } from './placement.js';
+import { runStoreBench } from './store.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -30,5 +31,15 @@ if (want('node')) {
     idleTerminals: Number(flag('--idle') ?? 10_000),
     ...(flag('--workers') !== undefined ? { workers: Number(flag('--workers')) } : {}),
   });
+}
+if (want('store')) {
+  // --store NAME=URI (repeatable): measured beside the local FerretDB in the same run.
+  const stores: Record<string, string> = {};
+  args.forEach((a, i) => {
+    const v = args[i + 1];
+    if (a === '--store' && v?.includes('='))
+      stores[v.slice(0, v.indexOf('='))] = v.slice(v.indexOf('=') + 1);
+  });
+  results.store = await runStoreBench({ documents: Number(flag('--documents') ?? 10_000), stores });
 }
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));
