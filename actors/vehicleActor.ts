@@ -302,7 +302,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     if (result === 0) {
       this.record.authCode ??= randomBytes(8).toString('hex');
       this.record.edition = edition;
-      this.record.registration = { ...body, registeredAt: this.now() };
+      this.record.registration = { ...body, registeredAt: new Date(this.now()) };
       this.alarms.setEdition(edition);
       // The terminal keeps the code it is given: store it before handing it out.
       await this.deps.store.save(this.record);

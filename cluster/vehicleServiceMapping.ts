@@ -212,7 +212,8 @@ export function vehicleMessage(v: VehicleView): Obj {
       terminalId: r.terminalId,
       plateColor: r.plateColor,
       plate: r.plate,
-      registeredUnixMs: r.registeredAt,
+      // Records written before registeredAt became a Date hold epoch ms.
+      registeredUnixMs: new Date(r.registeredAt).getTime(),
     };
   }
   return out;

@@ -27,8 +27,8 @@ export interface LastState {
   signal?: number;
 }
 
-/** The terminal's 0x0100 registration as stored, with when it registered. */
-export type Registration = Register & { registeredAt: number };
+/** The terminal's 0x0100 registration as stored, with when it registered (a Date, like every stored time). */
+export type Registration = Register & { registeredAt: Date };
 
 export interface VehicleRecord {
   _id: string;

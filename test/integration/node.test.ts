@@ -130,6 +130,10 @@ describe('one node end to end (real sockets, real storage)', () => {
       await node.passivateAll();
       const [vehicle] = await docs(node, db, COLLECTIONS.vehicles, { _id: '13900000777' });
       assert.equal(vehicle?.lastState.time, trackPoint(100).time);
+      assert.ok(
+        vehicle?.registration.registeredAt instanceof Date,
+        'registeredAt is stored as a date',
+      );
       t.close();
     });
   });
