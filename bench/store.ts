@@ -55,13 +55,17 @@ function vehicleDoc(i: number): Document {
   };
 }
 
-/** Runs `ops` operations, at most `concurrency` at once; hdr of each operation's latency (µs). */
+/**
+ * Runs `ops` operations, at most `concurrency` at once; hdr of each operation's latency (µs).
+ * The rate counts documents: `docsPerOp` for a bulk or `$in` operation.
+ */
 async function timed(
   store: string,
   workload: string,
   ops: number,
   concurrency: number,
   op: (i: number) => Promise<unknown>,
+  docsPerOp = 1,
 ): Promise<StoreRow> {
   const h = hdr.build({
     lowestDiscernibleValue: 1,
@@ -90,7 +94,7 @@ async function timed(
     store,
     workload,
     ops,
-    perSecond: (ops / ms) * 1000,
+    perSecond: ((ops * docsPerOp) / ms) * 1000,
     p50Ms: h.getValueAtPercentile(50) / 1000,
     p99Ms: h.getValueAtPercentile(99) / 1000,
     maxMs: h.maxValue / 1000,
@@ -109,17 +113,19 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
   try {
     const batch = 1000;
     rows.push(
-      await timed(store, `insert, bulk of ${batch}`, Math.ceil(n / batch), 1, (b) =>
-        col.insertMany(
-          ids(b * batch, batch).map((_, k) => vehicleDoc(b * batch + k)),
-          {
-            ordered: false,
-          },
-        ),
+      await timed(
+        store,
+        `insert, bulk of ${batch}`,
+        Math.ceil(n / batch),
+        1,
+        (b) =>
+          col.insertMany(
+            ids(b * batch, batch).map((_, k) => vehicleDoc(b * batch + k)),
+            { ordered: false },
+          ),
+        batch,
       ),
     );
-    // Rates below are per document, whatever the operation's size.
-    rows[rows.length - 1]!.perSecond *= batch;
     const reads = Math.min(n, 2000);
     for (const c of [1, 8, 64]) {
       rows.push(
@@ -129,30 +135,37 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
       );
     }
     const inBatch = 256;
-    const inRow = await timed(
-      store,
-      `find $in of ${inBatch} ids`,
-      Math.ceil(reads / inBatch),
-      1,
-      (b) => col.find({ _id: { $in: ids(b * inBatch, inBatch) } } as Document).toArray(),
-    );
-    inRow.perSecond *= inBatch;
-    rows.push(inRow);
-    const updates = Math.min(n, 500);
-    const bulk = 32;
-    const bulkRow = await timed(store, `$set, bulk of ${bulk}`, Math.ceil(updates / bulk), 1, (b) =>
-      col.bulkWrite(
-        ids(b * bulk, bulk).map((id) => ({
-          updateOne: {
-            filter: { _id: id } as Document,
-            update: { $set: { online: false, lastSeen: Date.now() } },
-          },
-        })),
-        { ordered: false },
+    rows.push(
+      await timed(
+        store,
+        `find $in of ${inBatch} ids`,
+        Math.ceil(reads / inBatch),
+        1,
+        (b) => col.find({ _id: { $in: ids(b * inBatch, inBatch) } } as Document).toArray(),
+        inBatch,
       ),
     );
-    bulkRow.perSecond *= bulk;
-    rows.push(bulkRow);
+    const updates = Math.min(n, 500);
+    const bulk = 32;
+    rows.push(
+      await timed(
+        store,
+        `$set, bulk of ${bulk}`,
+        Math.ceil(updates / bulk),
+        1,
+        (b) =>
+          col.bulkWrite(
+            ids(b * bulk, bulk).map((id) => ({
+              updateOne: {
+                filter: { _id: id } as Document,
+                update: { $set: { online: false, lastSeen: Date.now() } },
+              },
+            })),
+            { ordered: false },
+          ),
+        bulk,
+      ),
+    );
     for (const c of [1, 8]) {
       rows.push(
         await timed(store, `updateOne $set, ${c} at once`, updates, c, (i) =>

@@ -12,6 +12,18 @@ import { FakeScheduler } from '../helpers/fakeScheduler.js';
 
 const PHONE = '013912340000';
 const SAVE_EVERY_MS = 1000;
+const REGISTER: Message = {
+  type: 'Register',
+  body: {
+    province: 11,
+    city: 1,
+    maker: 'ACME',
+    model: 'M1',
+    terminalId: 'T1',
+    plateColor: 1,
+    plate: 'A12345',
+  },
+};
 
 /** The part of VehicleStore an actor uses, writing into arrays. */
 function recordingStore(load: () => Promise<VehicleRecord | null> = async () => null): {
@@ -81,25 +93,7 @@ describe('VehicleActor', () => {
     });
     const id = '13912340000';
     const online = async (link: RecordingLink): Promise<void> => {
-      sys.tell(
-        id,
-        uplink(
-          link,
-          {
-            type: 'Register',
-            body: {
-              province: 11,
-              city: 1,
-              maker: 'ACME',
-              model: 'M1',
-              terminalId: 'T1',
-              plateColor: 1,
-              plate: 'A12345',
-            },
-          },
-          scheduler.now(),
-        ),
-      );
+      sys.tell(id, uplink(link, REGISTER, scheduler.now()));
       await sys.whenIdle();
       const reply = link.last();
       assert.ok(reply?.type === 'RegisterReply' && reply.body.result === 0);
@@ -156,25 +150,7 @@ describe('VehicleActor', () => {
         }),
     });
     const link = new RecordingLink('a');
-    sys.tell(
-      '13912340000',
-      uplink(
-        link,
-        {
-          type: 'Register',
-          body: {
-            province: 11,
-            city: 1,
-            maker: 'ACME',
-            model: 'M1',
-            terminalId: 'T1',
-            plateColor: 1,
-            plate: 'A12345',
-          },
-        },
-        scheduler.now(),
-      ),
-    );
+    sys.tell('13912340000', uplink(link, REGISTER, scheduler.now()));
     await new Promise((r) => setImmediate(r));
     assert.equal(loads, 1);
     assert.equal(link.sent.length, 0, 'nothing answered from empty state');
