@@ -273,7 +273,7 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
     const modeLine = (m: ModeResult, rawRate: number): string =>
       `  ${m.mode.padEnd(8)} ${f(m.reportsPerSec).padStart(9)} reports/s (${f((m.reportsPerSec / rawRate) * 100)} % of raw)  ack p50 ${f(m.ackP50Ms)} ms  p99 ${f(m.ackP99Ms)} ms  p99.9 ${f(m.ackP999Ms)} ms  persist lag p99 ${f(m.persistLagMs)} ms  acked ${m.acked} stored ${m.stored}`;
     console.log(
-      `node (${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${process.env.MONGODB_URI ? 'MONGODB_URI' : 'local FerretDB/SQLite'})`,
+      `node (${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${servers.storeBackend ? `local FerretDB on ${servers.storeBackend}` : 'MONGODB_URI'})`,
     );
     let raw = 0;
     let durable: ModeResult | undefined;

@@ -5,6 +5,7 @@ import { printCodecBench, runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
 import { runPlacementBench } from './placement.js';
 import { runStoreBench } from './store.js';
+import { localStoreBackend } from '../cluster/serverConfig.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -33,13 +34,22 @@ if (want('node')) {
   });
 }
 if (want('store')) {
-  // --store NAME=URI (repeatable): measured beside the local FerretDB in the same run.
+  // --local-stores sqlite,postgresql (the first is the baseline; default both, SQLite first);
+  // --store NAME=URI (repeatable): measured after them in the same run.
+  const localStores = (flag('--local-stores') ?? 'sqlite,postgresql')
+    .split(',')
+    .filter((b) => b !== '')
+    .map((b) => localStoreBackend(['--local-store', b]));
   const stores: Record<string, string> = {};
   args.forEach((a, i) => {
     const v = args[i + 1];
     if (a === '--store' && v?.includes('='))
       stores[v.slice(0, v.indexOf('='))] = v.slice(v.indexOf('=') + 1);
   });
-  results.store = await runStoreBench({ documents: Number(flag('--documents') ?? 10_000), stores });
+  results.store = await runStoreBench({
+    documents: Number(flag('--documents') ?? 10_000),
+    localStores,
+    stores,
+  });
 }
 if (jsonFile) writeFileSync(jsonFile, JSON.stringify(results, null, 2));

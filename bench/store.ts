@@ -1,16 +1,22 @@
 // Store benchmark: what the vehicle state path asks of the MongoDB-protocol server, on each store
-// side by side in one run — the local FerretDB (SQLite backend) that tests use, and any store
-// named with `--store NAME=URI` (a FerretDB on PostgreSQL, a real MongoDB). For each: batched
-// inserts, reads by _id at capped concurrency, one `$in` read per batch, `$set` updates in bulk
-// writes and as single updates at capped concurrency. Rates, hdr latency per operation, and the
-// rate as a ratio of the local store's in the same run.
+// side by side in one run — the local FerretDB on each of its backends (PostgreSQL, SQLite), and
+// any store named with `--store NAME=URI` (a real MongoDB). For each: batched inserts, reads by
+// _id at capped concurrency, one `$in` read per batch, `$set` updates in bulk writes and as
+// single updates at capped concurrency. Rates, hdr latency per operation, and the rate as a ratio
+// of the first store's in the same run.
+import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import hdr from 'hdr-histogram-js';
 import { MongoClient, type Collection, type Document } from 'mongodb';
-import { startMongoForTests } from '../test/helpers/mongoServer.js';
+import { projectRoot, startLocalStore, type LocalStore } from '../cluster/localStore.js';
+import type { StoreBackend } from '../cluster/serverConfig.js';
 
 export interface StoreBenchOptions {
   documents: number;
-  /** Extra stores to measure beside the local one: name → MongoDB URI. */
+  /** Local FerretDB backends to start and measure, in this order; the first is the baseline. */
+  localStores: StoreBackend[];
+  /** Stores to measure after them: name → MongoDB URI. */
   stores: Record<string, string>;
 }
 
@@ -183,31 +189,42 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
 }
 
 export async function runStoreBench(o: StoreBenchOptions): Promise<StoreRow[]> {
-  const local = await startMongoForTests();
   const rows: StoreRow[] = [];
-  try {
-    rows.push(...(await measureStore('local', local.mongodbUri, o.documents)));
-    for (const [name, uri] of Object.entries(o.stores))
-      rows.push(...(await measureStore(name, uri, o.documents)));
-  } finally {
-    await local.stop();
+  for (const backend of o.localStores) {
+    const dir = join(
+      projectRoot,
+      '.fleetmesh',
+      'run',
+      `bench-store-${randomBytes(4).toString('hex')}`,
+    );
+    let local: LocalStore | undefined;
+    try {
+      local = await startLocalStore({ dataDir: dir, logDir: join(dir, 'logs'), backend });
+      rows.push(...(await measureStore(backend, local.uri, o.documents)));
+    } finally {
+      await local?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
-  const base = new Map(rows.filter((r) => r.store === 'local').map((r) => [r.workload, r]));
+  for (const [name, uri] of Object.entries(o.stores))
+    rows.push(...(await measureStore(name, uri, o.documents)));
+  const baseline = rows[0]?.store ?? '';
+  const base = new Map(rows.filter((r) => r.store === baseline).map((r) => [r.workload, r]));
   console.log(`\nstore suite: ${o.documents} vehicle documents in the collection`);
   console.log(
-    'store'.padEnd(10) +
+    'store'.padEnd(12) +
       'workload'.padEnd(32) +
       'docs/s'.padStart(10) +
       'p50 ms'.padStart(10) +
       'p99 ms'.padStart(10) +
       'max ms'.padStart(10) +
       'errors'.padStart(8) +
-      '  × local',
+      `  × ${baseline}`,
   );
   for (const r of rows) {
     const b = base.get(r.workload);
     console.log(
-      r.store.padEnd(10) +
+      r.store.padEnd(12) +
         r.workload.padEnd(32) +
         r.perSecond.toFixed(0).padStart(10) +
         r.p50Ms.toFixed(2).padStart(10) +

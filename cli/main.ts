@@ -7,7 +7,7 @@ const [command, ...args] = process.argv.slice(2);
 const usage = `usage: fleetmesh <command> [options]
   start [--port 8808] [--grpc-port 9808] [--grpc-token T] [--host 0.0.0.0] [--sim N]
         [--interval-ms MS] [--ack durable|receive] [--data-dir DIR]
-        [--mongodb-uri URI] [--etcd-endpoints URL,URL]
+        [--mongodb-uri URI | --local-store postgresql|sqlite] [--etcd-endpoints URL,URL]
                                                         start the local system (Ctrl-C stops it)
   decode [--lenient] [--edition 2011|2013|2019] HEX…     decode JT/T 808 frames to JSON lines
                                                         (no HEX: one frame per line on stdin)

@@ -12,7 +12,7 @@ import { projectRoot, startLocalServers } from '../cluster/localServers.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
 import { startGrpcServer } from '../cluster/grpcServer.js';
 import { advertisedHost, startNode } from '../cluster/node.js';
-import { externalServers } from '../cluster/serverConfig.js';
+import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
 
 function flag(args: string[], name: string): string | undefined {
   const i = args.indexOf(name);
@@ -42,6 +42,7 @@ export async function runStart(args: string[]): Promise<number> {
   const ackMode = flag(args, '--ack') === 'receive' ? 'receive' : 'durable';
   const servers = await startLocalServers({
     external,
+    storeBackend: localStoreBackend(args),
     dataDir: flag(args, '--data-dir') ?? join(projectRoot, '.fleetmesh', 'data'),
   });
   const acks = hdr.build({
@@ -77,7 +78,7 @@ export async function runStart(args: string[]): Promise<number> {
     tokens,
   });
   const lines = [
-    `fleetmesh: MongoDB ${servers.mongodbUri}${external.mongodbUri ? ' (external)' : ' (local FerretDB)'}`,
+    `fleetmesh: MongoDB ${servers.mongodbUri}${servers.storeBackend ? ` (local FerretDB on ${servers.storeBackend})` : ' (external)'}`,
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
     `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,

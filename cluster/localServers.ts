@@ -1,20 +1,31 @@
 // Starts and stops the real servers fleetmesh needs on one machine — etcd (Debian's
-// etcd-server) and our embedded FerretDB speaking the MongoDB protocol — for tests and for the
-// local cluster. Nothing is left behind: children are stopped on stop(), on process exit, on
-// SIGINT/SIGTERM, and (via setpriv's parent-death signal) even when this process is SIGKILLed.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// etcd-server) and the local MongoDB-protocol store (our embedded FerretDB on PostgreSQL or
+// SQLite, see localStore.ts) — for tests and for the local cluster. Nothing is left behind (see
+// serverProcess.ts).
+import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
-import { MongoClient } from 'mongodb';
-import { externalServers, type ExternalServers } from './serverConfig.js';
+import {
+  externalServers,
+  localStoreBackend,
+  type ExternalServers,
+  type StoreBackend,
+} from './serverConfig.js';
+import { projectRoot, startLocalStore } from './localStore.js';
+import {
+  freePort,
+  spawnServer,
+  stopChild,
+  waitUntil,
+  type ServerProcess,
+} from './serverProcess.js';
 
-export const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export { ferretdbBinary, pingMongo, projectRoot, startLocalStore } from './localStore.js';
+export { freePort, type ServerProcess } from './serverProcess.js';
+
 const stateDir = join(projectRoot, '.fleetmesh');
-export const ferretdbBinary = join(stateDir, 'bin', 'ferretdb-embedded');
 
 export interface LocalServersOptions {
   /** Keep data here across runs (the local cluster); default: a fresh directory removed on stop. */
@@ -24,147 +35,19 @@ export interface LocalServersOptions {
   etcdPort?: number;
   /** Servers named by the operator; default: read from flags and environment. */
   external?: ExternalServers;
+  /** The local store's backend when no MongoDB is named; default: from flags and environment. */
+  storeBackend?: StoreBackend;
   readyTimeoutMs?: number;
-}
-
-export interface ServerProcess {
-  name: 'etcd' | 'ferretdb';
-  pid: number;
-  logFile: string;
 }
 
 export interface LocalServers {
   mongodbUri: string;
+  /** The local store's backend; absent when the MongoDB is external. */
+  storeBackend?: StoreBackend;
   etcdEndpoints: string[];
   /** Processes we started (empty when both servers are external). */
   processes: ServerProcess[];
   stop(): Promise<void>;
-}
-
-const live = new Set<ChildProcess>();
-let hooksInstalled = false;
-
-// Last resort when the process exits without calling stop(): synchronous kill of what is left.
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', () => {
-    for (const c of live) c.kill('SIGKILL');
-  });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    const onSignal = (): void => {
-      // A program with its own handler shuts down in order (and calls stop()); the 'exit'
-      // hook still catches what it leaves. Otherwise stop the servers and die of the signal.
-      if (process.listenerCount(sig) > 0) return;
-      void stopAll().finally(() => process.kill(process.pid, sig));
-    };
-    process.once(sig, onSignal);
-  }
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all([...live].map((c) => stopChild(c)));
-}
-
-function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
-  return new Promise((resolvePromise) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      live.delete(child);
-      resolvePromise();
-      return;
-    }
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      live.delete(child);
-      resolvePromise();
-    });
-    child.kill('SIGTERM');
-  });
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePromise, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePromise(port));
-    });
-  });
-}
-
-const hasSetpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0;
-
-/**
- * Spawns a server whose stdout/stderr go to a log file. With setpriv the child gets SIGTERM when
- * this process's main thread dies, however it dies. (Spawn from the main thread only: the signal
- * follows the thread that forked.)
- */
-function spawnServer(
-  name: ServerProcess['name'],
-  cmd: string,
-  args: string[],
-  logFile: string,
-): ChildProcess {
-  const [file, argv] = hasSetpriv
-    ? ['setpriv', ['--pdeathsig', 'TERM', '--', cmd, ...args]]
-    : [cmd, args];
-  mkdirSync(dirname(logFile), { recursive: true });
-  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const log = createWriteStream(logFile, { flags: 'a' });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
-  child.on('error', (err) => log.write(`spawn error: ${err.message}\n`));
-  // Servers never keep this process alive: when it ends, the exit hook stops them.
-  child.unref();
-  (child.stdout as { unref?: () => void } | null)?.unref?.();
-  (child.stderr as { unref?: () => void } | null)?.unref?.();
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-  // 'close' comes after the child's stdio has drained into the log.
-  child.once('close', (code, sig) => log.end(`${name} exited (${code ?? sig})\n`));
-  log.on('error', () => undefined); // a full disk must not take the node down with it
-  installExitHooks();
-  return child;
-}
-
-async function waitUntil(
-  what: string,
-  deadline: number,
-  probe: () => Promise<void>,
-  child?: ChildProcess,
-  logFile?: string,
-): Promise<void> {
-  let last: unknown;
-  while (Date.now() < deadline) {
-    if (child && (child.exitCode !== null || child.signalCode !== null)) {
-      throw new Error(
-        `${what} exited (${child.exitCode ?? child.signalCode}) before it was ready; see ${logFile}`,
-      );
-    }
-    try {
-      await probe();
-      return;
-    } catch (err) {
-      last = err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(
-    `${what} not ready in time: ${last instanceof Error ? last.message : String(last)}; see ${logFile}`,
-  );
-}
-
-export async function pingMongo(uri: string): Promise<void> {
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 1000, connectTimeoutMS: 1000 });
-  try {
-    await client.db('admin').command({ ping: 1 });
-  } finally {
-    await client.close();
-  }
 }
 
 export async function pingEtcd(endpoints: string[]): Promise<void> {
@@ -174,76 +57,6 @@ export async function pingEtcd(endpoints: string[]): Promise<void> {
   } finally {
     client.close();
   }
-}
-
-/** A FerretDB on a fixed port and data directory that a fault test can stop and start again. */
-export async function startFerretdbServer(
-  dataDir: string,
-  port: number,
-  timeoutMs = 30_000,
-): Promise<{ uri: string; pid: number; stop(): Promise<void> }> {
-  const keepAlive = setInterval(() => undefined, 1000);
-  try {
-    const started = await startFerretdb(
-      dataDir,
-      port,
-      join(dataDir, '..', 'ferretdb.log'),
-      Date.now() + timeoutMs,
-    );
-    return {
-      uri: started.uri,
-      pid: started.child.pid as number,
-      stop: () => stopChild(started.child),
-    };
-  } finally {
-    clearInterval(keepAlive);
-  }
-}
-
-async function startFerretdb(
-  dataDir: string,
-  port: number,
-  logFile: string,
-  deadline: number,
-): Promise<{ child: ChildProcess; uri: string }> {
-  if (!existsSync(ferretdbBinary)) {
-    throw new Error(`${ferretdbBinary} is missing; run \`npm run setup\` (or set MONGODB_URI)`);
-  }
-  const child = spawnServer(
-    'ferretdb',
-    ferretdbBinary,
-    ['-listen', `127.0.0.1:${port}`, '-data', dataDir],
-    logFile,
-  );
-  // The program prints "ready mongodb://host:port/" once its listener is bound.
-  const ready = new Promise<string>((resolvePromise, reject) => {
-    let buf = '';
-    const onData = (d: Buffer): void => {
-      buf += d.toString();
-      const m = /ready (mongodb:\/\/\S+)/.exec(buf);
-      if (m) {
-        child.stdout?.off('data', onData);
-        resolvePromise(m[1] as string);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code, sig) =>
-      reject(new Error(`ferretdb exited (${code ?? sig}) at start; see ${logFile}`)),
-    );
-    setTimeout(
-      () => reject(new Error(`ferretdb did not start in time; see ${logFile}`)),
-      Math.max(0, deadline - Date.now()),
-    ).unref();
-  });
-  let uri: string;
-  try {
-    uri = await ready;
-    await waitUntil('ferretdb', deadline, () => pingMongo(uri), child, logFile);
-  } catch (err) {
-    await stopChild(child);
-    throw err;
-  }
-  return { child, uri };
 }
 
 async function startEtcd(
@@ -301,11 +114,11 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
   const base = opts.dataDir ?? (tempDir as string);
   const logDir = join(base, 'logs');
   const timeout = opts.readyTimeoutMs ?? 30_000;
-  const children: ChildProcess[] = [];
+  const stops: Array<() => Promise<void>> = [];
   const processes: ServerProcess[] = [];
 
   const stop = async (): Promise<void> => {
-    await Promise.all(children.map((c) => stopChild(c)));
+    await Promise.all(stops.map((s) => s()));
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   };
 
@@ -313,18 +126,19 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
   const keepAlive = setInterval(() => undefined, 1000);
   try {
     let mongodbUri = external.mongodbUri;
+    let storeBackend: StoreBackend | undefined;
     if (!mongodbUri) {
-      const logFile = join(logDir, 'ferretdb.log');
-      const port = opts.mongoPort ?? 0; // 0: the program binds a free port and tells us which
-      const started = await startFerretdb(
-        join(base, 'ferretdb'),
-        port,
-        logFile,
-        Date.now() + timeout,
-      );
-      children.push(started.child);
-      processes.push({ name: 'ferretdb', pid: started.child.pid as number, logFile });
-      mongodbUri = started.uri;
+      const store = await startLocalStore({
+        dataDir: base,
+        logDir,
+        backend: opts.storeBackend ?? localStoreBackend(),
+        port: opts.mongoPort ?? 0, // 0: the program binds a free port and tells us which
+        deadline: Date.now() + timeout,
+      });
+      stops.push(store.stop);
+      processes.push(...store.processes);
+      mongodbUri = store.uri;
+      storeBackend = store.backend;
     }
 
     let etcdEndpoints = external.etcdEndpoints;
@@ -335,7 +149,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
         const port = opts.etcdPort ?? (await freePort());
         try {
           const started = await startEtcd(join(base, 'etcd'), port, logFile, Date.now() + timeout);
-          children.push(started.child);
+          stops.push(() => stopChild(started.child));
           processes.push({ name: 'etcd', pid: started.child.pid as number, logFile });
           etcdEndpoints = [started.endpoint];
         } catch (err) {
@@ -345,7 +159,13 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
       }
       if (!etcdEndpoints) throw lastErr;
     }
-    return { mongodbUri, etcdEndpoints, processes, stop };
+    return {
+      mongodbUri,
+      ...(storeBackend ? { storeBackend } : {}),
+      etcdEndpoints,
+      processes,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

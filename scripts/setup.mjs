@@ -2,9 +2,11 @@
 // Brings a fresh clone to a runnable state, and does nothing that is already done:
 //   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json);
 //   2. etcd from Debian's etcd-server package, unless ETCD_ENDPOINTS points at servers elsewhere;
-//   3. our embedded FerretDB (deps/ferretdb) built with `go build`, only when its sources changed,
+//   3. PostgreSQL from Debian's postgresql-15 (the local store's backend), unless MONGODB_URI
+//      names a MongoDB elsewhere or FLEETMESH_LOCAL_STORE=sqlite;
+//   4. our embedded FerretDB (deps/ferretdb) built with `go build`, only when its sources changed,
 //      unless MONGODB_URI points at a MongoDB elsewhere;
-//   4. the TypeScript build (incremental).
+//   5. the TypeScript build (incremental).
 // Plain JavaScript on purpose: it runs before anything is compiled.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -49,15 +51,31 @@ function npmDependencies() {
   return 'installed npm dependencies';
 }
 
+let aptUpdated = false;
+function aptInstall(what, pkg) {
+  const cmd = `${aptUpdated ? '' : 'apt-get update && '}apt-get install -y --no-install-recommends ${pkg}`;
+  if (process.getuid?.() !== 0) {
+    throw new Error(`${what} is missing and we are not root; run: sudo sh -c '${cmd}'`);
+  }
+  run('sh', ['-c', cmd], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  aptUpdated = true;
+  return `installed ${pkg}`;
+}
+
 function etcd() {
   if (process.env.ETCD_ENDPOINTS) return null;
   if (onPath('etcd')) return null;
-  const cmd = 'apt-get update && apt-get install -y --no-install-recommends etcd-server';
-  if (process.getuid?.() !== 0) {
-    throw new Error(`etcd is missing and we are not root; run: sudo sh -c '${cmd}'`);
-  }
-  run('sh', ['-c', cmd], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  return 'installed etcd-server';
+  return aptInstall('etcd', 'etcd-server');
+}
+
+function postgresql() {
+  if (process.env.MONGODB_URI || process.env.FLEETMESH_LOCAL_STORE === 'sqlite') return null;
+  const base = '/usr/lib/postgresql';
+  const installed =
+    existsSync(base) && readdirSync(base).some((v) => existsSync(join(base, v, 'bin', 'postgres')));
+  if (installed) return null;
+  // The package's own cluster is not used: fleetmesh runs initdb in a directory of its own.
+  return aptInstall('PostgreSQL', 'postgresql-15');
 }
 
 function ferretdb() {
@@ -104,6 +122,7 @@ function typescript() {
 try {
   step('npm', npmDependencies);
   step('etcd', etcd);
+  step('postgresql', postgresql);
   step('ferretdb', ferretdb);
   step('typescript', typescript);
   const s = ((Date.now() - started) / 1000).toFixed(1);

@@ -8,7 +8,7 @@ import { MongoClient, type Collection, type Document } from 'mongodb';
 import {
   freePort,
   projectRoot,
-  startFerretdbServer,
+  startLocalStore,
   type LocalServers,
 } from '../../cluster/localServers.js';
 import { BatchWriter } from '../../storage/batchWriter.js';
@@ -102,7 +102,7 @@ describe('BatchWriter across a server outage (real FerretDB stopped and restarte
     if (process.env.MONGODB_URI) return; // needs a server this test can stop
     mkdirSync(dir, { recursive: true });
     const port = await freePort();
-    let server = await startFerretdbServer(join(dir, 'data'), port);
+    let server = await startLocalStore({ dataDir: join(dir, 'data'), logDir: dir, port });
     const client = new MongoClient(server.uri, {
       serverSelectionTimeoutMS: 500,
       connectTimeoutMS: 500,
@@ -125,7 +125,7 @@ describe('BatchWriter across a server outage (real FerretDB stopped and restarte
       await new Promise((r) => setTimeout(r, 1500));
       assert.equal(settled, 0, 'nothing is acknowledged while the server is down');
       assert.ok(w.stats.retries > 0, 'the writer retried');
-      server = await startFerretdbServer(join(dir, 'data'), port);
+      server = await startLocalStore({ dataDir: join(dir, 'data'), logDir: dir, port });
       const outcomes = await Promise.all(during);
       assert.equal(outcomes.length, 100);
       assert.equal(await col.countDocuments(), 150);

@@ -1,5 +1,5 @@
 // However the program that started the servers ends — SIGKILL, SIGTERM, SIGINT, an uncaught
-// exception, a failing test — no etcd or FerretDB process outlives it.
+// exception, a failing test — no etcd, FerretDB or PostgreSQL process outlives it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -9,6 +9,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { projectRoot } from '../../cluster/localServers.js';
+import { localStoreBackend } from '../../cluster/serverConfig.js';
+
+// etcd, FerretDB, and the PostgreSQL under it unless the local store is SQLite.
+const serverCount = localStoreBackend([]) === 'postgresql' ? 3 : 2;
 
 const fixtures = join(projectRoot, 'dist', 'test', 'fixtures');
 
@@ -50,8 +54,8 @@ async function startHolder(
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   const [line] = (await once(lines, 'line')) as [string];
   const { pids } = JSON.parse(line) as { pids: number[] };
-  assert.equal(pids.length, 2, 'both servers were started');
-  assert.deepEqual(pids.filter(running), pids, 'both servers run while the holder lives');
+  assert.equal(pids.length, serverCount, 'every server was started');
+  assert.deepEqual(pids.filter(running), pids, 'the servers run while the holder lives');
   return { child, pids };
 }
 
@@ -85,7 +89,7 @@ describe('no server outlives its program', () => {
       const [code] = (await once(child, 'exit')) as [number | null];
       assert.equal(code, 1, 'the failing test run reports failure');
       const pids = JSON.parse(readFileSync(pidsFile, 'utf8')) as number[];
-      assert.equal(pids.length, 2);
+      assert.equal(pids.length, serverCount);
       assert.deepEqual(await gone(pids), []);
     } finally {
       rmSync(dir, { recursive: true, force: true });

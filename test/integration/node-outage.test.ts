@@ -6,7 +6,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { freePort, projectRoot, startFerretdbServer } from '../../cluster/localServers.js';
+import { freePort, projectRoot, startLocalStore } from '../../cluster/localServers.js';
 import { writerTotals } from '../../cluster/vehicleShard.js';
 import { startNode } from '../../cluster/node.js';
 import { COLLECTIONS } from '../../storage/schema.js';
@@ -22,7 +22,7 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
     async () => {
       mkdirSync(dir, { recursive: true });
       const port = await freePort();
-      let db = await startFerretdbServer(join(dir, 'data'), port);
+      let db = await startLocalStore({ dataDir: join(dir, 'data'), logDir: dir, port });
       const node = await startNode({
         mongodbUri: db.uri,
         database: 'outage',
@@ -80,7 +80,7 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
         );
         assert.ok(node.gateway.stats.pausedForBackpressure > 0, 'reading paused');
         assert.ok(writerTotals(await node.stats(), 'positions').retries > 0, 'writes were retried');
-        db = await startFerretdbServer(join(dir, 'data'), port);
+        db = await startLocalStore({ dataDir: join(dir, 'data'), logDir: dir, port });
         await new Promise((r) => setTimeout(r, 2000));
         stop = true;
         await Promise.all(loops);

@@ -2,7 +2,7 @@
 // status line, the gRPC service answering with the configured token, and a clean stop on SIGINT.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +16,7 @@ type Obj = Record<string, unknown>;
 describe('fleetmesh start', () => {
   it('starts everything, shows terminals online, serves gRPC, and stops cleanly on SIGINT', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'fleetmesh-start-'));
+    chmodSync(dataDir, 0o755); // mkdtemp's 0700 would keep PostgreSQL's own user out, as root
     const child = spawn(
       process.execPath,
       [

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { externalServers } from '../../cluster/serverConfig.js';
+import { externalServers, localStoreBackend } from '../../cluster/serverConfig.js';
 import { startLocalServers } from '../../cluster/localServers.js';
 
 describe('server configuration', () => {
@@ -24,6 +24,16 @@ describe('server configuration', () => {
         mongodbUri: 'mongodb://env:2/',
       },
     );
+  });
+
+  it('chooses the local store: flag, then FLEETMESH_LOCAL_STORE, then PostgreSQL', () => {
+    assert.equal(localStoreBackend([], {}), 'postgresql');
+    assert.equal(localStoreBackend([], { FLEETMESH_LOCAL_STORE: 'sqlite' }), 'sqlite');
+    assert.equal(
+      localStoreBackend(['--local-store=postgresql'], { FLEETMESH_LOCAL_STORE: 'sqlite' }),
+      'postgresql',
+    );
+    assert.throws(() => localStoreBackend(['--local-store', 'mysql'], {}), /unknown local store/);
   });
 
   it('starts nothing when both servers are external', async () => {

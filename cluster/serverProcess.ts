@@ -1,0 +1,153 @@
+// Child server processes (etcd, PostgreSQL, FerretDB) that never outlive the program that started
+// them: stopped on stop(), on process exit, on SIGINT/SIGTERM, and (via setpriv's parent-death
+// signal) even when this process is SIGKILLed.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname } from 'node:path';
+
+export interface ServerProcess {
+  name: 'etcd' | 'ferretdb' | 'postgresql';
+  pid: number;
+  logFile: string;
+}
+
+export interface SpawnOptions {
+  /** The signal that stops the server cleanly (PostgreSQL: SIGINT, its fast shutdown). */
+  stopSignal?: NodeJS.Signals;
+  /** Run as this system user (PostgreSQL refuses to run as root). Needs setpriv and root. */
+  user?: string;
+}
+
+/** Live children and the signal each one stops on. */
+const live = new Map<ChildProcess, NodeJS.Signals>();
+let hooksInstalled = false;
+
+// Last resort when the process exits without calling stop(): a synchronous signal to what is
+// left. PostgreSQL gets its fast-shutdown signal, so it still ends by itself, cleanly.
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', () => {
+    for (const [c, sig] of live) c.kill(sig === 'SIGTERM' ? 'SIGKILL' : sig);
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    const onSignal = (): void => {
+      // A program with its own handler shuts down in order (and calls stop()); the 'exit'
+      // hook still catches what it leaves. Otherwise stop the servers and die of the signal.
+      if (process.listenerCount(sig) > 0) return;
+      void Promise.all([...live.keys()].map((c) => stopChild(c))).finally(() =>
+        process.kill(process.pid, sig),
+      );
+    };
+    process.once(sig, onSignal);
+  }
+}
+
+export function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  return new Promise((resolvePromise) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      live.delete(child);
+      resolvePromise();
+      return;
+    }
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolvePromise();
+    });
+    child.kill(live.get(child) ?? 'SIGTERM');
+  });
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePromise(port));
+    });
+  });
+}
+
+const hasSetpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0;
+
+/** setpriv arguments that run a command as `user` (with its groups), or none when not root. */
+export function runAsArgs(user: string | undefined): string[] {
+  if (!user || process.getuid?.() !== 0) return [];
+  if (!hasSetpriv) throw new Error(`setpriv is needed to run a server as ${user}`);
+  return ['--reuid', user, '--regid', user, '--init-groups'];
+}
+
+/**
+ * Spawns a server whose stdout/stderr go to a log file. With setpriv the child gets its stop
+ * signal when this process's main thread dies, however it dies. (Spawn from the main thread only:
+ * the signal follows the thread that forked.)
+ */
+export function spawnServer(
+  name: ServerProcess['name'],
+  cmd: string,
+  args: string[],
+  logFile: string,
+  opts: SpawnOptions = {},
+): ChildProcess {
+  const stopSignal = opts.stopSignal ?? 'SIGTERM';
+  const asUser = runAsArgs(opts.user);
+  const [file, argv] =
+    hasSetpriv || asUser.length > 0
+      ? [
+          'setpriv',
+          // setpriv sets the parent-death signal after changing user, so it survives the change.
+          [...asUser, '--pdeathsig', stopSignal.replace(/^SIG/, ''), '--', cmd, ...args],
+        ]
+      : [cmd, args];
+  mkdirSync(dirname(logFile), { recursive: true });
+  const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  child.on('error', (err) => log.write(`spawn error: ${err.message}\n`));
+  // Servers never keep this process alive: when it ends, the exit hook stops them.
+  child.unref();
+  (child.stdout as { unref?: () => void } | null)?.unref?.();
+  (child.stderr as { unref?: () => void } | null)?.unref?.();
+  live.set(child, stopSignal);
+  child.once('exit', () => live.delete(child));
+  // 'close' comes after the child's stdio has drained into the log.
+  child.once('close', (code, sig) => log.end(`${name} exited (${code ?? sig})\n`));
+  log.on('error', () => undefined); // a full disk must not take the node down with it
+  installExitHooks();
+  return child;
+}
+
+/** Probes until `probe` resolves; fails early when the child exits, or at the deadline. */
+export async function waitUntil(
+  what: string,
+  deadline: number,
+  probe: () => Promise<void>,
+  child?: ChildProcess,
+  logFile?: string,
+): Promise<void> {
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (child && (child.exitCode !== null || child.signalCode !== null)) {
+      throw new Error(
+        `${what} exited (${child.exitCode ?? child.signalCode}) before it was ready; see ${logFile}`,
+      );
+    }
+    try {
+      await probe();
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw new Error(
+    `${what} not ready in time: ${last instanceof Error ? last.message : String(last)}; see ${logFile}`,
+  );
+}
