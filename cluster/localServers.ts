@@ -44,6 +44,8 @@ export interface LocalServers {
   mongodbUri: string;
   /** The local store's backend; absent when the MongoDB is external. */
   storeBackend?: StoreBackend;
+  /** The PostgreSQL under the local store, when that is its backend. */
+  postgresqlUrl?: string;
   etcdEndpoints: string[];
   /** Processes we started (empty when both servers are external). */
   processes: ServerProcess[];
@@ -127,6 +129,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
   try {
     let mongodbUri = external.mongodbUri;
     let storeBackend: StoreBackend | undefined;
+    let postgresqlUrl: string | undefined;
     if (!mongodbUri) {
       const store = await startLocalStore({
         dataDir: base,
@@ -139,6 +142,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
       processes.push(...store.processes);
       mongodbUri = store.uri;
       storeBackend = store.backend;
+      postgresqlUrl = store.postgresqlUrl;
     }
 
     let etcdEndpoints = external.etcdEndpoints;
@@ -162,6 +166,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
     return {
       mongodbUri,
       ...(storeBackend ? { storeBackend } : {}),
+      ...(postgresqlUrl ? { postgresqlUrl } : {}),
       etcdEndpoints,
       processes,
       stop,

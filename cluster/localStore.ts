@@ -35,6 +35,8 @@ export interface LocalStoreOptions {
 export interface LocalStore {
   uri: string;
   backend: StoreBackend;
+  /** The PostgreSQL under FerretDB (postgresql backend): for inspecting what FerretDB does. */
+  postgresqlUrl?: string;
   processes: ServerProcess[];
   /** Stops FerretDB, then PostgreSQL; the data stays in dataDir. */
   stop(): Promise<void>;
@@ -214,12 +216,14 @@ export async function startLocalStore(opts: LocalStoreOptions): Promise<LocalSto
   const keepAlive = setInterval(() => undefined, 1000);
   try {
     let backendArgs: string[];
+    let postgresqlUrl: string | undefined;
     if (backend === 'postgresql') {
       const logFile = join(opts.logDir, 'postgresql.log');
       const pg = await startPostgres(join(opts.dataDir, 'postgresql'), logFile, deadline);
       children.push(pg.child);
       processes.push({ name: 'postgresql', pid: pg.child.pid as number, logFile });
       backendArgs = ['-handler', 'postgresql', '-postgresql-url', pg.url];
+      postgresqlUrl = pg.url;
     } else {
       backendArgs = ['-handler', 'sqlite', '-data', join(opts.dataDir, 'ferretdb')];
     }
@@ -227,7 +231,13 @@ export async function startLocalStore(opts: LocalStoreOptions): Promise<LocalSto
     const ferret = await startFerretdb(backendArgs, opts.port ?? 0, logFile, deadline);
     children.push(ferret.child);
     processes.push({ name: 'ferretdb', pid: ferret.child.pid as number, logFile });
-    return { uri: ferret.uri, backend, processes, stop };
+    return {
+      uri: ferret.uri,
+      backend,
+      ...(postgresqlUrl ? { postgresqlUrl } : {}),
+      processes,
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;

@@ -4,8 +4,9 @@
 //   2. etcd from Debian's etcd-server package, unless ETCD_ENDPOINTS points at servers elsewhere;
 //   3. PostgreSQL from Debian's postgresql-15 (the local store's backend), unless MONGODB_URI
 //      names a MongoDB elsewhere or FLEETMESH_LOCAL_STORE=sqlite;
-//   4. our embedded FerretDB (deps/ferretdb) built with `go build`, only when its sources changed,
-//      unless MONGODB_URI points at a MongoDB elsewhere;
+//   4. our embedded FerretDB (deps/ferretdb) built with `go build` from a vendored copy with our
+//      patches applied, only when its sources or patches changed, unless MONGODB_URI points at a
+//      MongoDB elsewhere;
 //   5. the TypeScript build (incremental).
 // Plain JavaScript on purpose: it runs before anything is compiled.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -83,15 +84,35 @@ function ferretdb() {
   const src = join(root, 'deps', 'ferretdb');
   const out = join(stateDir, 'bin', 'ferretdb-embedded');
   const stamp = `${out}.sha256`;
+  const patchDir = join(src, 'patches');
+  const patches = readdirSync(patchDir)
+    .filter((f) => f.endsWith('.patch'))
+    .sort();
   const hash = createHash('sha256');
   for (const f of ['go.mod', 'go.sum', 'main.go']) hash.update(readFileSync(join(src, f)));
+  for (const f of patches) hash.update(f).update(readFileSync(join(patchDir, f)));
   const digest = hash.digest('hex');
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) return null;
   if (!onPath('go')) throw new Error('Go is needed to build deps/ferretdb (or set MONGODB_URI)');
+  if (!onPath('patch')) throw new Error('patch is needed to build deps/ferretdb (apt-get install patch)');
+  // Build from a vendored copy so our patches to FerretDB (deps/ferretdb/patches) apply to it
+  // and never to the shared Go module cache.
+  const build = join(stateDir, 'build', 'ferretdb');
+  rmSync(build, { recursive: true, force: true });
+  mkdirSync(build, { recursive: true });
+  for (const f of ['go.mod', 'go.sum', 'main.go']) {
+    writeFileSync(join(build, f), readFileSync(join(src, f)));
+  }
+  run('go', ['mod', 'vendor'], { cwd: build });
+  const ferretSrc = join(build, 'vendor', 'github.com', 'FerretDB', 'FerretDB');
+  for (const f of patches) {
+    run('patch', ['-p1', '--quiet', '--forward', '-d', ferretSrc, '-i', join(patchDir, f)]);
+  }
   mkdirSync(dirname(out), { recursive: true });
-  run('go', ['build', '-trimpath', '-o', out, '.'], { cwd: src });
+  run('go', ['build', '-mod=vendor', '-trimpath', '-o', out, '.'], { cwd: build });
+  rmSync(build, { recursive: true, force: true });
   writeFileSync(stamp, digest);
-  return 'built deps/ferretdb';
+  return `built deps/ferretdb with ${patches.length} patch(es)`;
 }
 
 function typescript() {
