@@ -94,7 +94,8 @@ function ferretdb() {
   const digest = hash.digest('hex');
   if (existsSync(out) && existsSync(stamp) && readFileSync(stamp, 'utf8') === digest) return null;
   if (!onPath('go')) throw new Error('Go is needed to build deps/ferretdb (or set MONGODB_URI)');
-  if (!onPath('patch')) throw new Error('patch is needed to build deps/ferretdb (apt-get install patch)');
+  if (!onPath('patch'))
+    throw new Error('patch is needed to build deps/ferretdb (apt-get install patch)');
   // Build from a vendored copy so our patches to FerretDB (deps/ferretdb/patches) apply to it
   // and never to the shared Go module cache.
   const build = join(stateDir, 'build', 'ferretdb');
