@@ -20,6 +20,7 @@ import type { LayoutStats } from '../jt808/locationReaders.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
 import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
+import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
 
 export interface ShardOptions {
@@ -45,6 +46,8 @@ export interface ShardStats {
   /** Each writer's counters and the writes it holds now. */
   writers: Record<WriterName, WriterFigures>;
   full: boolean;
+  /** Activation reads: batches, failures, vehicles waiting for a read now. */
+  loader: VehicleLoaderStats & { queued: number; reading: number };
   malformedBodies: number;
   /** Location item layouts compiled in this thread, and reports read item by item past the limit. */
   locationLayouts: LayoutStats;
@@ -202,6 +205,7 @@ export class VehicleShard {
         commands: figures(s.commands),
       },
       full: s.full,
+      loader: { ...s.loader.stats, queued: s.loader.queued, reading: s.loader.reading },
       malformedBodies: this.malformedBodies,
       locationLayouts: locationLayoutStats(),
     };

@@ -10,6 +10,7 @@ import type { Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
 import { COLLECTIONS, positionId } from './schema.js';
+import { VehicleLoader, type VehicleLoaderOptions } from './vehicleLoader.js';
 
 export interface LastState {
   time: number;
@@ -123,6 +124,7 @@ export function binaryToBytes<T>(v: T): T {
 
 export interface VehicleStoreOptions {
   writer?: BatchWriterOptions;
+  loader?: VehicleLoaderOptions;
 }
 
 export class VehicleStore {
@@ -132,11 +134,10 @@ export class VehicleStore {
   readonly alarms: BatchWriter;
   readonly sessions: BatchWriter;
   readonly commands: BatchWriter;
+  /** Activation reads, batched by `$in` and capped in concurrency. */
+  readonly loader: VehicleLoader<VehicleRecord>;
 
-  constructor(
-    private readonly db: Db,
-    options: VehicleStoreOptions = {},
-  ) {
+  constructor(db: Db, options: VehicleStoreOptions = {}) {
     const w: BatchWriterOptions = options.writer ?? {};
     this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), w);
     this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
@@ -144,19 +145,24 @@ export class VehicleStore {
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);
     this.commands = new BatchWriter(db.collection(COLLECTIONS.commands), w);
     this.media = new MediaStore(db);
+    const vehicles = db.collection<VehicleRecord>(COLLECTIONS.vehicles);
+    this.loader = new VehicleLoader(async (ids) => {
+      const records = (await vehicles.find({ _id: { $in: ids } }).toArray()) as VehicleRecord[];
+      // Byte fields of queued commands (raw parameters, raw bodies) come back as BSON Binary.
+      for (const r of records) {
+        if (r.pendingCommands) r.pendingCommands = binaryToBytes(r.pendingCommands);
+      }
+      return records;
+    }, options.loader);
   }
 
   private get writers(): BatchWriter[] {
     return [this.positions, this.vehicles, this.alarms, this.sessions, this.commands];
   }
 
-  async load(vehicleId: string): Promise<VehicleRecord | null> {
-    const record = (await this.db
-      .collection<VehicleRecord>(COLLECTIONS.vehicles)
-      .findOne({ _id: vehicleId })) as VehicleRecord | null;
-    // Byte fields of queued commands (raw parameters, raw bodies) come back as BSON Binary.
-    if (record?.pendingCommands) record.pendingCommands = binaryToBytes(record.pendingCommands);
-    return record;
+  /** A vehicle's stored record (null when it has none), read with the others asked for now. */
+  load(vehicleId: string): Promise<VehicleRecord | null> {
+    return this.loader.load(vehicleId);
   }
 
   save(record: VehicleRecord): Promise<WriteOutcome> {

@@ -28,12 +28,18 @@ export class FakeScheduler implements Scheduler {
   async advance(ms: number): Promise<void> {
     const end = this.t + ms;
     for (;;) {
-      let next: [number, { at: number; fn: () => void }] | undefined;
-      for (const e of this.timers) if (e[1].at <= end && (!next || e[1].at < next[1].at)) next = e;
-      if (!next) break;
-      this.timers.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
+      let at = Infinity;
+      for (const e of this.timers.values()) if (e.at <= end && e.at < at) at = e.at;
+      if (at === Infinity) break;
+      this.t = at;
+      // Like Node's timers phase: every timer due at this instant fires before the next turn
+      // (so what they start in the same turn, such as one batched read, starts together).
+      for (const [id, e] of [...this.timers]) {
+        if (e.at !== at || !this.timers.has(id)) continue;
+        this.timers.delete(id);
+        e.fn();
+        await Promise.resolve();
+      }
       await new Promise((r) => setImmediate(r));
     }
     this.t = end;
