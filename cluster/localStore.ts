@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { MongoClient } from 'mongodb';
 import {
   freePort,
-  runAsArgs,
+  commandAs,
   spawnServer,
   stopChild,
   waitUntil,
@@ -86,15 +86,15 @@ function initPostgres(bin: string, dataDir: string): void {
     const { uid, gid } = userIds(POSTGRES_USER);
     chownSync(dataDir, uid, gid);
   }
-  const asUser = runAsArgs(POSTGRES_USER);
-  const initdb = [
+  const [file, argv] = commandAs(
     join(bin, 'initdb'),
-    ...['-D', dataDir, '-A', 'trust', '-U', 'fleetmesh', '-E', 'UTF8', '--locale=C'],
-    '--no-instructions',
-  ];
-  const r = asUser.length
-    ? spawnSync('setpriv', [...asUser, '--', ...initdb], { encoding: 'utf8' })
-    : spawnSync(initdb[0] as string, initdb.slice(1), { encoding: 'utf8' });
+    [
+      ...['-D', dataDir, '-A', 'trust', '-U', 'fleetmesh', '-E', 'UTF8', '--locale=C'],
+      '--no-instructions',
+    ],
+    { user: POSTGRES_USER },
+  );
+  const r = spawnSync(file, argv, { encoding: 'utf8' });
   if (r.status !== 0) {
     const out = (r.stderr || r.stdout).trim();
     const hint = /Permission denied/.test(out)

@@ -76,11 +76,24 @@ export function freePort(): Promise<number> {
 
 const hasSetpriv = spawnSync('sh', ['-c', 'command -v setpriv'], { stdio: 'ignore' }).status === 0;
 
-/** setpriv arguments that run a command as `user` (with its groups), or none when not root. */
-export function runAsArgs(user: string | undefined): string[] {
-  if (!user || process.getuid?.() !== 0) return [];
-  if (!hasSetpriv) throw new Error(`setpriv is needed to run a server as ${user}`);
-  return ['--reuid', user, '--regid', user, '--init-groups'];
+/**
+ * The command line that runs `cmd` as `user` (as root only; with setpriv) and, when given, with a
+ * parent-death signal. setpriv sets that signal after changing user, so it survives the change.
+ */
+export function commandAs(
+  cmd: string,
+  args: string[],
+  opts: { user?: string; deathSignal?: NodeJS.Signals } = {},
+): [string, string[]] {
+  const asUser = opts.user && process.getuid?.() === 0 ? opts.user : undefined;
+  if (asUser && !hasSetpriv) throw new Error(`setpriv is needed to run a server as ${asUser}`);
+  const prefix = [
+    ...(asUser ? ['--reuid', asUser, '--regid', asUser, '--init-groups'] : []),
+    ...(opts.deathSignal && hasSetpriv
+      ? ['--pdeathsig', opts.deathSignal.replace(/^SIG/, '')]
+      : []),
+  ];
+  return prefix.length > 0 ? ['setpriv', [...prefix, '--', cmd, ...args]] : [cmd, args];
 }
 
 /**
@@ -96,15 +109,10 @@ export function spawnServer(
   opts: SpawnOptions = {},
 ): ChildProcess {
   const stopSignal = opts.stopSignal ?? 'SIGTERM';
-  const asUser = runAsArgs(opts.user);
-  const [file, argv] =
-    hasSetpriv || asUser.length > 0
-      ? [
-          'setpriv',
-          // setpriv sets the parent-death signal after changing user, so it survives the change.
-          [...asUser, '--pdeathsig', stopSignal.replace(/^SIG/, ''), '--', cmd, ...args],
-        ]
-      : [cmd, args];
+  const [file, argv] = commandAs(cmd, args, {
+    ...(opts.user ? { user: opts.user } : {}),
+    deathSignal: stopSignal,
+  });
   mkdirSync(dirname(logFile), { recursive: true });
   const child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile, { flags: 'a' });
