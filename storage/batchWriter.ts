@@ -183,9 +183,10 @@ export class BatchWriter {
 
   /**
    * How many buffered writes go in the next batch: up to maxBatch, at most maxUpdates updates
-   * (FerretDB v1's SQLite backend stops answering an update command that replaces about a
-   * hundred existing documents: measured here, 50 fine, 100 hung), and never two updates of the
-   * same _id (the order inside an unordered batch is not guaranteed).
+   * (FerretDB runs a command's updates one after another, ~1 ms each, so this bounds how long a
+   * batch of inserts behind them waits; it once also kept FerretDB v1.24 under its connection
+   * leak, fixed by deps/ferretdb/patches/0002), and never two updates of the same _id (the
+   * order inside an unordered batch is not guaranteed).
    */
   private batchLength(): number {
     const seen = new Set<unknown>();

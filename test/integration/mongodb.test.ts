@@ -1,7 +1,8 @@
 // The MongoDB-protocol server we start (FerretDB, or MONGODB_URI) behaves as the storage layer
 // relies on: documents round-trip through the official driver, and an unordered bulk insert
 // with a duplicate key reports the duplicate while storing the rest; reads by _id and by $in of
-// ids answer exactly, and on PostgreSQL through the _id index (our FerretDB patch).
+// ids answer exactly, and on PostgreSQL through the _id index (our FerretDB patch 0001); a bulk
+// write of hundreds of updates answers (patch 0002).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -86,6 +87,35 @@ describe('MongoDB protocol server (real)', () => {
       ],
     );
   });
+
+  // FerretDB v1.24 kept every update's query open until the command returned and hung past its
+  // 50 pooled connections (our patch 0002); the timeout turns such a hang into a failure.
+  it(
+    'one bulk write of 300 replaces and $set updates applies each',
+    { timeout: 60_000 },
+    async () => {
+      const col = client
+        .db('fleetmesh_test')
+        .collection<{ _id: string; n: number; m?: number }>('bulkupdates');
+      const ids = Array.from({ length: 300 }, (_, i) => `u${i}`);
+      await col.insertMany(ids.slice(0, 200).map((_id) => ({ _id, n: 0 })));
+      const result = await col.bulkWrite(
+        ids.map((_id, i) =>
+          i % 2 === 0
+            ? { replaceOne: { filter: { _id }, replacement: { _id, n: i }, upsert: true } }
+            : { updateOne: { filter: { _id }, update: { $set: { n: i, m: 1 } }, upsert: true } },
+        ),
+        { ordered: false },
+      );
+      assert.equal(result.matchedCount, 200);
+      assert.equal(result.upsertedCount, 100);
+      const docs = await col.find({}).sort({ n: 1 }).toArray();
+      assert.deepEqual(
+        docs.map((d) => [d._id, d.n, d.m]),
+        ids.map((_id, i) => [_id, i, i % 2 === 0 ? undefined : 1]),
+      );
+    },
+  );
 
   it('reads by _id and by $in of ids answer exactly what a scan answers', async () => {
     const col = client.db('fleetmesh_test').collection<AnyId>('byid');
