@@ -8,6 +8,7 @@ import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor } from '../jt808/reassembly.js';
 import type { MediaUpload } from '../storage/mediaStore.js';
+import { RecordSnapshot } from '../storage/recordChanges.js';
 import type { WriteOutcome } from '../storage/batchWriter.js';
 import {
   positionDocument,
@@ -125,6 +126,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private nextSerial = 0;
   private isLoaded = false;
   private dirty = false;
+  /** What the store holds of `record`, as far as this actor knows: saves write the difference. */
+  private snapshot = new RecordSnapshot();
   private readonly now: () => number;
   private readonly commands = new CommandQueue();
   /** Callers waiting for a command's final state (in memory only: lost with the actor). */
@@ -154,6 +157,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   async activate(): Promise<void> {
     const saved = await this.deps.store.load(this.vehicleId);
+    this.snapshot = new RecordSnapshot(saved);
     if (saved) this.record = saved;
     // A vehicle loaded from storage is offline until its terminal authenticates on this node.
     this.record.online = false;
@@ -305,7 +309,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.record.registration = { ...body, registeredAt: new Date(this.now()) };
       this.alarms.setEdition(edition);
       // The terminal keeps the code it is given: store it before handing it out.
-      await this.deps.store.save(this.record);
+      await this.writeChanges();
     }
     const body8100 =
       result === 0
@@ -468,7 +472,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   private savePendingCommands(): Promise<unknown> {
     this.record.pendingCommands = this.commands.pending();
-    return this.deps.store.save({ ...this.record, openAlarms: this.alarms.open });
+    this.record.openAlarms = this.alarms.open;
+    return this.writeChanges();
   }
 
   private locations(
@@ -595,11 +600,22 @@ export class VehicleActor implements Actor<VehicleMessage> {
     ctx.startTimer('save', this.deps.policy.saveEveryMs, { kind: 'saveState' });
   }
 
+  /** The save timer and passivation: whatever changed since the last write (often nothing). */
   private async saveState(): Promise<void> {
-    if (!this.dirty) return;
     this.dirty = false;
     this.record.openAlarms = this.alarms.open;
-    await this.deps.store.save({ ...this.record });
+    await this.writeChanges();
+  }
+
+  /** Hands the store the record's fields that changed since the last write. */
+  private writeChanges(): Promise<unknown> {
+    const change = this.snapshot.take(this.record);
+    if (!change) return Promise.resolve();
+    return this.deps.store.saveChanges(this.vehicleId, change).catch((err: unknown) => {
+      // Not stored: the next save (passivation at the latest) writes these fields again.
+      this.snapshot.forget(change);
+      throw err;
+    });
   }
 
   private out(

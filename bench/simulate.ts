@@ -6,12 +6,17 @@
 // SIGTERM) says how many reports and points were acknowledged, to compare with what is stored.
 //   node dist/bench/simulate.js --port P [--host H] --count N [--idle] [--interval-ms MS]
 //     [--auth-code CODE]   vehicles provisioned with this code: no registration
+//     [--codes FILE]       with registration: write each phone's code here once all are online;
+//                          without (--no-register): authenticate with the codes read from it
+//     [--no-register]      authenticate only (with --auth-code or --codes)
+//     [--concurrency N]    terminals coming online at once (default 200)
 //     [--first K]          phones 0136xxxxxxxx numbered from K (default 0)
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
 //     [--blind-for N]      a coverage loss lasts N intervals (default: 5 to 14 at random)
 //     [--seconds S]        stop after S seconds online and print the summary
 //     [--seed S]           random choices are reproducible
+import { readFileSync, writeFileSync } from 'node:fs';
 import hdr from 'hdr-histogram-js';
 import type { LocationReport } from '../jt808/location.js';
 import { SimTerminal, trackPoint } from './terminal.js';
@@ -28,6 +33,13 @@ const first = Number(flag('--first') ?? 0);
 const idle = args.includes('--idle');
 const intervalMs = Number(flag('--interval-ms') ?? 10_000);
 const authCode = flag('--auth-code');
+const codesFile = flag('--codes');
+const register = authCode === undefined && !args.includes('--no-register');
+const concurrency = Number(flag('--concurrency') ?? 200);
+const knownCodes: Record<string, string> =
+  !register && codesFile !== undefined
+    ? (JSON.parse(readFileSync(codesFile, 'utf8')) as Record<string, string>)
+    : {};
 const alarmEvery = Number(flag('--alarm-every') ?? 50);
 const blindEvery = Number(flag('--blind-every') ?? 200);
 const blindFor = flag('--blind-for') !== undefined ? Number(flag('--blind-for')) : undefined;
@@ -161,10 +173,10 @@ process.once('SIGINT', finish);
 process.once('SIGTERM', finish);
 
 const terminals: SimTerminal[] = [];
-const batch = 200;
-for (let i = 0; i < count; i += batch) {
+const onlineStarted = performance.now();
+for (let i = 0; i < count; i += concurrency) {
   const group = await Promise.all(
-    Array.from({ length: Math.min(batch, count - i) }, async (_, j) => {
+    Array.from({ length: Math.min(concurrency, count - i) }, async (_, j) => {
       const t = new SimTerminal({
         host,
         port,
@@ -172,8 +184,10 @@ for (let i = 0; i < count; i += batch) {
         timeoutMs: 60_000,
       });
       await t.connect();
-      if (authCode === undefined) await t.register();
-      if ((await t.authenticate(authCode)) !== 0)
+      if (register && (await t.register()) !== 0)
+        throw new Error(`terminal ${t.options.phone} was refused registration`);
+      const code = authCode ?? (register ? t.authCode : knownCodes[t.options.phone]);
+      if ((await t.authenticate(code)) !== 0)
         throw new Error(`terminal ${t.options.phone} was refused`);
       drive(t, i + j);
       return t;
@@ -182,5 +196,12 @@ for (let i = 0; i < count; i += batch) {
   terminals.push(...group);
   if (terminals.length % 1000 === 0) process.stderr.write(`simulate: ${terminals.length} online\n`);
 }
-process.stdout.write(`ready ${terminals.length}\n`);
+const onlineMs = performance.now() - onlineStarted;
+if (register && codesFile !== undefined)
+  writeFileSync(
+    codesFile,
+    JSON.stringify(Object.fromEntries(terminals.map((t) => [t.options.phone, t.authCode]))),
+  );
+// "ready N MS": N online, the last after MS from the first connection.
+process.stdout.write(`ready ${terminals.length} ${Math.round(onlineMs)}\n`);
 if (seconds !== undefined) setTimeout(finish, Number(seconds) * 1000);

@@ -237,6 +237,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     retries: 0,
     lastLagMs: 0,
     buffered: 0,
+    coalesced: 0,
   };
   for (const s of stats) {
     const w = s.writers[writer];
@@ -247,6 +248,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     t.retries += w.retries;
     t.lastLagMs = Math.max(t.lastLagMs, w.lastLagMs);
     t.buffered += w.buffered;
+    t.coalesced += w.coalesced;
   }
   return t;
 }

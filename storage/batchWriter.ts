@@ -37,6 +37,8 @@ export interface BatchWriterStats {
   retries: number;
   /** Time from a write being buffered to its acknowledgement, last batch (ms). */
   lastLagMs: number;
+  /** Field updates merged into one already buffered for the same _id. */
+  coalesced: number;
 }
 
 interface Pending {
@@ -44,6 +46,8 @@ interface Pending {
   at: number;
   resolve(o: WriteOutcome): void;
   reject(e: unknown): void;
+  /** A field update still open to later updates of the same _id (see setFields). */
+  fields?: { id: string; set: Document; unset: Document };
 }
 
 const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
@@ -77,6 +81,10 @@ export function isTransient(err: unknown): boolean {
   return typeof err.code === 'number' && TRANSIENT_CODES.has(err.code);
 }
 
+function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
+  return 'updateOne' in op || 'replaceOne' in op;
+}
+
 export class BatchWriter {
   readonly stats: BatchWriterStats = {
     stored: 0,
@@ -85,8 +93,11 @@ export class BatchWriter {
     batches: 0,
     retries: 0,
     lastLagMs: 0,
+    coalesced: 0,
   };
   private buffer: Pending[] = [];
+  /** Buffered field updates by _id, not yet taken into a batch. */
+  private readonly openFields = new Map<string, Pending>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
@@ -143,10 +154,54 @@ export class BatchWriter {
     return this.add({ updateOne: { filter: { _id: id } as Document, update, upsert: true } });
   }
 
-  add(op: AnyBulkWriteOperation<Document>): Promise<WriteOutcome> {
+  /**
+   * `$set`/`$unset` of some fields of the document with this _id (created if missing). While it
+   * waits in the buffer, later calls for the same _id merge into it (the later value of a field
+   * wins), so a burst of changes to one document is one write; every caller's promise settles
+   * with that write.
+   */
+  setFields(id: string, set: Document, unset: readonly string[] = []): Promise<WriteOutcome> {
+    const open = this.openFields.get(id);
+    if (open?.fields && !this.closed) {
+      for (const [k, v] of Object.entries(set)) {
+        open.fields.set[k] = v;
+        delete open.fields.unset[k];
+      }
+      for (const k of unset) {
+        open.fields.unset[k] = '';
+        delete open.fields.set[k];
+      }
+      this.stats.coalesced++;
+      return new Promise((resolve, reject) => {
+        const first = { resolve: open.resolve, reject: open.reject };
+        open.resolve = (o) => {
+          first.resolve(o);
+          resolve(o);
+        };
+        open.reject = (e) => {
+          first.reject(e);
+          reject(e);
+        };
+      });
+    }
+    if (Object.keys(set).length === 0 && unset.length === 0) return Promise.resolve('stored');
+    const fields = { id, set: { ...set }, unset: Object.fromEntries(unset.map((k) => [k, ''])) };
+    // The update document is made when the batch is taken, from the merged fields.
+    return this.add(
+      { updateOne: { filter: { _id: id } as Document, update: {}, upsert: true } },
+      fields,
+    );
+  }
+
+  add(op: AnyBulkWriteOperation<Document>, fields?: Pending['fields']): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new Error('batch writer closed'));
     return new Promise((resolve, reject) => {
-      this.buffer.push({ op, at: Date.now(), resolve, reject });
+      const pending: Pending = { op, at: Date.now(), resolve, reject };
+      if (fields) {
+        pending.fields = fields;
+        this.openFields.set(fields.id, pending);
+      }
+      this.buffer.push(pending);
       if (this.full) this.wasFull = true;
       if (this.buffer.length >= this.maxBatch) void this.flush();
       else this.flushLater();
@@ -171,6 +226,7 @@ export class BatchWriter {
     while (this.flushing) await this.flushing;
     if (this.buffer.length === 0) return;
     const batch = this.buffer.splice(0, this.batchLength());
+    for (const p of batch) if (p.fields) this.closeFields(p);
     this.inFlight += batch.length;
     this.flushing = this.writeBatch(batch).finally(() => {
       this.inFlight -= batch.length;
@@ -208,7 +264,19 @@ export class BatchWriter {
     return n;
   }
 
-  private async writeBatch(batch: Pending[]): Promise<void> {
+  /** A buffered field update leaves the buffer: no more merging; its update document is made. */
+  private closeFields(p: Pending): void {
+    const f = p.fields!;
+    p.fields = undefined;
+    if (this.openFields.get(f.id) === p) this.openFields.delete(f.id);
+    const update: Document = {};
+    if (Object.keys(f.set).length > 0) update.$set = f.set;
+    if (Object.keys(f.unset).length > 0) update.$unset = f.unset;
+    if ('updateOne' in p.op) p.op.updateOne.update = update;
+  }
+
+  private async writeBatch(whole: Pending[]): Promise<void> {
+    let batch = whole;
     let attempt = 0;
     for (;;) {
       try {
@@ -222,16 +290,25 @@ export class BatchWriter {
         if (err instanceof MongoBulkWriteError && writeErrorsOf(err).length > 0) {
           const failed = new Map<number, { code?: number; errmsg?: string }>();
           for (const we of writeErrorsOf(err)) failed.set(we.index, we);
+          // FerretDB v1 stops an update command at its first failing update even when unordered
+          // and reports the rest as nothing: updates after it are written again (they are
+          // idempotent by _id; MongoDB has done them already).
+          const firstFailedUpdate = batch.findIndex((p, i) => isUpdate(p.op) && failed.has(i));
+          const rerun: Pending[] = [];
           batch.forEach((p, i) => {
             const e = failed.get(i);
-            if (!e) this.settle(p, 'stored');
-            else if (e.code === 11000) this.settle(p, 'duplicate');
+            if (!e) {
+              if (firstFailedUpdate >= 0 && i > firstFailedUpdate && isUpdate(p.op)) rerun.push(p);
+              else this.settle(p, 'stored');
+            } else if (e.code === 11000) this.settle(p, 'duplicate');
             else {
               this.stats.failed++;
               p.reject(new Error(`write failed (${e.code}): ${e.errmsg}`));
             }
           });
-          break;
+          if (rerun.length === 0) break;
+          batch = rerun;
+          continue;
         }
         if (!isTransient(err)) {
           this.stats.failed += batch.length;
@@ -246,8 +323,8 @@ export class BatchWriter {
       }
     }
     this.stats.batches++;
-    this.stats.lastLagMs = Date.now() - (batch[0]?.at ?? Date.now());
-    if (this.wasFull && this.buffered - batch.length < this.maxBuffered) {
+    this.stats.lastLagMs = Date.now() - (whole[0]?.at ?? Date.now());
+    if (this.wasFull && this.buffered - whole.length < this.maxBuffered) {
       this.wasFull = false;
       for (const fn of this.drainListeners) fn();
     }

@@ -10,6 +10,7 @@ import type { Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
 import { COLLECTIONS, positionId } from './schema.js';
+import type { RecordChange } from './recordChanges.js';
 import { VehicleLoader, type VehicleLoaderOptions } from './vehicleLoader.js';
 
 export interface LastState {
@@ -165,8 +166,9 @@ export class VehicleStore {
     return this.loader.load(vehicleId);
   }
 
-  save(record: VehicleRecord): Promise<WriteOutcome> {
-    return this.vehicles.replace(record as unknown as Document & { _id: string });
+  /** Writes the fields of a vehicle's record that changed (merged with others still buffered). */
+  saveChanges(vehicleId: string, change: RecordChange): Promise<WriteOutcome> {
+    return this.vehicles.setFields(vehicleId, change.set, change.unset);
   }
 
   insertPosition(doc: Document): Promise<WriteOutcome> {

@@ -61,7 +61,51 @@ describe('BatchWriter (real server)', () => {
     await w.close();
   });
 
-  it('replaces hundreds of existing documents (FerretDB stalls on one big update command)', async () => {
+  it('field updates of one _id waiting in the buffer are one write, the later value winning', async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('fields');
+    await col.insertOne({ _id: 'v1', kept: 1, gone: 1, speed: 0 });
+    const w = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 20 });
+    const outcomes = await Promise.all([
+      w.setFields('v1', { speed: 1, online: true }),
+      w.setFields('v1', { speed: 2 }, ['gone']),
+      w.setFields('v2', { speed: 7 }),
+      w.setFields('v1', { node: 'n1' }),
+    ]);
+    assert.deepEqual(outcomes, ['stored', 'stored', 'stored', 'stored']);
+    assert.equal(w.stats.coalesced, 2);
+    assert.equal(w.stats.stored, 2, 'two documents written');
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'v1', kept: 1, speed: 2, online: true, node: 'n1' },
+      { _id: 'v2', speed: 7 },
+    ]);
+    // A write already taken into a batch is not merged into: the next one is separate.
+    const first = w.setFields('v1', { speed: 3 });
+    await w.flush();
+    await Promise.all([first, w.setFields('v1', { speed: 4 })]);
+    assert.equal((await col.findOne({ _id: 'v1' }))?.speed, 4);
+    assert.equal(w.stats.coalesced, 2);
+    await w.close();
+  });
+
+  it('a refused field update rejects every caller merged into it; the updates after it are written', async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('fields_refused');
+    const w = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 20 });
+    // Changing _id is refused by the server for that document only.
+    const results = await Promise.allSettled([
+      w.setFields('v1', { speed: 1 }),
+      w.setFields('v1', { _id: 'other' }),
+      w.setFields('v2', { speed: 2 }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['rejected', 'rejected', 'fulfilled'],
+    );
+    assert.equal(w.stats.failed, 1);
+    assert.deepEqual(await col.find({}).toArray(), [{ _id: 'v2', speed: 2 }]);
+    await w.close();
+  });
+
+  it('replaces hundreds of existing documents', async () => {
     const col = client.db('fleetmesh_bw').collection<{ _id: string; v: number }>('many_replaces');
     await col.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: `r${i}`, v: 0 })));
     const w = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 50 });

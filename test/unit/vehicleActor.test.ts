@@ -1,17 +1,20 @@
 // VehicleActor against a store that records what it is asked to write, with the clock driven by
-// the test: the periodic save of last state keeps working across offline and online.
+// the test: the periodic save of last state keeps working across offline and online, a save
+// writes only the fields that changed (nothing for heartbeats), and a refused save is redone.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ActorSystem } from '../../actors/runtime.js';
 import { VehicleActor, type TerminalLink, type VehicleMessage } from '../../actors/vehicleActor.js';
 import { decodeFrame, encodeFrame } from '../../jt808/codec.js';
 import type { Message } from '../../jt808/messages.js';
+import type { RecordChange } from '../../storage/recordChanges.js';
 import type { VehicleRecord, VehicleStore } from '../../storage/vehicleStore.js';
 import { trackPoint } from '../../bench/terminal.js';
 import { FakeScheduler } from '../helpers/fakeScheduler.js';
 
 const PHONE = '013912340000';
 const SAVE_EVERY_MS = 1000;
+const ID = '13912340000';
 const REGISTER: Message = {
   type: 'Register',
   body: {
@@ -25,17 +28,34 @@ const REGISTER: Message = {
   },
 };
 
-/** The part of VehicleStore an actor uses, writing into arrays. */
-function recordingStore(load: () => Promise<VehicleRecord | null> = async () => null): {
+/**
+ * The part of VehicleStore an actor uses: the vehicle's stored document (what `load` returned,
+ * with every change applied), each change asked for, and the document after each.
+ */
+function recordingStore(
+  load: () => Promise<VehicleRecord | null> = async () => null,
+  refuse: (change: RecordChange) => boolean = () => false,
+): {
   store: VehicleStore;
   saves: VehicleRecord[];
+  changes: RecordChange[];
 } {
   const saves: VehicleRecord[] = [];
+  const changes: RecordChange[] = [];
+  let document: Record<string, unknown> | undefined;
   const stored = Promise.resolve('stored' as const);
   const store = {
-    load,
-    save: (r: VehicleRecord) => {
-      saves.push(structuredClone(r));
+    load: async () => {
+      const r = await load();
+      document = r ? { ...structuredClone(r) } : undefined;
+      return r;
+    },
+    saveChanges: (id: string, change: RecordChange) => {
+      if (refuse(change)) return Promise.reject(new Error('write refused'));
+      changes.push(structuredClone(change));
+      document = { ...(document ?? { _id: id }), ...structuredClone(change.set) };
+      for (const k of change.unset) delete document[k];
+      saves.push(structuredClone(document) as unknown as VehicleRecord);
       return stored;
     },
     insertPosition: () => stored,
@@ -43,7 +63,7 @@ function recordingStore(load: () => Promise<VehicleRecord | null> = async () => 
     logSession: () => stored,
     logCommand: () => stored,
   } as unknown as VehicleStore;
-  return { store, saves };
+  return { store, saves, changes };
 }
 
 class RecordingLink implements TerminalLink {
@@ -162,5 +182,97 @@ describe('VehicleActor', () => {
     assert.ok(reply?.type === 'RegisterReply');
     assert.equal(reply.body.authCode, 'stored-code', 'the stored auth code is kept');
     assert.equal(saves.at(-1)?.authCode, 'stored-code');
+  });
+
+  /** A system of one vehicle on a driven clock, registered and authenticated on link 'a'. */
+  async function onlineVehicle(store: VehicleStore): Promise<{
+    sys: ActorSystem<VehicleMessage>;
+    scheduler: FakeScheduler;
+    link: RecordingLink;
+  }> {
+    const scheduler = new FakeScheduler();
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+        }),
+    });
+    const link = new RecordingLink('a');
+    sys.tell(ID, uplink(link, REGISTER, scheduler.now()));
+    await sys.whenIdle();
+    const reply = link.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    const authCode = reply.body.authCode as string;
+    sys.tell(ID, uplink(link, { type: 'Authenticate', body: { authCode } }, scheduler.now()));
+    await sys.whenIdle();
+    return { sys, scheduler, link };
+  }
+
+  it('a save writes only the fields that changed; heartbeats alone write nothing', async () => {
+    const { store, changes, saves } = recordingStore();
+    const { sys, scheduler, link } = await onlineVehicle(store);
+    assert.equal(changes.length, 1, 'registration wrote the record once, before answering');
+    assert.ok(changes[0]!.set.authCode && changes[0]!.set.registration);
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.deepEqual(Object.keys(changes[1]!.set).sort(), [
+      'lastSeen',
+      'node',
+      'online',
+      'openAlarms',
+      'phone',
+    ]);
+
+    for (let i = 0; i < 5; i++) {
+      sys.tell(ID, uplink(link, { type: 'Heartbeat', body: {} }, scheduler.now()));
+      await sys.whenIdle();
+      await scheduler.advance(SAVE_EVERY_MS);
+    }
+    assert.equal(changes.length, 2, 'heartbeats wrote nothing');
+
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(7) }, scheduler.now()));
+    await sys.whenIdle();
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.equal(changes.length, 3);
+    assert.deepEqual(Object.keys(changes[2]!.set).sort(), [
+      'lastSeen',
+      'lastState',
+      'lastUplinkSerial',
+    ]);
+    assert.deepEqual(changes[2]!.unset, []);
+    // What the store holds equals the whole record, as a full rewrite would have left it.
+    await sys.passivateAll();
+    assert.equal(changes.length, 3, 'passivation with nothing new writes nothing');
+    const doc = saves.at(-1)!;
+    assert.equal(doc.online, true);
+    assert.equal(doc.lastState?.time, trackPoint(7).time);
+    assert.equal(doc.registration?.plate, 'A12345');
+  });
+
+  it('fields of a refused save are written by the next save', async () => {
+    let refuseNext = false;
+    const { store, changes, saves } = recordingStore(
+      async () => null,
+      () => {
+        if (!refuseNext) return false;
+        refuseNext = false;
+        return true;
+      },
+    );
+    const { sys, scheduler, link } = await onlineVehicle(store);
+    await scheduler.advance(SAVE_EVERY_MS);
+    const written = changes.length;
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(9) }, scheduler.now()));
+    await sys.whenIdle();
+    refuseNext = true;
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.equal(changes.length, written, 'the periodic save was refused');
+    // Nothing changes after it; passivation still writes what the refused save held.
+    await sys.passivateAll();
+    assert.equal(changes.length, written + 1);
+    assert.ok(changes.at(-1)!.set.lastState, 'the refused fields are written again');
+    assert.equal(saves.at(-1)!.lastState?.time, trackPoint(9).time);
   });
 });
