@@ -2,12 +2,20 @@
 // and ack-on-receive modes, beside the raw unordered-insert rate of the same database server
 // measured in the same run; and memory per connected, authenticated, idle terminal.
 //   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N] [--workers N]
+//     [--activations N] [--idle-seconds S] [--heartbeat-ms MS]
+// The activation burst: N terminals register and authenticate at once, sit idle (node and store
+// CPU measured), the node stops and starts again and they authenticate against stored records.
 import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
 import { MongoClient } from 'mongodb';
 import { startLocalServers } from '../cluster/localServers.js';
-import { startNode } from '../cluster/node.js';
+import { DEFAULT_SAVE_EVERY_MS, startNode } from '../cluster/node.js';
+import { forkNode } from './nodeProcess.js';
+import { treeCpuMs } from './processCpu.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
 import { COLLECTIONS, ensureIndexes } from '../storage/schema.js';
 import { positionDocument } from '../storage/vehicleStore.js';
@@ -18,6 +26,11 @@ export interface NodeBenchOptions {
   terminals: number;
   window: number;
   idleTerminals: number;
+  /** Terminals in the activation burst (0: skipped). */
+  activations: number;
+  /** How long the activated terminals sit idle while CPU is measured. */
+  idleSeconds: number;
+  heartbeatMs: number;
   /** Vehicle worker threads (default: one per core; 0 = on the gateway's thread). */
   workers?: number;
 }
@@ -25,6 +38,10 @@ export interface NodeBenchOptions {
 interface ModeResult {
   mode: 'durable' | 'receive';
   reportsPerSec: number;
+  /** The node process's CPU (every thread) per acknowledged report, µs. */
+  cpuPerReportUs: number;
+  /** The local store's CPU (its processes and their children) per acknowledged report, µs. */
+  storeCpuPerReportUs: number | undefined;
   ackP50Ms: number;
   ackP99Ms: number;
   ackP999Ms: number;
@@ -37,7 +54,12 @@ interface ModeResult {
  * The database's own rate for the same documents into the same collection shape (the node's
  * indexes, points spread over `vehicles` vehicles): one client, insertMany of 1000, unordered.
  */
-async function rawInsertRate(uri: string, seconds: number, vehicles: number): Promise<number> {
+async function rawInsertRate(
+  uri: string,
+  seconds: number,
+  vehicles: number,
+  storePids: readonly number[],
+): Promise<RawRate> {
   const client = new MongoClient(uri);
   await client.connect();
   const db = client.db('fleetmesh_bench_raw');
@@ -48,6 +70,8 @@ async function rawInsertRate(uri: string, seconds: number, vehicles: number): Pr
   const end = Date.now() + seconds * 1000;
   const t0 = Date.now();
   const spread = Math.max(1, vehicles);
+  const cpu0 = process.cpuUsage();
+  const store0 = storePids.length > 0 ? treeCpuMs(storePids) : 0;
   while (Date.now() < end) {
     const docs = Array.from({ length: 1000 }, () => {
       const k = n++;
@@ -62,21 +86,36 @@ async function rawInsertRate(uri: string, seconds: number, vehicles: number): Pr
     await col.insertMany(docs, { ordered: false });
   }
   const rate = n / ((Date.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  const storeMs = storePids.length > 0 ? treeCpuMs(storePids) - store0 : undefined;
   await client.close();
-  return rate;
+  return {
+    docsPerSec: rate,
+    clientCpuPerDocUs: ((cpu.user + cpu.system) / n) as number,
+    storeCpuPerDocUs: storeMs === undefined ? undefined : (storeMs * 1000) / n,
+  };
+}
+
+interface RawRate {
+  docsPerSec: number;
+  /** This process's CPU (the driver building and sending the documents) per document, µs. */
+  clientCpuPerDocUs: number;
+  storeCpuPerDocUs: number | undefined;
 }
 
 async function runMode(
   uri: string,
   mode: 'durable' | 'receive',
   o: NodeBenchOptions,
+  storePids: readonly number[],
 ): Promise<ModeResult> {
   const database = `fleetmesh_bench_${mode}`;
   const admin = new MongoClient(uri);
   await admin.connect();
   await admin.db(database).dropDatabase();
   await admin.close();
-  const node = await startNode({
+  // The node runs in its own process so its CPU is measured apart from the terminals'.
+  const node = await forkNode({
     mongodbUri: uri,
     database,
     policy: { ackMode: mode },
@@ -108,6 +147,8 @@ async function runMode(
   );
   let acked = 0;
   let stop = false;
+  const cpu0 = await node.cpuMs();
+  const store0 = storePids.length > 0 ? treeCpuMs(storePids) : 0;
   const lagTimer = setInterval(
     () =>
       void node
@@ -140,13 +181,22 @@ async function runMode(
   );
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(lagTimer);
-  terminals.forEach((t) => t.close());
+  // Durable: every acknowledged report is stored by now. Receive: the writes may still be going,
+  // and their CPU belongs to these reports too.
   await node.flush();
-  const stored = await node.client.db(database).collection('positions').countDocuments();
+  const cpuMs = (await node.cpuMs()) - cpu0;
+  const storeMs = storePids.length > 0 ? treeCpuMs(storePids) - store0 : undefined;
+  terminals.forEach((t) => t.close());
+  const counter = new MongoClient(uri);
+  await counter.connect();
+  const stored = await counter.db(database).collection('positions').countDocuments();
+  await counter.close();
   await node.stop();
   const r: ModeResult = {
     mode,
     reportsPerSec: acked / elapsed,
+    cpuPerReportUs: (cpuMs * 1000) / Math.max(1, acked),
+    storeCpuPerReportUs: storeMs === undefined ? undefined : (storeMs * 1000) / Math.max(1, acked),
     ackP50Ms: h.getValueAtPercentile(50) / 1000,
     ackP99Ms: h.getValueAtPercentile(99) / 1000,
     ackP999Ms: h.getValueAtPercentile(99.9) / 1000,
@@ -260,6 +310,115 @@ async function memoryPerIdleTerminal(
   return result;
 }
 
+interface ActivationResult {
+  terminals: number;
+  /** First connection to the last terminal registered and authenticated (fresh database). */
+  registerMs: number;
+  /** With those terminals idle, sending a heartbeat every heartbeatMs: CPU over the window. */
+  idle: { seconds: number; heartbeatMs: number; nodeCpuPercent: number; storeCpuPercent?: number };
+  /** node.stop() with every vehicle changed (online → offline): passivation writes them all. */
+  stopMs: number;
+  /** After a restart: first connection to the last authenticated with its stored record. */
+  authenticateAfterRestartMs: number;
+  stopAfterRestartMs: number;
+}
+
+/** Runs the terminal simulator in a child until its terminals are online. */
+async function simulatorOnline(
+  port: number,
+  count: number,
+  extra: string[],
+): Promise<{ child: ChildProcess; onlineMs: number }> {
+  const child = fork(
+    fileURLToPath(new URL('./simulate.js', import.meta.url)),
+    [...['--port', String(port), '--count', String(count), '--idle'], ...extra],
+    { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
+  );
+  const onlineMs = await new Promise<number>((resolve, reject) => {
+    child.stdout?.on('data', (d: Buffer) => {
+      const m = /ready (\d+) (\d+)/.exec(d.toString());
+      if (m) resolve(Number(m[2]));
+    });
+    child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
+  });
+  return { child, onlineMs };
+}
+
+async function stopSimulator(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/**
+ * A burst of activations, as a cluster handoff or a locator burst makes them: `count` terminals
+ * register and authenticate at once against a fresh database; sit idle; the node stops (saving
+ * every vehicle) and starts again, and they all authenticate against their stored records.
+ */
+async function activationBurst(
+  uri: string,
+  count: number,
+  idleSeconds: number,
+  heartbeatMs: number,
+  storePids: readonly number[],
+  workers: number | undefined,
+): Promise<ActivationResult> {
+  const database = 'fleetmesh_bench_activation';
+  const admin = new MongoClient(uri);
+  await admin.connect();
+  await admin.db(database).dropDatabase();
+  await admin.close();
+  const codes = join(mkdtempSync(join(tmpdir(), 'fleetmesh-bench-')), 'codes.json');
+  const nodeOptions = {
+    mongodbUri: uri,
+    database,
+    gateway: { maxConnections: count + 10 },
+    ...(workers !== undefined ? { workers } : {}),
+  };
+  const simulator = ['--concurrency', String(count), '--codes', codes];
+  const heartbeats = ['--heartbeat-ms', String(heartbeatMs)];
+
+  let node = await forkNode(nodeOptions);
+  const first = await simulatorOnline(node.port, count, [...simulator, ...heartbeats]);
+  // The authentications' saves (DEFAULT_SAVE_EVERY_MS after them) are not idle work: let them
+  // happen and finish first.
+  await new Promise((r) => setTimeout(r, DEFAULT_SAVE_EVERY_MS + 1000));
+  await node.flush();
+  const cpu0 = await node.cpuMs();
+  const store0 = storePids.length > 0 ? treeCpuMs(storePids) : 0;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const wall = performance.now() - t0;
+  const idle = {
+    seconds: idleSeconds,
+    heartbeatMs,
+    nodeCpuPercent: (((await node.cpuMs()) - cpu0) / wall) * 100,
+    ...(storePids.length > 0
+      ? { storeCpuPercent: ((treeCpuMs(storePids) - store0) / wall) * 100 }
+      : {}),
+  };
+  await stopSimulator(first.child);
+  let t = performance.now();
+  await node.stop();
+  const stopMs = performance.now() - t;
+
+  node = await forkNode(nodeOptions);
+  const again = await simulatorOnline(node.port, count, [...simulator, '--no-register']);
+  await stopSimulator(again.child);
+  t = performance.now();
+  await node.stop();
+  const stopAfterRestartMs = performance.now() - t;
+  rmSync(dirname(codes), { recursive: true, force: true });
+  return {
+    terminals: count,
+    registerMs: first.onlineMs,
+    idle,
+    stopMs,
+    authenticateAfterRestartMs: again.onlineMs,
+    stopAfterRestartMs,
+  };
+}
+
 export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, unknown>> {
   const servers = await startLocalServers({
     external: {
@@ -267,38 +426,63 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
       ...(process.env.MONGODB_URI ? { mongodbUri: process.env.MONGODB_URI } : {}),
     },
   });
+  // The local store's processes (FerretDB, PostgreSQL and its backends); none for MONGODB_URI.
+  const storePids = servers.processes.filter((p) => p.name !== 'etcd').map((p) => p.pid);
   try {
     const step = (s: string): void => void process.stderr.write(`node bench: ${s}…\n`);
-    const f = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 1 });
-    const modeLine = (m: ModeResult, rawRate: number): string =>
-      `  ${m.mode.padEnd(8)} ${f(m.reportsPerSec).padStart(9)} reports/s (${f((m.reportsPerSec / rawRate) * 100)} % of raw)  ack p50 ${f(m.ackP50Ms)} ms  p99 ${f(m.ackP99Ms)} ms  p99.9 ${f(m.ackP999Ms)} ms  persist lag p99 ${f(m.persistLagMs)} ms  acked ${m.acked} stored ${m.stored}`;
+    const f = (n: number | undefined): string =>
+      n === undefined ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: 1 });
+    const modeLine = (m: ModeResult, raw: RawRate): string =>
+      `  ${m.mode.padEnd(8)} ${f(m.reportsPerSec).padStart(9)} reports/s (${f((m.reportsPerSec / raw.docsPerSec) * 100)} % of raw)  ack p50 ${f(m.ackP50Ms)} ms  p99 ${f(m.ackP99Ms)} ms  p99.9 ${f(m.ackP999Ms)} ms  persist lag p99 ${f(m.persistLagMs)} ms  acked ${m.acked} stored ${m.stored}\n` +
+      `           CPU per report: node ${f(m.cpuPerReportUs)} µs (raw insert client ${f(raw.clientCpuPerDocUs)} µs/doc), store ${f(m.storeCpuPerReportUs)} µs (raw insert ${f(raw.storeCpuPerDocUs)} µs/doc)`;
     console.log(
       `node (${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${servers.storeBackend ? `local FerretDB on ${servers.storeBackend}` : 'MONGODB_URI'})`,
     );
-    let raw = 0;
+    let raw: RawRate | undefined;
     let durable: ModeResult | undefined;
     let receive: ModeResult | undefined;
     if (o.terminals > 0) {
+      const rawSeconds = Math.max(2, o.seconds / 2);
       step('raw insert baseline');
-      raw = await rawInsertRate(servers.mongodbUri, Math.max(2, o.seconds / 2), o.terminals);
+      const before = await rawInsertRate(servers.mongodbUri, rawSeconds, o.terminals, storePids);
       console.log(
-        `  baseline: raw unordered insertMany of position documents (same indexes): ${f(raw)} docs/s`,
+        `  baseline: raw unordered insertMany of position documents (same indexes): ${f(before.docsPerSec)} docs/s, CPU per doc: client ${f(before.clientCpuPerDocUs)} µs, store ${f(before.storeCpuPerDocUs)} µs`,
       );
       step('durable acknowledgements');
-      durable = await runMode(servers.mongodbUri, 'durable', o);
-      console.log(modeLine(durable, raw));
+      durable = await runMode(servers.mongodbUri, 'durable', o, storePids);
+      console.log(modeLine(durable, before));
       step('acknowledge on receive');
-      receive = await runMode(servers.mongodbUri, 'receive', o);
-      console.log(modeLine(receive, raw));
+      receive = await runMode(servers.mongodbUri, 'receive', o, storePids);
+      console.log(modeLine(receive, before));
       step('raw insert baseline again');
-      const rawAfter = await rawInsertRate(
-        servers.mongodbUri,
-        Math.max(2, o.seconds / 2),
-        o.terminals,
-      );
-      raw = (raw + rawAfter) / 2;
+      const after = await rawInsertRate(servers.mongodbUri, rawSeconds, o.terminals, storePids);
+      const mean = (a: number | undefined, b: number | undefined): number | undefined =>
+        a === undefined || b === undefined ? undefined : (a + b) / 2;
+      raw = {
+        docsPerSec: (before.docsPerSec + after.docsPerSec) / 2,
+        clientCpuPerDocUs: (before.clientCpuPerDocUs + after.clientCpuPerDocUs) / 2,
+        storeCpuPerDocUs: mean(before.storeCpuPerDocUs, after.storeCpuPerDocUs),
+      };
       console.log(
-        `  baseline again: ${f(rawAfter)} docs/s; against the mean ${f(raw)}: durable ${f((durable.reportsPerSec / raw) * 100)} %, receive ${f((receive.reportsPerSec / raw) * 100)} %`,
+        `  baseline again: ${f(after.docsPerSec)} docs/s; against the mean ${f(raw.docsPerSec)}: durable ${f((durable.reportsPerSec / raw.docsPerSec) * 100)} %, receive ${f((receive.reportsPerSec / raw.docsPerSec) * 100)} %`,
+      );
+    }
+    let activation: ActivationResult | undefined;
+    if (o.activations > 0) {
+      step(`${o.activations} terminals activating at once`);
+      activation = await activationBurst(
+        servers.mongodbUri,
+        o.activations,
+        o.idleSeconds,
+        o.heartbeatMs,
+        storePids,
+        o.workers,
+      );
+      const a = activation;
+      console.log(
+        `  activation burst: ${a.terminals} terminals registered + authenticated (fresh database) in ${f(a.registerMs)} ms; ` +
+          `idle ${a.idle.seconds} s (a heartbeat per terminal every ${a.idle.heartbeatMs / 1000} s): node ${f(a.idle.nodeCpuPercent)} % CPU, store ${f(a.idle.storeCpuPercent)} % of a core; ` +
+          `stop with ${a.terminals} changed vehicles ${f(a.stopMs)} ms; after a restart all authenticated in ${f(a.authenticateAfterRestartMs)} ms, stop ${f(a.stopAfterRestartMs)} ms`,
       );
     }
     let memory: IdleMemory | undefined;
@@ -310,7 +494,7 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
         ),
       );
     }
-    return { rawRate: raw, durable, receive, memory };
+    return { raw, durable, receive, activation, memory };
   } finally {
     await servers.stop();
   }

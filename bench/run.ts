@@ -30,6 +30,9 @@ if (want('node')) {
     terminals: Number(flag('--terminals') ?? 200),
     window: Number(flag('--window') ?? 4),
     idleTerminals: Number(flag('--idle') ?? 10_000),
+    activations: Number(flag('--activations') ?? 10_000),
+    idleSeconds: Number(flag('--idle-seconds') ?? 30),
+    heartbeatMs: Number(flag('--heartbeat-ms') ?? 10_000),
     ...(flag('--workers') !== undefined ? { workers: Number(flag('--workers')) } : {}),
   });
 }

@@ -10,6 +10,7 @@
 //                          without (--no-register): authenticate with the codes read from it
 //     [--no-register]      authenticate only (with --auth-code or --codes)
 //     [--concurrency N]    terminals coming online at once (default 200)
+//     [--heartbeat-ms MS]  idle terminals' heartbeat interval (default 60 000)
 //     [--first K]          phones 0136xxxxxxxx numbered from K (default 0)
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
@@ -32,6 +33,7 @@ const count = Number(flag('--count') ?? 100);
 const first = Number(flag('--first') ?? 0);
 const idle = args.includes('--idle');
 const intervalMs = Number(flag('--interval-ms') ?? 10_000);
+const heartbeatMs = Number(flag('--heartbeat-ms') ?? 60_000);
 const authCode = flag('--auth-code');
 const codesFile = flag('--codes');
 const register = authCode === undefined && !args.includes('--no-register');
@@ -89,7 +91,7 @@ const BLIND_BATCH = 15; // items per 0x0704: stays inside one frame's 1023-byte 
 
 /**
  * Each terminal keeps its own clock from the moment it is online, as a device does: idle ones
- * send a heartbeat every 60 s (well inside the gateway's 180 s idle timeout), the others report
+ * send a heartbeat every 60 s by default (well inside the gateway's 180 s idle timeout), the others report
  * every interval.
  */
 function drive(t: SimTerminal, index: number): void {
@@ -143,7 +145,7 @@ function drive(t: SimTerminal, index: number): void {
       }
       track(() => t.report(p), 1);
     },
-    idle ? 60_000 : intervalMs,
+    idle ? heartbeatMs : intervalMs,
   );
 }
 

@@ -23,6 +23,9 @@ import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicle
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { WorkerVehicleHost } from './workerHost.js';
 
+/** A vehicle's changed state is written this long after its first change (and at passivation). */
+export const DEFAULT_SAVE_EVERY_MS = 30_000;
+
 export interface NodeOptions {
   node?: string;
   mongodbUri: string;
@@ -107,7 +110,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const policy: VehiclePolicy = {
     registration: 'open',
     ackMode: 'durable',
-    saveEveryMs: 30_000,
+    saveEveryMs: DEFAULT_SAVE_EVERY_MS,
     ...opts.policy,
   };
   const hub = new EventHub();

@@ -1,6 +1,7 @@
 // The MongoDB-protocol server stops for 10 s while terminals report: nothing dies, reading
 // pauses, nothing is acknowledged while the database is away, and once it is back every
-// acknowledged report is stored.
+// acknowledged report is stored. And the store stops while 200 vehicles activate: none is answered
+// from empty state, and each is answered with its stored record once the store is back.
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -102,6 +103,83 @@ describe('storage outage under load (real FerretDB stopped for 10 s)', () => {
         );
       } finally {
         stop = true;
+        await node.stop();
+        await db.stop();
+      }
+    },
+  );
+});
+
+describe('storage outage during a burst of activations (real store stopped)', () => {
+  const burstDir = join(projectRoot, '.fleetmesh', 'run', `activation-outage-${process.pid}`);
+  after(() => rmSync(burstDir, { recursive: true, force: true }));
+
+  it(
+    'answers no terminal from empty state: each waits for its stored record, then gets its own code',
+    { skip: Boolean(process.env.MONGODB_URI) && 'needs a server the test can stop' },
+    async () => {
+      mkdirSync(burstDir, { recursive: true });
+      const port = await freePort();
+      const dataDir = join(burstDir, 'data');
+      let db = await startLocalStore({ dataDir, logDir: burstDir, port });
+      const phones = Array.from({ length: 200 }, (_, i) => `01390000${String(i).padStart(4, '0')}`);
+      const codes = new Map<string, string>();
+      let node = await startNode({
+        mongodbUri: db.uri,
+        database: 'burst',
+        writer: { maxDelayMs: 5 },
+      });
+      try {
+        await Promise.all(
+          phones.map(async (phone) => {
+            const t = new SimTerminal({ port: node.port, phone, timeoutMs: 30_000 });
+            await t.connect();
+            assert.equal(await t.register(), 0);
+            codes.set(phone, t.authCode as string);
+            t.close();
+          }),
+        );
+      } finally {
+        await node.stop();
+      }
+
+      node = await startNode({ mongodbUri: db.uri, database: 'burst', writer: { maxDelayMs: 5 } });
+      try {
+        await db.stop();
+        let storeBack = false;
+        const answeredEarly: string[] = [];
+        // Half authenticate with their stored code; half register again (which, from an empty
+        // state, would hand out a new code and overwrite the stored one).
+        const outcomes = Promise.all(
+          phones.map(async (phone, i) => {
+            const t = new SimTerminal({ port: node.port, phone, timeoutMs: 60_000 });
+            await t.connect();
+            const result =
+              i % 2 === 0 ? await t.authenticate(codes.get(phone)) : await t.register();
+            if (!storeBack) answeredEarly.push(phone);
+            const code = t.authCode;
+            t.close();
+            return { phone, result, code, registered: i % 2 === 1 };
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 3000));
+        const stats = await node.stats();
+        assert.ok(
+          stats.reduce((n, s) => n + s.loader.failedReads, 0) > 0,
+          'the state reads failed while the store was down',
+        );
+        storeBack = true;
+        db = await startLocalStore({ dataDir, logDir: burstDir, port });
+        const results = await outcomes;
+        assert.deepEqual(answeredEarly, [], 'nobody was answered while the store was down');
+        assert.deepEqual(
+          results.filter((r) => r.result !== 0),
+          [],
+          'every terminal was answered once its record was read',
+        );
+        for (const r of results.filter((x) => x.registered))
+          assert.equal(r.code, codes.get(r.phone), 'a re-registration is given its stored code');
+      } finally {
         await node.stop();
         await db.stop();
       }

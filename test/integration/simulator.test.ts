@@ -3,6 +3,9 @@
 // all in storage, and the alarms and blind-area points are there too.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { LocalServers } from '../../cluster/localServers.js';
@@ -73,5 +76,51 @@ describe('terminal simulator', () => {
       (await db.collection(COLLECTIONS.positions).countDocuments({ source: 'blind-area' })) > 0,
     );
     assert.ok((await db.collection(COLLECTIONS.alarms).countDocuments({ bit: 1 })) > 0);
+  });
+
+  it('writes the codes it registered with, and a later run authenticates with them only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetmesh-sim-'));
+    const codes = join(dir, 'codes.json');
+    const run = async (extra: string[]): Promise<{ code: number | null; out: string }> => {
+      const sim = spawn(
+        process.execPath,
+        [
+          fileURLToPath(new URL('../../bench/simulate.js', import.meta.url)),
+          ...['--port', String(node.port), '--count', '5', '--first', '100', '--idle'],
+          ...['--concurrency', '5', '--codes', codes, '--seconds', '0.2', ...extra],
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let out = '';
+      sim.stdout.on('data', (b: Buffer) => (out += b.toString()));
+      const code = await new Promise<number | null>((resolve) => sim.on('exit', resolve));
+      return { code, out };
+    };
+    try {
+      const first = await run([]);
+      assert.equal(first.code, 0);
+      assert.match(first.out, /ready 5 \d+/);
+      const written = JSON.parse(readFileSync(codes, 'utf8')) as Record<string, string>;
+      const stored = await node.client
+        .db(database)
+        .collection<{ _id: string; authCode: string }>(COLLECTIONS.vehicles)
+        .find({ _id: { $in: Object.keys(written).map((p) => p.replace(/^0+/, '')) } })
+        .toArray();
+      assert.equal(stored.length, 5);
+      for (const v of stored) assert.equal(written[`0${v._id}`], v.authCode);
+
+      const again = await run(['--no-register']);
+      assert.equal(again.code, 0, 'every terminal authenticated with its written code');
+      assert.match(again.out, /ready 5 \d+/);
+
+      writeFileSync(
+        codes,
+        JSON.stringify(Object.fromEntries(Object.keys(written).map((p) => [p, 'wrong']))),
+      );
+      const wrong = await run(['--no-register']);
+      assert.notEqual(wrong.code, 0, 'a wrong code is refused');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
