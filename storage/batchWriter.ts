@@ -22,6 +22,11 @@ export interface BatchWriterOptions {
   /** Updates and replaces per bulk write (see batchLength). */
   maxUpdates?: number;
   maxBatch?: number;
+  /**
+   * Bulk writes in flight at once (default 1). Above 1, batches may land out of order: only for
+   * writers whose writes do not depend on each other's order (inserts with their own ids).
+   */
+  maxConcurrent?: number;
   maxDelayMs?: number;
   maxBuffered?: number;
   retryBaseMs?: number;
@@ -100,12 +105,14 @@ export class BatchWriter {
   private readonly openFields = new Map<string, Pending>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
+  /** Bulk writes in flight. */
+  private readonly running = new Set<Promise<void>>();
   private closed = false;
   private wasFull = false;
   private readonly drainListeners = new Set<() => void>();
   private readonly maxBatch: number;
   private readonly maxUpdates: number;
+  private readonly maxConcurrent: number;
   private readonly maxDelayMs: number;
   private readonly maxBuffered: number;
   private readonly retryBaseMs: number;
@@ -117,6 +124,7 @@ export class BatchWriter {
   ) {
     this.maxBatch = options.maxBatch ?? 1000;
     this.maxUpdates = options.maxUpdates ?? 32;
+    this.maxConcurrent = options.maxConcurrent ?? 1;
     this.maxDelayMs = options.maxDelayMs ?? 10;
     this.maxBuffered = options.maxBuffered ?? 50_000;
     this.retryBaseMs = options.retryBaseMs ?? 50;
@@ -222,19 +230,27 @@ export class BatchWriter {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    // One bulk write at a time keeps the order of batches and bounds what is in flight.
-    while (this.flushing) await this.flushing;
-    if (this.buffer.length === 0) return;
+    // At most maxConcurrent bulk writes at once; with one, batches are written in order.
+    while (this.running.size >= this.maxConcurrent) await Promise.race(this.running);
+    if (this.buffer.length === 0) {
+      await Promise.all(this.running);
+      return;
+    }
     const batch = this.buffer.splice(0, this.batchLength());
     for (const p of batch) if (p.fields) this.closeFields(p);
     this.inFlight += batch.length;
-    this.flushing = this.writeBatch(batch).finally(() => {
+    const written: Promise<void> = this.writeBatch(batch).finally(() => {
       this.inFlight -= batch.length;
-      this.flushing = undefined;
+      this.running.delete(written);
     });
-    await this.flushing;
+    this.running.add(written);
+    // A full batch waiting behind this one may go out beside it.
+    if (this.buffer.length >= this.maxBatch && this.running.size < this.maxConcurrent)
+      void this.flush();
+    await written;
     if (this.buffer.length >= this.maxBatch) await this.flush();
     else if (this.buffer.length > 0) this.flushLater();
+    else await Promise.all(this.running);
   }
 
   /**
@@ -339,6 +355,6 @@ export class BatchWriter {
   /** Flushes and refuses further writes. */
   async close(): Promise<void> {
     this.closed = true;
-    while (this.buffer.length > 0 || this.flushing) await this.flush();
+    while (this.buffer.length > 0 || this.running.size > 0) await this.flush();
   }
 }

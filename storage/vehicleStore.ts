@@ -140,7 +140,12 @@ export class VehicleStore {
 
   constructor(db: Db, options: VehicleStoreOptions = {}) {
     const w: BatchWriterOptions = options.writer ?? {};
-    this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), w);
+    // Positions are inserts with their own ids: two bulk writes at once keep the store busy
+    // while the next batch fills (their order does not matter).
+    this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), {
+      maxConcurrent: 2,
+      ...w,
+    });
     this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
     this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);

@@ -1,0 +1,81 @@
+// BatchWriter against a collection that records its bulk writes and answers when the test says:
+// how many bulk writes are in flight at once, and that none is lost when they overlap.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
+import { BatchWriter } from '../../storage/batchWriter.js';
+
+/** A collection whose bulk writes wait until `release` is called. */
+function gatedCollection(): {
+  collection: Collection<Document>;
+  calls: AnyBulkWriteOperation<Document>[][];
+  inFlight: () => number;
+  maxInFlight: () => number;
+  release(): void;
+} {
+  const calls: AnyBulkWriteOperation<Document>[][] = [];
+  const gates: (() => void)[] = [];
+  let inFlight = 0;
+  let max = 0;
+  const collection = {
+    bulkWrite: async (ops: AnyBulkWriteOperation<Document>[]) => {
+      calls.push(ops);
+      inFlight++;
+      max = Math.max(max, inFlight);
+      await new Promise<void>((r) => gates.push(r));
+      inFlight--;
+      return {};
+    },
+  } as unknown as Collection<Document>;
+  return {
+    collection,
+    calls,
+    inFlight: () => inFlight,
+    maxInFlight: () => max,
+    release: () => {
+      for (const g of gates.splice(0)) g();
+    },
+  };
+}
+
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('BatchWriter (unit)', () => {
+  for (const maxConcurrent of [1, 2]) {
+    it(`keeps at most ${maxConcurrent} bulk write(s) in flight and settles every write`, async () => {
+      const c = gatedCollection();
+      const w = new BatchWriter(c.collection, { maxBatch: 10, maxDelayMs: 1, maxConcurrent });
+      const writes = Array.from({ length: 55 }, (_, i) => w.insert({ _id: `p${i}` }));
+      // The store answers every few milliseconds; the collection records the most at once.
+      const answering = setInterval(() => c.release(), 2);
+      await w.close();
+      clearInterval(answering);
+      assert.deepEqual(await Promise.all(writes), Array(55).fill('stored'));
+      assert.equal(c.maxInFlight(), maxConcurrent);
+      assert.deepEqual(
+        c.calls
+          .flat()
+          .map((op) => ('insertOne' in op ? op.insertOne.document._id : undefined))
+          .sort(),
+        Array.from({ length: 55 }, (_, i) => `p${i}`).sort(),
+        'every write sent once',
+      );
+      assert.equal(w.stats.stored, 55);
+    });
+  }
+
+  it('flush resolves only once the writes in flight beside it are acknowledged', async () => {
+    const c = gatedCollection();
+    const w = new BatchWriter(c.collection, { maxBatch: 2, maxDelayMs: 1000, maxConcurrent: 2 });
+    const first = [w.insert({ _id: 'a' }), w.insert({ _id: 'b' })]; // a full batch: goes out
+    await turn();
+    let flushed = false;
+    const f = w.flush().then(() => (flushed = true));
+    await turn();
+    assert.equal(flushed, false, 'the batch in flight is not acknowledged yet');
+    c.release();
+    await f;
+    assert.deepEqual(await Promise.all(first), ['stored', 'stored']);
+    await w.close();
+  });
+});
