@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { GridFSBucket, type Db, type ObjectId } from 'mongodb';
 import type { LocationReport } from '../jt808/location.js';
+import { DURABLE_WRITE_CONCERN } from './schema.js';
 
 export const MEDIA_BUCKET = 'media';
 
@@ -42,7 +43,10 @@ export class MediaStore {
     private readonly db: Db,
     private readonly options: MediaStoreOptions = {},
   ) {
-    this.bucket = new GridFSBucket(db, { bucketName: MEDIA_BUCKET });
+    this.bucket = new GridFSBucket(db, {
+      bucketName: MEDIA_BUCKET,
+      writeConcern: DURABLE_WRITE_CONCERN,
+    });
   }
 
   static fileId(m: Pick<MediaUpload, 'vehicleId' | 'mediaId' | 'data'>): string {

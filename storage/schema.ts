@@ -3,6 +3,13 @@
 import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
 
+/**
+ * Every write an acknowledgement depends on (0x8001 after a report, 0x8800 after a photo, the
+ * auth code handed out by 0x8100) waits for this: on a replica set the write survives a primary
+ * failover (majority) and is on disk (journal), whatever the connection string's default is.
+ */
+export const DURABLE_WRITE_CONCERN = { w: 'majority', journal: true } as const;
+
 export const COLLECTIONS = {
   /** Registry, auth code, last state and session of each vehicle; _id = terminal phone. */
   vehicles: 'vehicles',

@@ -9,7 +9,7 @@ import type { LocationReport } from '../jt808/location.js';
 import type { Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
-import { COLLECTIONS, positionId } from './schema.js';
+import { COLLECTIONS, DURABLE_WRITE_CONCERN, positionId } from './schema.js';
 import type { RecordChange } from './recordChanges.js';
 import { VehicleLoader, type VehicleLoaderOptions } from './vehicleLoader.js';
 
@@ -140,16 +140,17 @@ export class VehicleStore {
 
   constructor(db: Db, options: VehicleStoreOptions = {}) {
     const w: BatchWriterOptions = options.writer ?? {};
+    const durable = { writeConcern: DURABLE_WRITE_CONCERN };
     // Positions are inserts with their own ids: two bulk writes at once keep the store busy
     // while the next batch fills (their order does not matter).
-    this.positions = new BatchWriter(db.collection(COLLECTIONS.positions), {
+    this.positions = new BatchWriter(db.collection(COLLECTIONS.positions, durable), {
       maxConcurrent: 2,
       ...w,
     });
-    this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles), w);
-    this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms), w);
-    this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions), w);
-    this.commands = new BatchWriter(db.collection(COLLECTIONS.commands), w);
+    this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles, durable), w);
+    this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms, durable), w);
+    this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions, durable), w);
+    this.commands = new BatchWriter(db.collection(COLLECTIONS.commands, durable), w);
     this.media = new MediaStore(db);
     const vehicles = db.collection<VehicleRecord>(COLLECTIONS.vehicles);
     this.loader = new VehicleLoader(async (ids) => {
