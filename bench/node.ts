@@ -372,7 +372,12 @@ async function activationBurst(
   const nodeOptions = {
     mongodbUri: uri,
     database,
-    gateway: { maxConnections: count + 10 },
+    // Every terminal connects at once from this one address: none is refused for waiting.
+    gateway: {
+      maxConnections: count + 10,
+      maxPendingConnections: count,
+      maxPendingPerAddress: count,
+    },
     ...(workers !== undefined ? { workers } : {}),
   };
   const simulator = ['--concurrency', String(count), '--codes', codes];

@@ -55,6 +55,18 @@ export interface GatewayOptions {
   /** True while the database cannot keep up: every socket stops reading. */
   storageFull?(): boolean;
   maxConnections?: number;
+  /**
+   * Connections not authenticated yet, in total and per remote address (terminals behind a
+   * carrier's NAT share one: keep it generous). Past either, a new connection is refused.
+   */
+  maxPendingConnections?: number;
+  maxPendingPerAddress?: number;
+  /** A connection that has not authenticated this long after connecting is closed. */
+  authDeadlineMs?: number;
+  /** Bytes written to a terminal that it has not read yet; past this it is closed. */
+  maxWriteBufferBytes?: number;
+  /** Frames a connection may hold for a full mailbox; past this it is closed (nothing was acknowledged). */
+  maxBacklog?: number;
   idleTimeoutMs?: number;
   /** Rejected frames a connection may send before it is closed. */
   maxBadFrames?: number;
@@ -74,6 +86,16 @@ export interface GatewayStats {
   closedForGarbage: number;
   idleClosed: number;
   pausedForBackpressure: number;
+  /** Connections not authenticated yet. */
+  pending: number;
+  /** Refused because too many connections were waiting to authenticate (in total or from one address). */
+  refusedPending: number;
+  /** Closed for not authenticating within authDeadlineMs. */
+  authDeadlineClosed: number;
+  /** Closed because the terminal did not read what was written to it. */
+  closedSlowReader: number;
+  /** Closed because its frames waiting for a full mailbox passed maxBacklog. */
+  closedBacklogFull: number;
 }
 
 interface Connection {
@@ -88,6 +110,9 @@ interface Connection {
   backlog: { vehicleId: string; msg: GatewayDelivery }[];
   retryTimer?: NodeJS.Timeout;
   serial: number;
+  address: string;
+  /** Until authenticated: closes the connection at the deadline. */
+  authTimer?: NodeJS.Timeout;
 }
 
 export class Gateway {
@@ -102,7 +127,13 @@ export class Gateway {
     closedForGarbage: 0,
     idleClosed: 0,
     pausedForBackpressure: 0,
+    pending: 0,
+    refusedPending: 0,
+    authDeadlineClosed: 0,
+    closedSlowReader: 0,
+    closedBacklogFull: 0,
   };
+  private readonly pendingByAddress = new Map<string, number>();
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly byNumber = new Map<number, Connection>();
@@ -110,6 +141,7 @@ export class Gateway {
   private readonly reassembler = new SubpackageReassembler();
   private expiryTimer: NodeJS.Timeout | undefined;
   private storagePaused = false;
+  private closed = false;
 
   constructor(private readonly options: GatewayOptions) {
     this.server = createServer((socket) => this.accept(socket));
@@ -150,7 +182,9 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.expiryTimer) clearInterval(this.expiryTimer);
+    for (const c of this.connections) if (c.retryTimer) clearTimeout(c.retryTimer);
     for (const c of this.connections) c.socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -158,6 +192,15 @@ export class Gateway {
   private accept(socket: Socket): void {
     if (this.connections.size >= (this.options.maxConnections ?? 100_000)) {
       this.stats.refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    const address = socket.remoteAddress ?? '';
+    if (
+      this.stats.pending >= (this.options.maxPendingConnections ?? 20_000) ||
+      (this.pendingByAddress.get(address) ?? 0) >= (this.options.maxPendingPerAddress ?? 4096)
+    ) {
+      this.stats.refusedPending++;
       socket.destroy();
       return;
     }
@@ -172,11 +215,18 @@ export class Gateway {
       badFrames: 0,
       backlog: [],
       serial: 0,
+      address,
       link: {
         id,
         node: this.options.node,
         send: (frame) => {
-          if (!socket.destroyed) socket.write(frame);
+          if (socket.destroyed) return;
+          socket.write(frame);
+          // A terminal that stops reading would grow this buffer without bound.
+          if (socket.writableLength > (this.options.maxWriteBufferBytes ?? 1024 * 1024)) {
+            this.stats.closedSlowReader++;
+            socket.destroy();
+          }
         },
         close: (reason) => {
           socket.end();
@@ -184,11 +234,18 @@ export class Gateway {
           void reason;
         },
         authenticated: (vehicleId, edition) => {
+          if (conn.vehicleId === undefined) this.leavePending(conn);
           conn.vehicleId = vehicleId;
           conn.edition = edition;
         },
       },
     };
+    this.stats.pending++;
+    this.pendingByAddress.set(address, (this.pendingByAddress.get(address) ?? 0) + 1);
+    conn.authTimer = setTimeout(() => {
+      this.stats.authDeadlineClosed++;
+      socket.destroy();
+    }, this.options.authDeadlineMs ?? 30_000);
     this.connections.add(conn);
     this.byNumber.set(number, conn);
     this.stats.connections = this.connections.size;
@@ -203,7 +260,10 @@ export class Gateway {
       this.connections.delete(conn);
       this.byNumber.delete(number);
       this.stats.connections = this.connections.size;
-      if (conn.retryTimer) clearTimeout(conn.retryTimer);
+      // Frames held for a full mailbox still go (in order), and the closed-link notice after
+      // them: the retry timer keeps running until the backlog is empty. (Clearing it here left
+      // them, and the notice, undelivered: the actor kept a dead link as online.)
+      if (conn.vehicleId === undefined) this.leavePending(conn);
       if (conn.vehicleId) {
         this.reassembler.dropTerminal(conn.vehicleId);
         this.send(conn, conn.vehicleId, {
@@ -216,6 +276,17 @@ export class Gateway {
       }
     });
     if (this.storagePaused) socket.pause();
+  }
+
+  /** The connection authenticated or closed: it no longer counts as waiting to authenticate. */
+  private leavePending(conn: Connection): void {
+    if (conn.authTimer === undefined) return;
+    clearTimeout(conn.authTimer);
+    conn.authTimer = undefined;
+    this.stats.pending--;
+    const n = (this.pendingByAddress.get(conn.address) ?? 1) - 1;
+    if (n > 0) this.pendingByAddress.set(conn.address, n);
+    else this.pendingByAddress.delete(conn.address);
   }
 
   private onData(conn: Connection, chunk: Buffer): void {
@@ -317,6 +388,15 @@ export class Gateway {
   /** Delivers in order; a full mailbox pauses the socket until the actor takes it. */
   private send(conn: Connection, vehicleId: string, msg: GatewayDelivery): void {
     if (conn.backlog.length === 0 && this.options.deliver(vehicleId, msg)) return;
+    // A closed link's notice always goes through: the actor must learn the link is gone.
+    if (msg.kind !== 'linkClosed' && conn.backlog.length >= (this.options.maxBacklog ?? 4096)) {
+      // Nothing in the backlog was acknowledged: the terminal sends it again on a new connection.
+      if (!conn.socket.destroyed) {
+        this.stats.closedBacklogFull++;
+        conn.socket.destroy();
+      }
+      return;
+    }
     conn.backlog.push({ vehicleId, msg });
     conn.socket.pause();
     this.stats.pausedForBackpressure++;
@@ -325,14 +405,16 @@ export class Gateway {
       while (conn.backlog.length > 0) {
         const next = conn.backlog[0]!;
         if (!this.options.deliver(next.vehicleId, next.msg)) {
-          conn.retryTimer = setTimeout(retry, 5);
+          // Stopping: the vehicles are being passivated; what they cannot take now is dropped
+          // (none of it was acknowledged).
+          if (!this.closed) conn.retryTimer = setTimeout(retry, 5);
           return;
         }
         conn.backlog.shift();
       }
       if (!this.storagePaused && !conn.socket.destroyed) conn.socket.resume();
     };
-    if (!conn.retryTimer) conn.retryTimer = setTimeout(retry, 5);
+    if (!conn.retryTimer && !this.closed) conn.retryTimer = setTimeout(retry, 5);
   }
 
   private answer(conn: Connection, header: Header, result: number): void {
