@@ -1,10 +1,10 @@
 // Starts and stops the real servers fleetmesh needs on one machine — etcd (Debian's
 // etcd-server) and the local MongoDB-protocol store (our embedded FerretDB on PostgreSQL or
-// SQLite, see localStore.ts) — for tests and for the local cluster. Nothing is left behind (see
-// serverProcess.ts).
+// SQLite, see localStore.ts) — for tests and for the local cluster. No server is left behind
+// (see serverProcess.ts), and no throwaway data of a program that passed (see freshRunDir).
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import {
@@ -15,6 +15,7 @@ import {
 } from './serverConfig.js';
 import { projectRoot, startLocalStore } from './localStore.js';
 import {
+  atProgramEnd,
   freePort,
   spawnServer,
   stopChild,
@@ -27,8 +28,30 @@ export { freePort, type ServerProcess } from './serverProcess.js';
 
 const stateDir = join(projectRoot, '.fleetmesh');
 
+/**
+ * A new directory under .fleetmesh/run for data wanted only while this program runs (a test's
+ * servers): removed when the program exits with status 0, kept when it fails or dies of a signal,
+ * with its path printed on stderr, because a failing test's server logs and data are what one reads
+ * next. Named `[label-]<pid>-<random>`. (Nothing runs after a SIGKILL: that leaves it behind.)
+ */
+export function freshRunDir(label?: string): string {
+  const name = `${label ? `${label}-` : ''}${process.pid}-${randomBytes(4).toString('hex')}`;
+  const dir = join(stateDir, 'run', name);
+  mkdirSync(dir, { recursive: true });
+  atProgramEnd((ok) => {
+    if (ok) rmSync(dir, { recursive: true, force: true });
+    else if (existsSync(dir)) {
+      process.stderr.write(`fleetmesh: kept server data and logs of a failed run in ${dir}\n`);
+    }
+  });
+  return dir;
+}
+
 export interface LocalServersOptions {
-  /** Keep data here across runs (the local cluster); default: a fresh directory removed on stop. */
+  /**
+   * Keep data here across runs (the local cluster); default: a fresh directory (freshRunDir),
+   * removed when the program ends well, kept and named when it fails.
+   */
   dataDir?: string;
   /** Fixed ports (the local cluster); default: free ports chosen at start. */
   mongoPort?: number;
@@ -41,6 +64,8 @@ export interface LocalServersOptions {
 }
 
 export interface LocalServers {
+  /** Where the servers keep their data, with their logs in `logs/`. */
+  dataDir: string;
   mongodbUri: string;
   /** The local store's backend; absent when the MongoDB is external. */
   storeBackend?: StoreBackend;
@@ -110,18 +135,15 @@ async function startEtcd(
  */
 export async function startLocalServers(opts: LocalServersOptions = {}): Promise<LocalServers> {
   const external = opts.external ?? externalServers();
-  const tempDir = opts.dataDir
-    ? undefined
-    : join(stateDir, 'run', `${process.pid}-${randomBytes(4).toString('hex')}`);
-  const base = opts.dataDir ?? (tempDir as string);
+  const base = opts.dataDir ?? freshRunDir();
   const logDir = join(base, 'logs');
   const timeout = opts.readyTimeoutMs ?? 30_000;
   const stops: Array<() => Promise<void>> = [];
   const processes: ServerProcess[] = [];
 
+  // A fresh directory stays until the program ends: whether to keep it depends on how it ends.
   const stop = async (): Promise<void> => {
     await Promise.all(stops.map((s) => s()));
-    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   };
 
   // The servers' handles are unref'd; hold the event loop open while we wait for them.
@@ -164,6 +186,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
       if (!etcdEndpoints) throw lastErr;
     }
     return {
+      dataDir: base,
       mongodbUri,
       ...(storeBackend ? { storeBackend } : {}),
       ...(postgresqlUrl ? { postgresqlUrl } : {}),

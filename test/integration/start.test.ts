@@ -1,22 +1,77 @@
 // The README's start command end to end: local servers, one node, simulated terminals, the
-// status line, the gRPC service answering with the configured token, and a clean stop on SIGINT.
+// status line, the gRPC service answering with the configured token, and a clean stop on SIGINT;
+// and Ctrl-C as a terminal sends it (to the whole foreground process group): the node leaves the
+// membership before its servers stop, so the next start does not wait out an old lease.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { projectRoot } from '../../cluster/localServers.js';
+import { Etcd3 } from 'etcd3';
+import { freshRunDir, projectRoot } from '../../cluster/localServers.js';
 
 type Obj = Record<string, unknown>;
 
+const main = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+interface Started {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** stdout and stderr so far. */
+  out(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Ms from spawn to 'running'. */
+  ready: Promise<number>;
+}
+
+/** `fleetmesh start` as the foreground job of a terminal: the leader of its own process group. */
+function startInOwnGroup(dataDir: string): Started {
+  const t0 = Date.now();
+  const child = spawn(
+    process.execPath,
+    [
+      main,
+      'start',
+      ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
+      ...['--data-dir', dataDir],
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  let out = '';
+  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const ready = (async (): Promise<number> => {
+    const deadline = Date.now() + 60_000;
+    while (!/fleetmesh: running/.test(out)) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return Date.now() - t0;
+  })();
+  return { child, out: () => out, exited, ready };
+}
+
+/** What a terminal's Ctrl-C does: SIGINT to every process of the foreground group. */
+function ctrlC(s: Started): void {
+  process.kill(-(s.child.pid as number), 'SIGINT');
+}
+
+function killGroup(s: Started): void {
+  try {
+    process.kill(-(s.child.pid as number), 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 describe('fleetmesh start', () => {
   it('starts everything, shows terminals online, serves gRPC, and stops cleanly on SIGINT', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'fleetmesh-start-'));
-    chmodSync(dataDir, 0o755); // mkdtemp's 0700 would keep PostgreSQL's own user out, as root
+    const dataDir = freshRunDir('start'); // removed after a pass, kept and named after a failure
     const child = spawn(
       process.execPath,
       [
@@ -70,7 +125,49 @@ describe('fleetmesh start', () => {
       assert.match(out, /fleetmesh: stopped/);
     } finally {
       child.kill('SIGKILL');
-      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('Ctrl-C to the process group: the node leaves the membership, then the servers stop; a restart joins at once', async () => {
+    const dataDir = freshRunDir('start-ctrl-c');
+    const first = startInOwnGroup(dataDir);
+    let second: Started | undefined;
+    let etcd: Etcd3 | undefined;
+    try {
+      await first.ready;
+      const endpoint = /fleetmesh: etcd +(\S+) \(local\)/.exec(first.out())?.[1];
+      assert.ok(endpoint, first.out());
+      // Watch the member key from outside: a delete event means the node left while etcd was
+      // still up; a local etcd stopped by the same Ctrl-C never gets to delete it.
+      etcd = new Etcd3({ hosts: endpoint });
+      const key = 'fleetmesh/members/node-1';
+      assert.ok(await etcd.get(key).string(), 'node-1 is a member');
+      const watcher = await etcd.watch().key(key).create();
+      let deleted = false;
+      watcher.on('delete', () => (deleted = true));
+
+      ctrlC(first);
+      const end = await first.exited;
+      // etcd is gone now: close without waiting for an answer from it.
+      watcher.removeAllListeners();
+      void watcher.cancel().catch(() => undefined);
+      etcd.close();
+      etcd = undefined;
+      assert.deepEqual(end, { code: 0, signal: null }, first.out());
+      assert.match(first.out(), /fleetmesh: stopped/);
+      assert.ok(deleted, `the member key was not deleted before etcd stopped:\n${first.out()}`);
+
+      // The name is free at once: no waiting out the old lease (10 s TTL).
+      second = startInOwnGroup(dataDir);
+      const ms = await second.ready;
+      assert.doesNotMatch(second.out(), /in use/, second.out());
+      assert.ok(ms < 8000, `the restart took ${ms} ms`);
+      ctrlC(second);
+      assert.deepEqual(await second.exited, { code: 0, signal: null }, second.out());
+    } finally {
+      etcd?.close();
+      killGroup(first);
+      if (second) killGroup(second);
     }
   });
 });
