@@ -36,12 +36,19 @@ export function decodeHexLine(hex: string, opts: DecodeOptions): Record<string, 
   return out;
 }
 
+export const decodeUsage = '[--lenient] [--edition 2011|2013|2019] HEX…';
+
 export async function runDecode(args: string[]): Promise<number> {
   const opts: DecodeOptions = {};
   const hexes: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
-    if (a === '--lenient') opts.lenient = true;
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(
+        `usage: fleetmesh decode ${decodeUsage}\n  one JSON object per frame (docs/decode-json.md); no HEX: one frame per line on stdin\n`,
+      );
+      return 0;
+    } else if (a === '--lenient') opts.lenient = true;
     else if (a === '--edition') {
       const e = Number(args[++i]);
       if (e !== 2011 && e !== 2013 && e !== 2019)

@@ -1,16 +1,14 @@
 // The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps.
-import { runDecode } from './decode.js';
-import { runStart } from './start.js';
+import { decodeUsage, runDecode } from './decode.js';
+import { runStart, startUsage, UsageError } from './start.js';
 
 const [command, ...args] = process.argv.slice(2);
 
-const usage = `usage: fleetmesh <command> [options]
-  start [--port 8808] [--grpc-port 9808] [--grpc-token T] [--host 0.0.0.0] [--sim N]
-        [--interval-ms MS] [--ack durable|receive] [--data-dir DIR]
-        [--mongodb-uri URI | --local-store postgresql|sqlite] [--etcd-endpoints URL,URL]
-                                                        start the local system (Ctrl-C stops it)
-  decode [--lenient] [--edition 2011|2013|2019] HEX…     decode JT/T 808 frames to JSON lines
-                                                        (no HEX: one frame per line on stdin)
+const usage = `usage: fleetmesh <command> [options]      (fleetmesh <command> --help: its options)
+  start [options]       start the local system: etcd and the MongoDB-protocol server unless
+                        named, and one node (Ctrl-C stops it); options:
+${startUsage('    ')}  decode ${decodeUsage}
+                        decode JT/T 808 frames to JSON lines (no HEX: one frame per line on stdin)
 `;
 
 async function main(): Promise<number> {
@@ -22,6 +20,7 @@ async function main(): Promise<number> {
     case undefined:
     case '-h':
     case '--help':
+    case 'help':
       process.stdout.write(usage);
       return command ? 0 : 2;
     default:
@@ -36,6 +35,7 @@ main().then(
   },
   (err: unknown) => {
     process.stderr.write(`fleetmesh: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    if (err instanceof UsageError) process.stderr.write(`see: fleetmesh ${command} --help\n`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

@@ -14,9 +14,94 @@ import { startGrpcServer } from '../cluster/grpcServer.js';
 import { advertisedHost, startNode } from '../cluster/node.js';
 import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
 
+interface StartOption {
+  name: string;
+  value: string;
+  help: string;
+}
+
+// Every option `start` takes: the parser accepts only these and the help lists them all, so the
+// two cannot drift apart.
+const startOptions: readonly StartOption[] = [
+  { name: '--port', value: 'PORT', help: 'JT/T 808 gateway port (8808; 0: a free one)' },
+  { name: '--grpc-port', value: 'PORT', help: 'gRPC port (9808)' },
+  {
+    name: '--grpc-token',
+    value: 'T[,T]',
+    help: 'gRPC bearer tokens (FLEETMESH_GRPC_TOKENS; .fleetmesh/grpc-token)',
+  },
+  { name: '--host', value: 'HOST', help: 'address to listen on (0.0.0.0)' },
+  { name: '--node', value: 'NAME', help: "this node's name in the membership in etcd (node-1)" },
+  {
+    name: '--advertise',
+    value: 'HOST',
+    help: 'host the other members reach it at (--host; 127.0.0.1 for 0.0.0.0)',
+  },
+  { name: '--ack', value: 'durable|receive', help: 'acknowledge reports once stored (durable)' },
+  { name: '--sim', value: 'N', help: 'also run N simulated terminals (0)' },
+  { name: '--interval-ms', value: 'MS', help: "the simulated terminals' report interval (10000)" },
+  { name: '--data-dir', value: 'DIR', help: "the local servers' data (.fleetmesh/data)" },
+  {
+    name: '--mongodb-uri',
+    value: 'URI',
+    help: 'use this MongoDB (MONGODB_URI; default: start the local store)',
+  },
+  {
+    name: '--local-store',
+    value: 'postgresql|sqlite',
+    help: "the local store's backend (FLEETMESH_LOCAL_STORE; postgresql)",
+  },
+  {
+    name: '--etcd-endpoints',
+    value: 'URL[,URL]',
+    help: 'use this etcd (ETCD_ENDPOINTS; default: start a local one)',
+  },
+];
+
+/** The options of `start`, one a line, indented by `indent`. */
+export function startUsage(indent = '  '): string {
+  const left = startOptions.map((o) => `${o.name} ${o.value}`);
+  const width = Math.max(...left.map((l) => l.length)) + 2;
+  return startOptions
+    .map((o, i) => `${indent}${(left[i] as string).padEnd(width)}${o.help}\n`)
+    .join('');
+}
+
+export class UsageError extends Error {}
+
+/**
+ * `--name value` or `--name=value` pairs of known options, as `--name value` (the form
+ * serverConfig's readers take too); `help` when -h/--help is among them.
+ */
+export function parseStartArgs(args: readonly string[]): { argv: string[]; help: boolean } {
+  const argv: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '-h' || a === '--help') return { argv: [], help: true };
+    const eq = a.indexOf('=');
+    const name = eq > 0 ? a.slice(0, eq) : a;
+    if (!startOptions.some((o) => o.name === name)) throw new UsageError(`unknown option '${a}'`);
+    const value = eq > 0 ? a.slice(eq + 1) : args[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    argv.push(name, value);
+  }
+  return { argv, help: false };
+}
+
+/** The first value of `name` in parsed `--name value` pairs. */
 function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
+  for (let i = 0; i < args.length; i += 2) if (args[i] === name) return args[i + 1];
+  return undefined;
+}
+
+function numberFlag(args: string[], name: string, fallback: number, max: number): number {
+  const raw = flag(args, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > max) {
+    throw new UsageError(`${name} takes a whole number from 0 to ${max}, not '${raw}'`);
+  }
+  return n;
 }
 
 /**
@@ -35,14 +120,27 @@ function grpcTokens(args: string[]): { tokens: string[]; file?: string } {
   return { tokens: [readFileSync(file, 'utf8').trim()], file };
 }
 
-export async function runStart(args: string[]): Promise<number> {
+/** Runs until SIGINT/SIGTERM; with -h/--help prints the options instead. */
+export async function runStart(rawArgs: string[]): Promise<number> {
+  const { argv: args, help } = parseStartArgs(rawArgs);
+  if (help) {
+    process.stdout.write(`usage: fleetmesh start [options]\n${startUsage()}`);
+    return 0;
+  }
   const external = externalServers(args);
-  const port = Number(flag(args, '--port') ?? 8808);
-  const sim = Number(flag(args, '--sim') ?? 0);
-  const ackMode = flag(args, '--ack') === 'receive' ? 'receive' : 'durable';
+  const port = numberFlag(args, '--port', 8808, 65535);
+  const grpcPort = numberFlag(args, '--grpc-port', 9808, 65535);
+  const sim = numberFlag(args, '--sim', 0, 1_000_000);
+  const intervalMs = numberFlag(args, '--interval-ms', 10_000, 3_600_000);
+  const ack = flag(args, '--ack') ?? 'durable';
+  if (ack !== 'durable' && ack !== 'receive') {
+    throw new UsageError(`--ack takes durable or receive, not '${ack}'`);
+  }
+  const ackMode = ack;
+  const storeBackend = localStoreBackend(args);
   const servers = await startLocalServers({
     external,
-    storeBackend: localStoreBackend(args),
+    storeBackend,
     dataDir: flag(args, '--data-dir') ?? join(projectRoot, '.fleetmesh', 'data'),
   });
   const acks = hdr.build({
@@ -52,7 +150,6 @@ export async function runStart(args: string[]): Promise<number> {
   });
   let online = 0;
   const host = flag(args, '--host') ?? '0.0.0.0';
-  const grpcPort = Number(flag(args, '--grpc-port') ?? 9808);
   const advertise = flag(args, '--advertise');
   const node = await startNode({
     node: flag(args, '--node') ?? 'node-1',
@@ -93,14 +190,7 @@ export async function runStart(args: string[]): Promise<number> {
   if (sim > 0) {
     simulator = fork(
       fileURLToPath(new URL('../bench/simulate.js', import.meta.url)),
-      [
-        '--port',
-        String(node.port),
-        '--count',
-        String(sim),
-        '--interval-ms',
-        flag(args, '--interval-ms') ?? '10000',
-      ],
+      ['--port', String(node.port), '--count', String(sim), '--interval-ms', String(intervalMs)],
       {
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       },

@@ -1,0 +1,82 @@
+// The `fleetmesh` command's help as a person asks for it: every option `start` takes is listed
+// (the cluster's --node and --advertise among them), `start --help` prints help and starts
+// nothing, and a mistyped option is refused instead of ignored.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { projectRoot } from '../../cluster/localServers.js';
+
+const bin = join(projectRoot, 'bin', 'fleetmesh.js');
+
+// Servers are named (unreachable), so a `start` that runs by mistake starts none of its own; it
+// then waits for etcd until the timeout ends it.
+function fleetmesh(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    encoding: 'utf8',
+    timeout: 15_000,
+    env: {
+      ...process.env,
+      MONGODB_URI: 'mongodb://127.0.0.1:1/',
+      ETCD_ENDPOINTS: 'http://127.0.0.1:1',
+    },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+// The options README and `npm start` document.
+const startOptions = [
+  '--port',
+  '--grpc-port',
+  '--grpc-token',
+  '--host',
+  '--node',
+  '--advertise',
+  '--ack',
+  '--sim',
+  '--interval-ms',
+  '--data-dir',
+  '--mongodb-uri',
+  '--local-store',
+  '--etcd-endpoints',
+];
+
+function assertListsStartOptions(text: string): void {
+  for (const o of startOptions)
+    assert.match(text, new RegExp(`^ +${o} \\S`, 'm'), `${o} in:\n${text}`);
+}
+
+describe('fleetmesh help', () => {
+  it('--help lists the commands and every option of start', () => {
+    const r = fleetmesh(['--help']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^ +start /m);
+    assert.match(r.stdout, /^ +decode /m);
+    assertListsStartOptions(r.stdout);
+  });
+
+  for (const h of ['--help', '-h']) {
+    it(`start ${h} prints start's options and starts nothing`, () => {
+      const r = fleetmesh(['start', '--port', '0', h]);
+      assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /^usage: fleetmesh start/);
+      assertListsStartOptions(r.stdout);
+      assert.doesNotMatch(r.stdout + r.stderr, /fleetmesh: (MongoDB|running|stopped)|membership:/);
+    });
+  }
+
+  it('start refuses an unknown option or a bad value, and starts nothing', () => {
+    for (const args of [['--prot', '1'], ['--ack', 'fast'], ['--port', 'x'], ['--node']]) {
+      const r = fleetmesh(['start', ...args]);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /see: fleetmesh start --help/);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  it('decode --help prints its usage instead of decoding "--help"', () => {
+    const r = fleetmesh(['decode', '--help']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^usage: fleetmesh decode \[--lenient\]/);
+  });
+});
