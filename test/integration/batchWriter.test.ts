@@ -1,13 +1,12 @@
 // The batch writer against the real MongoDB-protocol server: group commit, duplicates counted
 // as stored, the buffer limit as backpressure, and a server outage that loses nothing.
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type Collection, type Document } from 'mongodb';
 import {
   freePort,
-  projectRoot,
+  freshRunDir,
   startLocalStore,
   type LocalServers,
 } from '../../cluster/localServers.js';
@@ -139,12 +138,10 @@ describe('BatchWriter (real server)', () => {
 });
 
 describe('BatchWriter across a server outage (real FerretDB stopped and restarted)', () => {
-  const dir = join(projectRoot, '.fleetmesh', 'run', `outage-${process.pid}`);
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = freshRunDir('batchwriter-outage');
 
   it('retries while the server is down and stores every write once it is back', async () => {
     if (process.env.MONGODB_URI) return; // needs a server this test can stop
-    mkdirSync(dir, { recursive: true });
     const port = await freePort();
     let server = await startLocalStore({ dataDir: join(dir, 'data'), logDir: dir, port });
     const client = new MongoClient(server.uri, {
