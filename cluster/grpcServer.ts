@@ -5,13 +5,14 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
 import { timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
+import { reflectionDefinition } from './grpcReflection.js';
 import { vehicleIdOf } from '../jt808/header.js';
 import { VehiclesUnavailable } from './workerHost.js';
 import { projectRoot } from './localServers.js';
@@ -55,6 +56,8 @@ export interface GrpcServer {
 type Obj = Record<string, unknown>;
 type Unary = grpc.handleUnaryCall<Obj, Obj>;
 
+// What the handlers see: camelCase fields (proto-loader's default, as every TypeScript client
+// here uses). Field names never reach the wire, so this is the code's choice alone.
 const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: false,
   longs: Number,
@@ -283,7 +286,8 @@ export async function startGrpcServer(
   server.addService(service, handlers);
   const health = new HealthImplementation({ '': 'SERVING', [VEHICLE_SERVICE]: 'SERVING' });
   health.addToServer(server);
-  new ReflectionService(definition).addToServer(server);
+  // Every service served here but reflection itself, as the .proto files are written.
+  new ReflectionService(reflectionDefinition([PROTO, HEALTH_PROTO])).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,

@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { mapEntryName } from '../../cluster/grpcReflection.js';
 import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
 import { projectRoot, type LocalServers } from '../../cluster/localServers.js';
 import { startNode, type FleetNode } from '../../cluster/node.js';
@@ -48,6 +49,69 @@ async function online(phone: string): Promise<SimTerminal> {
   assert.equal(await t.register(), 0);
   assert.equal(await t.authenticate(), 0);
   return t;
+}
+
+/** One request on the server reflection stream (what grpcurl sends), and its answer. */
+async function reflect(req: Obj, version: 'v1' | 'v1alpha' = 'v1'): Promise<Obj> {
+  const proto = join(
+    require.resolve('@grpc/reflection').replace(/build[/\\]src[/\\]index\.js$/, ''),
+    'build',
+    'proto',
+    'grpc',
+    'reflection',
+    version,
+    'reflection.proto',
+  );
+  const Reflection = loadClient<grpc.ServiceClientConstructor>(proto, [
+    'grpc',
+    'reflection',
+    version,
+    'ServerReflection',
+  ]);
+  const r = new Reflection(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+  try {
+    const stream = (
+      r as unknown as Record<string, () => grpc.ClientDuplexStream<Obj, Obj>>
+    ).serverReflectionInfo!.call(r);
+    const answer = new Promise<Obj>((resolve, reject) => {
+      stream.once('data', resolve);
+      stream.once('error', reject);
+    });
+    stream.write(req);
+    const res = await answer;
+    stream.end();
+    if (res.errorResponse) throw new Error(JSON.stringify(res.errorResponse));
+    return res;
+  } finally {
+    r.close();
+  }
+}
+
+// google/protobuf/descriptor.proto, to read what reflection publishes.
+const descriptorProto = protoLoader.loadSync('google/protobuf/descriptor.proto');
+const FileDescriptorProto = descriptorProto[
+  'google.protobuf.FileDescriptorProto'
+] as protoLoader.MessageTypeDefinition<Obj, Obj>;
+const FileDescriptorSet = descriptorProto[
+  'google.protobuf.FileDescriptorSet'
+] as protoLoader.MessageTypeDefinition<Obj, Obj>;
+
+/** The published files holding `symbol` (with the files they import), as encoded. */
+async function publishedFiles(symbol: string): Promise<Buffer[]> {
+  const res = await reflect({ fileContainingSymbol: symbol });
+  return (res.fileDescriptorResponse as Obj).fileDescriptorProto as Buffer[];
+}
+
+/**
+ * The package definition a reflection client (grpcurl) builds: the published files holding
+ * `symbol`, as a FileDescriptorSet, loaded with the names exactly as published.
+ */
+async function reflectedDefinition(symbol: string): Promise<protoLoader.PackageDefinition> {
+  const files = await publishedFiles(symbol);
+  const set = FileDescriptorSet.serialize({
+    file: files.map((f) => FileDescriptorProto.deserialize(f)),
+  });
+  return protoLoader.loadFileDescriptorSetFromBuffer(set, options);
 }
 
 function loadClient<T>(protoPath: string, path: string[], includeDirs: string[] = []): T {
@@ -111,36 +175,120 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     assert.equal(res.status, 'SERVING');
   });
 
-  it('server reflection lists the vehicle service (what grpcurl uses)', async () => {
-    const reflectionProto = join(
-      require.resolve('@grpc/reflection').replace(/build[/\\]src[/\\]index\.js$/, ''),
-      'build',
-      'proto',
-      'grpc',
-      'reflection',
-      'v1',
-      'reflection.proto',
-    );
-    const Reflection = loadClient<grpc.ServiceClientConstructor>(reflectionProto, [
-      'grpc',
-      'reflection',
-      'v1',
-      'ServerReflection',
+  it('server reflection (v1 and v1alpha) lists the vehicle service and the health service', async () => {
+    for (const version of ['v1', 'v1alpha'] as const) {
+      const res = await reflect({ listServices: '*' }, version);
+      const services = ((res.listServicesResponse as Obj).service as Obj[]).map((s) => s.name);
+      assert.ok(services.includes('fleetmesh.v1.VehicleService'), `${version}: ${services}`);
+      assert.ok(services.includes('grpc.health.v1.Health'), `${version}: ${services}`);
+    }
+  });
+
+  it('reflection publishes the .proto’s own field names (snake_case, what grpcurl -d takes)', async () => {
+    const def = await reflectedDefinition('fleetmesh.v1.VehicleService');
+    // A message type's DescriptorProto, as published.
+    const fields = (type: string): unknown[] =>
+      ((def[type] as { type: { field: Obj[] } }).type.field ?? []).map((f) => f.name);
+    assert.deepEqual(fields('fleetmesh.v1.GetVehicleRequest'), ['vehicle_id']);
+    assert.deepEqual(fields('fleetmesh.v1.SendCommandRequest'), [
+      'vehicle_id',
+      'set_parameters',
+      'query_parameters',
+      'query_position',
+      'text_message',
+      'terminal_control',
+      'take_photo',
+      'raw',
+      'wait',
+      'wait_timeout_ms',
     ]);
-    const r = new Reflection(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
-    const stream = (
-      r as unknown as Record<string, () => grpc.ClientDuplexStream<Obj, Obj>>
-    ).serverReflectionInfo!.call(r);
-    const answer = new Promise<Obj>((resolve, reject) => {
-      stream.once('data', resolve);
-      stream.once('error', reject);
-    });
-    stream.write({ listServices: '' });
-    const res = await answer;
-    stream.end();
-    r.close();
-    const services = ((res.listServicesResponse as Obj).service as Obj[]).map((s) => s.name);
-    assert.ok(services.includes('fleetmesh.v1.VehicleService'), String(services));
+    assert.deepEqual(fields('fleetmesh.v1.StreamEventsRequest'), ['vehicle_ids', 'kinds']);
+    assert.ok(fields('fleetmesh.v1.Vehicle').includes('last_position'));
+    const health = await reflectedDefinition('grpc.health.v1.Health');
+    assert.ok(health['grpc.health.v1.Health'], 'the health service is resolvable by symbol');
+  });
+
+  it('published map fields name their entry types as protoc does (grpcurl refuses the file otherwise)', async () => {
+    interface Message {
+      name: string;
+      field?: { name: string; typeName?: string }[];
+      nestedType?: Message[];
+      options?: { mapEntry?: boolean };
+    }
+    const maps: string[] = [];
+    const check = (m: Message): void => {
+      for (const n of m.nestedType ?? []) {
+        if (n.options?.mapEntry) {
+          const f = (m.field ?? []).find((x) => x.typeName?.split('.').pop() === n.name);
+          assert.ok(f, `${m.name}.${n.name} is a map entry no field uses`);
+          assert.equal(n.name, mapEntryName(f.name), `${m.name}.${f.name}`);
+          maps.push(`${m.name}.${f.name} -> ${n.name}`);
+        }
+        check(n);
+      }
+    };
+    for (const symbol of ['fleetmesh.v1.VehicleService', 'grpc.health.v1.Health'])
+      for (const bytes of await publishedFiles(symbol)) {
+        const file = FileDescriptorProto.deserialize(bytes) as { messageType?: Message[] };
+        for (const m of file.messageType ?? []) check(m);
+      }
+    assert.ok(maps.includes('HealthListResponse.statuses -> StatusesEntry'), String(maps));
+  });
+
+  it('a client built only from the published descriptors (field vehicle_id) reaches the right vehicle, and health answers', async () => {
+    const t = await online('013800000007');
+    const def = await reflectedDefinition('fleetmesh.v1.VehicleService');
+    const Service = (
+      grpc.loadPackageDefinition(def) as unknown as {
+        fleetmesh: { v1: { VehicleService: grpc.ServiceClientConstructor } };
+      }
+    ).fleetmesh.v1.VehicleService;
+    const c = new Service(
+      `127.0.0.1:${api.port}`,
+      grpc.credentials.createInsecure(),
+    ) as grpc.Client & Record<string, Call>;
+    const unary = (method: string, req: Obj, md = auth()): Promise<Obj> =>
+      new Promise((resolve, reject) =>
+        (c[method] as Call).call(c, req, md, (err, res) =>
+          err ? reject(err) : resolve(res ?? {}),
+        ),
+      );
+    try {
+      const v = await unary('GetVehicle', { vehicle_id: '13800000007' });
+      assert.equal(v.vehicle_id, '13800000007');
+      assert.equal(v.phone, '013800000007');
+      assert.equal(v.online, true);
+      // The docs' SendCommand example, as grpcurl encodes it: it reaches this vehicle's terminal.
+      const text = t.waitFor((f) => f.message?.type === 'TextMessage');
+      const sent = await unary('SendCommand', {
+        vehicle_id: '13800000007',
+        text_message: { flag: 8, text: 'hello' },
+      });
+      const f = await text;
+      assert.ok(f.message?.type === 'TextMessage');
+      assert.equal((f.message.body as Obj).text, 'hello');
+      assert.equal((sent.status as Obj).vehicle_id, '13800000007');
+    } finally {
+      c.close();
+      t.close();
+    }
+    const healthDef = await reflectedDefinition('grpc.health.v1.Health');
+    const Health = (
+      grpc.loadPackageDefinition(healthDef) as unknown as {
+        grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } };
+      }
+    ).grpc.health.v1.Health;
+    const h = new Health(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+    const res = await new Promise<Obj>((resolve, reject) =>
+      (h as unknown as Record<string, Call>).Check!.call(
+        h,
+        { service: 'fleetmesh.v1.VehicleService' },
+        new grpc.Metadata(),
+        (err, r) => (err ? reject(err) : resolve(r ?? {})),
+      ),
+    );
+    h.close();
+    assert.equal(res.status, 'SERVING');
   });
 
   it('GetVehicle gives the live state and session; an unknown vehicle is NOT_FOUND', async () => {
