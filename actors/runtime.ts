@@ -38,6 +38,8 @@ export interface Actor<M> {
   receive(msg: M, ctx: ActorContext<M>): Promise<void> | void;
   /** Saves state before the actor is dropped from memory. */
   passivate?(ctx: ActorContext<M>): Promise<void> | void;
+  /** False while it must stay in memory although idle (e.g. it holds a live connection). */
+  canPassivate?(): boolean;
 }
 
 export interface ActorSystemOptions<M> {
@@ -244,7 +246,10 @@ export class ActorSystem<M> {
     cell.idleTimer = this.scheduler.setTimeout(() => {
       cell.idleTimer = undefined;
       if (cell.running || cell.mailbox.length > 0 || cell.state !== 'active') return;
-      if (this.scheduler.now() - cell.lastMessageAt < this.idleMs) {
+      if (
+        this.scheduler.now() - cell.lastMessageAt < this.idleMs ||
+        cell.actor.canPassivate?.() === false
+      ) {
         this.armIdle(cell);
         return;
       }

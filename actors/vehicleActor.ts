@@ -180,6 +180,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
     return v;
   }
 
+  /** A vehicle whose terminal is connected stays in memory: its link lives here. */
+  canPassivate(): boolean {
+    return this.link === undefined;
+  }
+
   async passivate(): Promise<void> {
     await this.saveState();
     // Whoever waits on a command hears where it stands now: it stays in the stored queue and

@@ -26,6 +26,13 @@ import { WorkerVehicleHost } from './workerHost.js';
 /** A vehicle's changed state is written this long after its first change (and at passivation). */
 export const DEFAULT_SAVE_EVERY_MS = 30_000;
 
+/**
+ * Vehicles that left (disconnected, nothing since) are dropped from memory after 10 minutes: a
+ * node that sees many vehicles come and go keeps only the recent ones, and a vehicle reconnecting
+ * within minutes (a tunnel, a dead spot) still finds its actor.
+ */
+export const DEFAULT_IDLE_PASSIVATE_MS = 10 * 60_000;
+
 export interface NodeOptions {
   node?: string;
   mongodbUri: string;
@@ -38,6 +45,10 @@ export interface NodeOptions {
   policy?: Partial<VehiclePolicy>;
   gateway?: Partial<Omit<GatewayOptions, 'deliver' | 'node' | 'bodies' | 'linkPrefix'>>;
   mailboxLimit?: number;
+  /**
+   * A vehicle leaves memory (its state saved) after this long without a message while its
+   * terminal is not connected; 0 keeps every vehicle. Default DEFAULT_IDLE_PASSIVATE_MS.
+   */
   idlePassivateMs?: number;
   events?: VehicleEvents;
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
@@ -124,7 +135,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const threadOptions = {
     policy,
     ...(opts.mailboxLimit !== undefined ? { mailboxLimit: opts.mailboxLimit } : {}),
-    ...(opts.idlePassivateMs !== undefined ? { idlePassivateMs: opts.idlePassivateMs } : {}),
+    idlePassivateMs: opts.idlePassivateMs ?? DEFAULT_IDLE_PASSIVATE_MS,
     ...(opts.writer ? { writer: opts.writer } : {}),
   };
   let host: VehicleHost;

@@ -344,6 +344,41 @@ describe('downlink commands (real sockets, real storage)', () => {
     );
   });
 
+  it('vehicles that come and go leave memory once idle; a connected one stays however quiet', async () => {
+    await withNode(
+      async (node, db) => {
+        const stayer = await online(node.port, '013900009999');
+        const count = 600;
+        for (let wave = 0; wave < count; wave += 100) {
+          await Promise.all(
+            Array.from({ length: 100 }, async (_, i) => {
+              const t = await online(node.port, `0139000${String(wave + i).padStart(5, '0')}`);
+              assert.equal(await t.report(trackPoint(1)), 0);
+              t.close();
+            }),
+          );
+        }
+        const active = async (): Promise<number> =>
+          (await node.stats()).reduce((n, s) => n + s.actors.active, 0);
+        while ((await active()) > 1) await new Promise((r) => setTimeout(r, 50));
+        const stats = await node.stats();
+        assert.equal(
+          stats.reduce((n, s) => n + s.actors.passivations, 0),
+          count,
+          'every vehicle that left was passivated once',
+        );
+        assert.equal((await node.vehicle('13900009999'))?.online, true, 'the connected one stays');
+        assert.equal(await stayer.report(trackPoint(2)), 0, 'and keeps its session');
+        const stored = await docs(node, db, COLLECTIONS.vehicles, {
+          online: false,
+          _id: { $ne: '13900009999' },
+        });
+        assert.equal(stored.length, count, 'each left with its state saved as offline');
+      },
+      { idlePassivateMs: 300 },
+    );
+  });
+
   it('pending commands survive a node restart', async () => {
     const database = `fleetmesh_cmd_${process.pid}_2`;
     const opts = { mongodbUri: servers.mongodbUri, database, writer: { maxDelayMs: 5 } };

@@ -63,6 +63,29 @@ describe('ActorSystem', () => {
     assert.equal(sys.stats.activations, 2);
   });
 
+  it('an idle actor that says it cannot passivate stays until it can', async () => {
+    const scheduler = new FakeScheduler();
+    let holdsConnection = true;
+    let passivated = 0;
+    const sys = new ActorSystem<Msg>({
+      scheduler,
+      idleMs: 1000,
+      create: () => ({
+        receive: () => undefined,
+        passivate: () => void passivated++,
+        canPassivate: () => !holdsConnection,
+      }),
+    });
+    sys.tell('v1', { kind: 'add', n: 1 });
+    await sys.whenIdle();
+    await scheduler.advance(5000);
+    assert.ok(sys.has('v1'), 'kept while it holds its connection');
+    holdsConnection = false;
+    await scheduler.advance(1000);
+    assert.equal(sys.has('v1'), false);
+    assert.equal(passivated, 1);
+  });
+
   it('a bounded mailbox refuses beyond its limit and counts it', async () => {
     const sys = new ActorSystem<Msg>({ create: counters(new Map(), []), mailboxLimit: 3 });
     // The first message starts a turn (activation is async), so the mailbox holds the rest.
