@@ -176,7 +176,8 @@ export class ActorSystem<M> {
 
   /** @internal */
   deliver(cell: Cell<M>, msg: M, fromTimer: boolean): boolean {
-    // Timer messages are the actor's own and are never refused.
+    // Timer messages are the actor's own and are never refused (a lost save timer would mean no
+    // save); they stay bounded: one per timer key, re-armed only by a turn.
     if (!fromTimer && cell.mailbox.length >= this.mailboxLimit) {
       this.stats.refused++;
       return false;

@@ -238,6 +238,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     lastLagMs: 0,
     buffered: 0,
     coalesced: 0,
+    refused: 0,
   };
   for (const s of stats) {
     const w = s.writers[writer];
@@ -249,6 +250,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     t.lastLagMs = Math.max(t.lastLagMs, w.lastLagMs);
     t.buffered += w.buffered;
     t.coalesced += w.coalesced;
+    t.refused += w.refused;
   }
   return t;
 }

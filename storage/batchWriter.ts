@@ -7,7 +7,10 @@
 //   exponential backoff, for as long as it takes: acknowledged data is never dropped.
 // - Any other per-document error rejects that document's promise and is counted.
 // - The buffer is bounded: past `maxBuffered` the writer reports `full` and callers must stop
-//   producing (the gateway pauses its sockets) until `onDrain` fires. Writes are still taken.
+//   producing (the gateway pauses its sockets) until `onDrain` fires. Writes are still taken up
+//   to `maxHeld` (what was already on its way when the sockets paused); past that a write is
+//   refused at once with WriterFull and counted (a durable report is then answered as failed
+//   and sent again by its terminal).
 import {
   MongoBulkWriteError,
   MongoError,
@@ -29,6 +32,8 @@ export interface BatchWriterOptions {
   maxConcurrent?: number;
   maxDelayMs?: number;
   maxBuffered?: number;
+  /** Writes held at most (buffered + in flight); past it `add` refuses. Default 2 × maxBuffered. */
+  maxHeld?: number;
   retryBaseMs?: number;
   retryMaxMs?: number;
   onRetry?(err: unknown, attempt: number): void;
@@ -44,6 +49,16 @@ export interface BatchWriterStats {
   lastLagMs: number;
   /** Field updates merged into one already buffered for the same _id. */
   coalesced: number;
+  /** Writes refused because maxHeld were held. */
+  refused: number;
+}
+
+/** The writer holds maxHeld writes: this one was not taken. */
+export class WriterFull extends Error {
+  constructor(readonly collection: string) {
+    super(`batch writer for ${collection} is full`);
+    this.name = 'WriterFull';
+  }
 }
 
 interface Pending {
@@ -99,6 +114,7 @@ export class BatchWriter {
     retries: 0,
     lastLagMs: 0,
     coalesced: 0,
+    refused: 0,
   };
   private buffer: Pending[] = [];
   /** Buffered field updates by _id, not yet taken into a batch. */
@@ -115,6 +131,7 @@ export class BatchWriter {
   private readonly maxConcurrent: number;
   private readonly maxDelayMs: number;
   private readonly maxBuffered: number;
+  private readonly maxHeld: number;
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
 
@@ -127,6 +144,7 @@ export class BatchWriter {
     this.maxConcurrent = options.maxConcurrent ?? 1;
     this.maxDelayMs = options.maxDelayMs ?? 10;
     this.maxBuffered = options.maxBuffered ?? 50_000;
+    this.maxHeld = options.maxHeld ?? 2 * this.maxBuffered;
     this.retryBaseMs = options.retryBaseMs ?? 50;
     this.retryMaxMs = options.retryMaxMs ?? 2000;
   }
@@ -203,6 +221,10 @@ export class BatchWriter {
 
   add(op: AnyBulkWriteOperation<Document>, fields?: Pending['fields']): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new Error('batch writer closed'));
+    if (this.buffered >= this.maxHeld) {
+      this.stats.refused++;
+      return Promise.reject(new WriterFull(this.collection.collectionName));
+    }
     return new Promise((resolve, reject) => {
       const pending: Pending = { op, at: Date.now(), resolve, reject };
       if (fields) {

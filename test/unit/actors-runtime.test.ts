@@ -86,6 +86,34 @@ describe('ActorSystem', () => {
     assert.equal(passivated, 1);
   });
 
+  it("an actor's own timer messages are never refused by a full mailbox, and at most one per key waits", async () => {
+    const scheduler = new FakeScheduler();
+    let release: () => void = () => undefined;
+    const ticks: string[] = [];
+    const sys = new ActorSystem<Msg>({
+      scheduler,
+      mailboxLimit: 2,
+      create: () => ({
+        async receive(msg: Msg, ctx: ActorContext<Msg>) {
+          if (msg.kind === 'add' && msg.n === 1) {
+            ctx.startTimer('save', 100, { kind: 'tick' });
+            await new Promise<void>((r) => (release = r)); // a slow turn: the mailbox fills
+          } else if (msg.kind === 'tick') ticks.push('tick');
+        },
+      }),
+    });
+    sys.tell('v1', { kind: 'add', n: 1 });
+    await new Promise((r) => setImmediate(r));
+    assert.ok(sys.tell('v1', { kind: 'add', n: 2 }));
+    assert.ok(sys.tell('v1', { kind: 'add', n: 3 }));
+    assert.equal(sys.tell('v1', { kind: 'add', n: 4 }), false, 'the mailbox is full');
+    await scheduler.advance(1000); // the timer fires into the full mailbox, once
+    release();
+    await sys.whenIdle();
+    assert.deepEqual(ticks, ['tick'], 'the timer message was taken, once');
+    assert.equal(sys.stats.refused, 1);
+  });
+
   it('a bounded mailbox refuses beyond its limit and counts it', async () => {
     const sys = new ActorSystem<Msg>({ create: counters(new Map(), []), mailboxLimit: 3 });
     // The first message starts a turn (activation is async), so the mailbox holds the rest.

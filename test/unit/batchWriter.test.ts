@@ -1,9 +1,10 @@
 // BatchWriter against a collection that records its bulk writes and answers when the test says:
-// how many bulk writes are in flight at once, and that none is lost when they overlap.
+// how many bulk writes are in flight at once, that none is lost when they overlap, and the hard
+// limit on what the writer holds.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AnyBulkWriteOperation, Collection, Document } from 'mongodb';
-import { BatchWriter } from '../../storage/batchWriter.js';
+import { BatchWriter, WriterFull } from '../../storage/batchWriter.js';
 
 /** A collection whose bulk writes wait until `release` is called. */
 function gatedCollection(): {
@@ -18,6 +19,7 @@ function gatedCollection(): {
   let inFlight = 0;
   let max = 0;
   const collection = {
+    collectionName: 'positions',
     bulkWrite: async (ops: AnyBulkWriteOperation<Document>[]) => {
       calls.push(ops);
       inFlight++;
@@ -77,5 +79,25 @@ describe('BatchWriter (unit)', () => {
     await f;
     assert.deepEqual(await Promise.all(first), ['stored', 'stored']);
     await w.close();
+  });
+
+  it('past maxHeld a write is refused at once with WriterFull and counted; taken again once acknowledged', async () => {
+    const c = gatedCollection();
+    const w = new BatchWriter(c.collection, {
+      maxBatch: 4,
+      maxDelayMs: 1,
+      maxBuffered: 4,
+      maxHeld: 6,
+    });
+    const held = Array.from({ length: 6 }, (_, i) => w.insert({ _id: `p${i}` }));
+    assert.equal(w.full, true);
+    await assert.rejects(w.insert({ _id: 'p6' }), WriterFull);
+    assert.equal(w.stats.refused, 1);
+    const answering = setInterval(() => c.release(), 2);
+    assert.deepEqual(await Promise.all(held), Array(6).fill('stored'));
+    assert.equal(await w.insert({ _id: 'p6' }), 'stored', 'taken again once there is room');
+    await w.close();
+    clearInterval(answering);
+    assert.equal(w.stats.stored, 7);
   });
 });
