@@ -2,7 +2,7 @@
 // baseline, what the workers used before), and what each does when a slot joins: the share of
 // vehicles that move and the spread of the load.
 //   npm run bench -- placement [--seconds S]
-import { Placement, SHARDS } from '../cluster/placement.js';
+import { Placement, SHARDS, slotKey } from '../cluster/placement.js';
 import { formatRow, sideBySide, type Operation } from './harness.js';
 
 const ids = Array.from({ length: 4096 }, (_, i) => String(13900000000 + i * 7919));
@@ -15,7 +15,15 @@ function fnvMod(s: string, n: number): number {
 
 export interface PlacementBenchResult {
   lookup: { opsPerSec: number; p50: number; p99: number; ratio: number };
-  joins: { slots: number; movedRendezvous: number; movedModN: number; maxOverMean: number }[];
+  joins: {
+    slots: number;
+    movedRendezvous: number;
+    movedModN: number;
+    maxOverMean: number;
+    /** The same with the 4 096 shards used before (the baseline for the shard count). */
+    maxOverMean4096: number;
+    buildMs: number;
+  }[];
 }
 
 export function runPlacementBench(seconds = 2): PlacementBenchResult {
@@ -35,10 +43,14 @@ export function runPlacementBench(seconds = 2): PlacementBenchResult {
 
   const vehicles = Array.from({ length: 200_000 }, (_, i) => String(13000000000 + i * 104729));
   const joins: PlacementBenchResult['joins'] = [];
-  for (const n of [2, 8, 16, 64]) {
-    const keys = Array.from({ length: n }, (_, i) => `node-${i}`);
+  for (const n of [2, 8, 16, 64, 128, 256]) {
+    // Slots as a cluster names them: 8 workers per node.
+    const keys = Array.from({ length: n }, (_, i) => slotKey(`node-${i >> 3}`, i & 7));
+    const t0 = performance.now();
     const before = new Placement(keys);
-    const after = new Placement([...keys, 'joining']);
+    const buildMs = performance.now() - t0;
+    const after = new Placement([...keys, slotKey('joining', 0)]);
+    const old = new Placement([...keys, slotKey('joining', 0)], 4096).load();
     let movedRendezvous = 0;
     let movedModN = 0;
     for (const v of vehicles) {
@@ -47,15 +59,18 @@ export function runPlacementBench(seconds = 2): PlacementBenchResult {
     }
     const load = after.load();
     const maxOverMean = Math.max(...load) / (SHARDS / (n + 1));
+    const maxOverMean4096 = Math.max(...old) / (4096 / (n + 1));
     joins.push({
       slots: n,
       movedRendezvous: movedRendezvous / vehicles.length,
       movedModN: movedModN / vehicles.length,
       maxOverMean,
+      maxOverMean4096,
+      buildMs,
     });
     const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
     console.log(
-      `${n} → ${n + 1} slots: rendezvous moves ${pct(movedRendezvous / vehicles.length)} of 200 000 vehicles (ideal ${pct(1 / (n + 1))}), mod-N ${pct(movedModN / vehicles.length)}; busiest slot ${maxOverMean.toFixed(3)} × the mean`,
+      `${n} → ${n + 1} slots: rendezvous moves ${pct(movedRendezvous / vehicles.length)} of 200 000 vehicles (ideal ${pct(1 / (n + 1))}), mod-N ${pct(movedModN / vehicles.length)}; busiest slot ${maxOverMean.toFixed(3)} × the mean with ${SHARDS} shards (${maxOverMean4096.toFixed(3)} with 4096); placement built in ${buildMs.toFixed(1)} ms`,
     );
   }
   return {

@@ -15,6 +15,8 @@ export interface Member {
   /** host:port of its gRPC server, when it has one. */
   grpc?: string;
   startedAt: number;
+  /** Worker threads that host vehicles: its slots in the placement (0: it hosts none). */
+  workers: number;
   load: MemberLoad;
   /** When the load was last reported (ms since the epoch, the member's clock). */
   reportedAt: number;
@@ -22,6 +24,9 @@ export interface Member {
 
 /** A value larger than this under the prefix is not a member's (and is not parsed). */
 export const MAX_MEMBER_BYTES = 4096;
+
+/** Worker threads a member may advertise: its slots in the placement. */
+export const MAX_WORKERS_PER_NODE = 256;
 
 /** Node names: what fits a key and a log line. */
 export const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -45,6 +50,10 @@ export function parseMember(key: string, value: string): Member | undefined {
     typeof m.gateway === 'string' &&
     (m.grpc === undefined || typeof m.grpc === 'string') &&
     typeof m.startedAt === 'number' &&
+    (m.workers === undefined ||
+      (Number.isInteger(m.workers) &&
+        (m.workers as number) >= 0 &&
+        (m.workers as number) <= MAX_WORKERS_PER_NODE)) &&
     typeof m.reportedAt === 'number' &&
     typeof load === 'object' &&
     load !== null &&
@@ -56,6 +65,8 @@ export function parseMember(key: string, value: string): Member | undefined {
     node: m.node as string,
     gateway: m.gateway as string,
     startedAt: m.startedAt as number,
+    // A member that does not say (an older version) hosts no vehicles.
+    workers: (m.workers as number | undefined) ?? 0,
     load: { terminals: load.terminals as number },
     reportedAt: m.reportedAt as number,
   };

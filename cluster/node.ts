@@ -176,7 +176,16 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   let joined: Awaited<ReturnType<typeof joinMembership>> | undefined;
   try {
     if (opts.membership)
-      joined = await joinMembership(node, opts.membership, opts.host, port, gateway, opts.log);
+      joined = await joinMembership(
+        node,
+        opts.membership,
+        opts.host,
+        port,
+        // Its slots in the cluster's placement: the worker threads, or the main thread alone.
+        Math.max(1, workers),
+        gateway,
+        opts.log,
+      );
   } catch (err) {
     // Not a member (etcd unreachable, the name in use): this node must not serve.
     await gateway.close();
@@ -228,6 +237,7 @@ async function joinMembership(
   m: NodeMembershipOptions,
   host: string | undefined,
   port: number,
+  workers: number,
   gateway: Gateway,
   log: ((line: string) => void) | undefined,
 ): Promise<{ membership: Membership; stop(): Promise<void> }> {
@@ -237,6 +247,7 @@ async function joinMembership(
     gateway: `${advertisedHost(host, m.advertise)}:${port}`,
     ...(m.grpc ? { grpc: m.grpc } : {}),
     startedAt: Date.now(),
+    workers,
   };
   const ttlSeconds = m.ttlSeconds ?? 10;
   // A predecessor killed without leaving holds the name until its lease expires: a restart waits

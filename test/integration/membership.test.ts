@@ -38,6 +38,7 @@ const self = (node: string): MemberSelf => ({
   gateway: `127.0.0.1:${8800 + node.length}`,
   grpc: '127.0.0.1:9808',
   startedAt: Date.now(),
+  workers: 2,
 });
 const names = (m: Membership): string[] => m.members().map((x) => x.node);
 

@@ -8,6 +8,7 @@ const member = (node: string, terminals = 0): Record<string, unknown> => ({
   node,
   gateway: '10.0.0.1:8808',
   startedAt: 1,
+  workers: 2,
   reportedAt: 2,
   load: { terminals },
 });
@@ -20,9 +21,13 @@ describe('member values', () => {
       gateway: '10.0.0.1:8808',
       grpc: '10.0.0.1:9808',
       startedAt: 1,
+      workers: 2,
       load: { terminals: 3 },
       reportedAt: 2,
     });
+    // One that does not say how many workers it has (an older version) hosts no vehicles.
+    const older = { ...member('node-a'), workers: undefined };
+    assert.equal(parseMember('fleetmesh/members/node-a', JSON.stringify(older))?.workers, 0);
   });
 
   it('refuses what is not a member: bad JSON, missing fields, a node other than its key, bad names, negative load, oversize', () => {
@@ -36,6 +41,10 @@ describe('member values', () => {
       JSON.stringify({ ...member('node-a'), load: undefined }),
       JSON.stringify(member('node-b')),
       JSON.stringify({ ...member('node-a'), grpc: 5 }),
+      JSON.stringify({ ...member('node-a'), workers: -1 }),
+      JSON.stringify({ ...member('node-a'), workers: 1.5 }),
+      JSON.stringify({ ...member('node-a'), workers: 257 }),
+      JSON.stringify({ ...member('node-a'), workers: '2' }),
       JSON.stringify({ ...member('node-a'), pad: 'x'.repeat(MAX_MEMBER_BYTES) }),
     ])
       assert.equal(parseMember(key, v), undefined, v.slice(0, 80));
