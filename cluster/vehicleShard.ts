@@ -239,6 +239,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     buffered: 0,
     coalesced: 0,
     refused: 0,
+    fenced: 0,
   };
   for (const s of stats) {
     const w = s.writers[writer];
@@ -251,6 +252,7 @@ export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFig
     t.buffered += w.buffered;
     t.coalesced += w.coalesced;
     t.refused += w.refused;
+    t.fenced += w.fenced;
   }
   return t;
 }

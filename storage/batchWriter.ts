@@ -51,6 +51,8 @@ export interface BatchWriterStats {
   coalesced: number;
   /** Writes refused because maxHeld were held. */
   refused: number;
+  /** Fenced updates refused because a newer owner had written the document. */
+  fenced: number;
 }
 
 /** The writer holds maxHeld writes: this one was not taken. */
@@ -67,7 +69,20 @@ interface Pending {
   resolve(o: WriteOutcome): void;
   reject(e: unknown): void;
   /** A field update still open to later updates of the same _id (see setFields). */
-  fields?: { id: string; set: Document; unset: Document };
+  fields?: { id: string; set: Document; unset: Document; epoch?: number };
+  /** A fenced update (setFields with an epoch): a duplicate key means a newer owner wrote. */
+  fenced?: boolean;
+}
+
+/** The field fenced updates compare (see setFields). */
+export const OWNER_EPOCH_FIELD = 'ownerEpoch';
+
+/** A fenced update was refused: the document was written by an owner with a newer epoch. */
+export class StaleOwner extends Error {
+  constructor(readonly id: string) {
+    super(`a newer owner has written ${id}: this write is refused`);
+    this.name = 'StaleOwner';
+  }
 }
 
 const TRANSIENT_CODES = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436]);
@@ -115,6 +130,7 @@ export class BatchWriter {
     lastLagMs: 0,
     coalesced: 0,
     refused: 0,
+    fenced: 0,
   };
   private buffer: Pending[] = [];
   /** Buffered field updates by _id, not yet taken into a batch. */
@@ -185,10 +201,20 @@ export class BatchWriter {
    * waits in the buffer, later calls for the same _id merge into it (the later value of a field
    * wins), so a burst of changes to one document is one write; every caller's promise settles
    * with that write.
+   *
+   * With `epoch` the update is fenced: it applies only where the document's ownerEpoch is at most
+   * `epoch` (or absent), and sets it to `epoch`; a document written by a newer owner is left as
+   * it is and the write rejects with StaleOwner (counted as `fenced`). The upsert then tries to
+   * create the document and hits its _id: that duplicate key is how the store says no.
    */
-  setFields(id: string, set: Document, unset: readonly string[] = []): Promise<WriteOutcome> {
+  setFields(
+    id: string,
+    set: Document,
+    unset: readonly string[] = [],
+    epoch?: number,
+  ): Promise<WriteOutcome> {
     const open = this.openFields.get(id);
-    if (open?.fields && !this.closed) {
+    if (open?.fields && open.fields.epoch === epoch && !this.closed) {
       for (const [k, v] of Object.entries(set)) {
         open.fields.set[k] = v;
         delete open.fields.unset[k];
@@ -211,12 +237,24 @@ export class BatchWriter {
       });
     }
     if (Object.keys(set).length === 0 && unset.length === 0) return Promise.resolve('stored');
-    const fields = { id, set: { ...set }, unset: Object.fromEntries(unset.map((k) => [k, ''])) };
+    const fields = {
+      id,
+      set: { ...set },
+      unset: Object.fromEntries(unset.map((k) => [k, ''])),
+      ...(epoch !== undefined ? { epoch } : {}),
+    };
+    const filter: Document =
+      epoch === undefined
+        ? { _id: id }
+        : {
+            _id: id,
+            $or: [
+              { [OWNER_EPOCH_FIELD]: { $lte: epoch } },
+              { [OWNER_EPOCH_FIELD]: { $exists: false } },
+            ],
+          };
     // The update document is made when the batch is taken, from the merged fields.
-    return this.add(
-      { updateOne: { filter: { _id: id } as Document, update: {}, upsert: true } },
-      fields,
-    );
+    return this.add({ updateOne: { filter, update: {}, upsert: true } }, fields);
   }
 
   add(op: AnyBulkWriteOperation<Document>, fields?: Pending['fields']): Promise<WriteOutcome> {
@@ -308,6 +346,10 @@ export class BatchWriter {
     p.fields = undefined;
     if (this.openFields.get(f.id) === p) this.openFields.delete(f.id);
     const update: Document = {};
+    if (f.epoch !== undefined) {
+      f.set[OWNER_EPOCH_FIELD] = f.epoch;
+      p.fenced = true;
+    }
     if (Object.keys(f.set).length > 0) update.$set = f.set;
     if (Object.keys(f.unset).length > 0) update.$unset = f.unset;
     if ('updateOne' in p.op) p.op.updateOne.update = update;
@@ -338,6 +380,13 @@ export class BatchWriter {
             if (!e) {
               if (firstFailedUpdate >= 0 && i > firstFailedUpdate && isUpdate(p.op)) rerun.push(p);
               else this.settle(p, 'stored');
+            } else if (e.code === 11000 && p.fenced) {
+              this.stats.fenced++;
+              p.reject(
+                new StaleOwner(
+                  String((p.op as { updateOne: { filter: Document } }).updateOne.filter._id),
+                ),
+              );
             } else if (e.code === 11000) this.settle(p, 'duplicate');
             else {
               this.stats.failed++;

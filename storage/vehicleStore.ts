@@ -172,9 +172,12 @@ export class VehicleStore {
     return this.loader.load(vehicleId);
   }
 
-  /** Writes the fields of a vehicle's record that changed (merged with others still buffered). */
-  saveChanges(vehicleId: string, change: RecordChange): Promise<WriteOutcome> {
-    return this.vehicles.setFields(vehicleId, change.set, change.unset);
+  /**
+   * Writes the fields of a vehicle's record that changed (merged with others still buffered).
+   * With `ownerEpoch` the write is fenced: refused (StaleOwner) when a newer owner has written.
+   */
+  saveChanges(vehicleId: string, change: RecordChange, ownerEpoch?: number): Promise<WriteOutcome> {
+    return this.vehicles.setFields(vehicleId, change.set, change.unset, ownerEpoch);
   }
 
   insertPosition(doc: Document): Promise<WriteOutcome> {

@@ -1,5 +1,6 @@
 // The batch writer against the real MongoDB-protocol server: group commit, duplicates counted
-// as stored, the buffer limit as backpressure, and a server outage that loses nothing.
+// as stored, the buffer limit as backpressure, a server outage that loses nothing, and fenced
+// updates (a stale owner's write refused by the store).
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +11,7 @@ import {
   startLocalStore,
   type LocalServers,
 } from '../../cluster/localServers.js';
-import { BatchWriter } from '../../storage/batchWriter.js';
+import { BatchWriter, OWNER_EPOCH_FIELD, StaleOwner } from '../../storage/batchWriter.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 
 describe('BatchWriter (real server)', () => {
@@ -102,6 +103,38 @@ describe('BatchWriter (real server)', () => {
     assert.equal(w.stats.failed, 1);
     assert.deepEqual(await col.find({}).toArray(), [{ _id: 'v2', speed: 2 }]);
     await w.close();
+  });
+
+  it("a fenced update from an older owner is refused by the store; the newer owner's and others' go through", async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('fenced');
+    const newer = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 5 });
+    const stale = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 5 });
+    await col.insertOne({ _id: 'legacy', a: 0 }); // written before epochs existed
+    assert.equal(await newer.setFields('v1', { a: 1 }, [], 6), 'stored');
+    const results = await Promise.allSettled([
+      stale.setFields('v1', { a: 99 }, [], 5),
+      stale.setFields('v2', { a: 2 }, [], 5),
+      stale.setFields('legacy', { a: 3 }, [], 5),
+    ]);
+    assert.equal(results[0]!.status, 'rejected');
+    assert.ok(
+      results[0]!.status === 'rejected' && results[0]!.reason instanceof StaleOwner,
+      'the stale write is refused as such',
+    );
+    assert.deepEqual(
+      results.slice(1).map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
+    assert.equal(stale.stats.fenced, 1);
+    // The same epoch is the same owner: it may write again.
+    assert.equal(await newer.setFields('v1', { b: 1 }, [], 6), 'stored');
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'legacy', a: 3, [OWNER_EPOCH_FIELD]: 5 },
+      { _id: 'v1', a: 1, b: 1, [OWNER_EPOCH_FIELD]: 6 },
+      { _id: 'v2', a: 2, [OWNER_EPOCH_FIELD]: 5 },
+    ]);
+    await newer.close();
+    await stale.close();
   });
 
   it('replaces hundreds of existing documents', async () => {

@@ -100,4 +100,27 @@ describe('BatchWriter (unit)', () => {
     clearInterval(answering);
     assert.equal(w.stats.stored, 7);
   });
+
+  it('fenced updates of one _id merge only under the same epoch, and carry it in filter and fields', async () => {
+    const c = gatedCollection();
+    const w = new BatchWriter(c.collection, { maxDelayMs: 1 });
+    const writes = [
+      w.setFields('v1', { a: 1 }, [], 5),
+      w.setFields('v1', { b: 1 }, [], 5),
+      w.setFields('v1', { c: 1 }, [], 6),
+    ];
+    assert.equal(w.stats.coalesced, 1, 'the second merged into the first; the third did not');
+    const answering = setInterval(() => c.release(), 2);
+    await Promise.all(writes);
+    await w.close();
+    clearInterval(answering);
+    const updates = c.calls.flat().map((op) => ('updateOne' in op ? op.updateOne : undefined));
+    assert.deepEqual(
+      updates.map((u) => [u?.filter.$or?.[0]?.ownerEpoch, u?.update]),
+      [
+        [{ $lte: 5 }, { $set: { a: 1, b: 1, ownerEpoch: 5 } }],
+        [{ $lte: 6 }, { $set: { c: 1, ownerEpoch: 6 } }],
+      ],
+    );
+  });
 });
