@@ -1,7 +1,9 @@
 // `fleetmesh start`: the local system — etcd and the MongoDB-protocol server (kept under
 // .fleetmesh/data so data survives restarts, unless external ones are named), one node with its
-// JT/T 808 gateway, and with `--sim N` a simulator of N terminals. A status line shows terminals
-// online, reports/s, acknowledgement p99 and persist lag. Ctrl-C stops everything.
+// JT/T 808 gateway, and with `--sim N` a simulator of N terminals. A status line shows
+// connections and authenticated terminals, distinct reports stored per second, acknowledgement
+// p99 and persist lag; JSON logs go to stderr, Prometheus metrics to --metrics-port. Ctrl-C
+// stops everything.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,8 +13,16 @@ import hdr from 'hdr-histogram-js';
 import { projectRoot, startLocalServers } from '../cluster/localServers.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
 import { startGrpcServer } from '../cluster/grpcServer.js';
+import { createLog, LOG_LEVELS, logLevelFrom } from '../cluster/log.js';
 import { advertisedHost, startNode } from '../cluster/node.js';
 import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
+
+/**
+ * The port OpenTelemetry's Prometheus exporter uses by default (registered for it in the
+ * Prometheus project's port list), so it is where a scraper expects a service's metrics, and
+ * it is not next to 8808/9808, which a second node on the machine shifts by one.
+ */
+export const DEFAULT_METRICS_PORT = 9464;
 
 interface StartOption {
   name: string;
@@ -25,6 +35,16 @@ interface StartOption {
 const startOptions: readonly StartOption[] = [
   { name: '--port', value: 'PORT', help: 'JT/T 808 gateway port (8808; 0: a free one)' },
   { name: '--grpc-port', value: 'PORT', help: 'gRPC port (9808)' },
+  {
+    name: '--metrics-port',
+    value: 'PORT',
+    help: `Prometheus metrics at /metrics (${DEFAULT_METRICS_PORT}; 0: off)`,
+  },
+  {
+    name: '--log-level',
+    value: 'LEVEL',
+    help: 'JSON logs on stderr from this level (FLEETMESH_LOG_LEVEL; info)',
+  },
   {
     name: '--grpc-token',
     value: 'T[,T]',
@@ -130,6 +150,13 @@ export async function runStart(rawArgs: string[]): Promise<number> {
   const external = externalServers(args);
   const port = numberFlag(args, '--port', 8808, 65535);
   const grpcPort = numberFlag(args, '--grpc-port', 9808, 65535);
+  const metricsPort = numberFlag(args, '--metrics-port', DEFAULT_METRICS_PORT, 65535);
+  const levelFlag = flag(args, '--log-level');
+  if (levelFlag !== undefined && !(LOG_LEVELS as readonly string[]).includes(levelFlag)) {
+    throw new UsageError(`--log-level takes ${LOG_LEVELS.join('|')}, not '${levelFlag}'`);
+  }
+  const nodeName = flag(args, '--node') ?? 'node-1';
+  const logger = createLog({ level: logLevelFrom(levelFlag), base: { node: nodeName } });
   const sim = numberFlag(args, '--sim', 0, 1_000_000);
   const intervalMs = numberFlag(args, '--interval-ms', 10_000, 3_600_000);
   const ack = flag(args, '--ack') ?? 'durable';
@@ -148,11 +175,10 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     highestTrackableValue: 3_600_000,
     numberOfSignificantValueDigits: 2,
   });
-  let online = 0;
   const host = flag(args, '--host') ?? '0.0.0.0';
   const advertise = flag(args, '--advertise');
   const node = await startNode({
-    node: flag(args, '--node') ?? 'node-1',
+    node: nodeName,
     mongodbUri: servers.mongodbUri,
     port,
     host,
@@ -161,11 +187,12 @@ export async function runStart(rawArgs: string[]): Promise<number> {
       ...(advertise ? { advertise } : {}),
       grpc: `${advertisedHost(host, advertise)}:${grpcPort}`,
     },
-    log: (line) => process.stderr.write(`${line}\n`),
+    logger,
+    // 0 is "off" here, not "a free port": an operator asks for no metrics port.
+    ...(metricsPort > 0 ? { metrics: { port: metricsPort, host } } : {}),
     policy: { ackMode },
     events: {
       ackLatency: (ms) => acks.recordValue(Math.max(1, Math.round(ms))),
-      online: (_id, isOnline) => (online += isOnline ? 1 : -1),
     },
   });
   const { tokens, file: tokenFile } = grpcTokens(args);
@@ -179,6 +206,9 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
     `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,
+    node.metrics
+      ? `fleetmesh: Prometheus metrics at http://${advertisedHost(host, advertise)}:${node.metrics.port}/metrics`
+      : 'fleetmesh: metrics off',
     `fleetmesh: member ${node.node} of the cluster in etcd (${node.members().length} live)`,
     `fleetmesh: gRPC fleetmesh.v1.VehicleService on port ${grpc.port} (health, reflection; token ${tokenFile ? `in ${tokenFile}` : 'as given'})`,
     `fleetmesh:   grpcurl -plaintext -H "authorization: Bearer $(cat .fleetmesh/grpc-token)" localhost:${grpc.port} fleetmesh.v1.VehicleService/ListOnlineVehicles`,
@@ -201,10 +231,13 @@ export async function runStart(rawArgs: string[]): Promise<number> {
   const status = setInterval(() => void statusLine().catch(() => undefined), 2000);
   async function statusLine(): Promise<void> {
     const positions = writerTotals(await node.stats(), 'positions');
-    const stored = positions.stored + positions.duplicates;
-    const rate = (stored - lastStored) / 2;
-    lastStored = stored;
-    const line = `members ${node.members().length}  terminals online ${online}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
+    // Distinct reports: a retransmission of a stored report is a duplicate, not a report.
+    const rate = (positions.stored - lastStored) / 2;
+    lastStored = positions.stored;
+    const g = node.gateway.stats;
+    // Both: sockets that never authenticate show as connections; terminals online are the
+    // authenticated ones.
+    const line = `members ${node.members().length}  connections ${g.connections}  terminals online ${g.connections - g.pending}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
     acks.reset();
     if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
     else process.stdout.write(`${line}\n`);

@@ -73,13 +73,36 @@ export interface GatewayOptions {
   /** Bytes of garbage (outside any frame) a connection may send before it is closed. */
   maxGarbageBytes?: number;
   lenient?: boolean;
+  /**
+   * Told where a connection or frame is refused or closed (the points counted in `stats`), with
+   * what identifies it; the node's logger rate-limits these per cause.
+   */
+  log?(cause: GatewayLogCause, fields: Record<string, string | number>): void;
+  /** Every frame written to a terminal (metrics read acknowledgements' results from it). */
+  onDownlink?(frame: Uint8Array): void;
 }
+
+export type GatewayLogCause =
+  | 'refused-connection'
+  | 'refused-pending'
+  | 'auth-deadline'
+  | 'slow-reader'
+  | 'closed-for-garbage'
+  | 'bad-frame'
+  | 'unauthenticated'
+  | 'phone-mismatch'
+  | 'backlog-full';
+
+/** Distinct message ids counted in `framesById`; later ones count under 'other'. */
+const MAX_FRAME_IDS = 128;
 
 export interface GatewayStats {
   connections: number;
   accepted: number;
   refusedConnections: number;
   frames: number;
+  /** Frames whose header was read, by message id ('0x0200'; past MAX_FRAME_IDS ids: 'other'). */
+  framesById: Record<string, number>;
   rejected: Partial<Record<RejectReason, number>>;
   unauthenticated: number;
   phoneMismatch: number;
@@ -121,6 +144,7 @@ export class Gateway {
     accepted: 0,
     refusedConnections: 0,
     frames: 0,
+    framesById: {},
     rejected: {},
     unauthenticated: 0,
     phoneMismatch: 0,
@@ -192,6 +216,7 @@ export class Gateway {
   private accept(socket: Socket): void {
     if (this.connections.size >= (this.options.maxConnections ?? 100_000)) {
       this.stats.refusedConnections++;
+      this.options.log?.('refused-connection', { address: socket.remoteAddress ?? '' });
       socket.destroy();
       return;
     }
@@ -201,6 +226,7 @@ export class Gateway {
       (this.pendingByAddress.get(address) ?? 0) >= (this.options.maxPendingPerAddress ?? 4096)
     ) {
       this.stats.refusedPending++;
+      this.options.log?.('refused-pending', { address });
       socket.destroy();
       return;
     }
@@ -221,10 +247,12 @@ export class Gateway {
         node: this.options.node,
         send: (frame) => {
           if (socket.destroyed) return;
+          this.options.onDownlink?.(frame);
           socket.write(frame);
           // A terminal that stops reading would grow this buffer without bound.
           if (socket.writableLength > (this.options.maxWriteBufferBytes ?? 1024 * 1024)) {
             this.stats.closedSlowReader++;
+            this.options.log?.('slow-reader', { link: id, address, unread: socket.writableLength });
             socket.destroy();
           }
         },
@@ -244,6 +272,7 @@ export class Gateway {
     this.pendingByAddress.set(address, (this.pendingByAddress.get(address) ?? 0) + 1);
     conn.authTimer = setTimeout(() => {
       this.stats.authDeadlineClosed++;
+      this.options.log?.('auth-deadline', { link: id, address });
       socket.destroy();
     }, this.options.authDeadlineMs ?? 30_000);
     this.connections.add(conn);
@@ -296,6 +325,12 @@ export class Gateway {
       conn.badFrames > (this.options.maxBadFrames ?? 50)
     ) {
       this.stats.closedForGarbage++;
+      this.options.log?.('closed-for-garbage', {
+        link: conn.link.id,
+        address: conn.address,
+        garbageBytes: conn.splitter.stats.garbageBytes,
+        badFrames: conn.badFrames,
+      });
       conn.socket.destroy();
       return;
     }
@@ -316,23 +351,38 @@ export class Gateway {
     });
     if (!r.ok) {
       this.stats.rejected[r.reason] = (this.stats.rejected[r.reason] ?? 0) + 1;
+      this.options.log?.('bad-frame', { link: conn.link.id, reason: r.reason, detail: r.detail });
       conn.badFrames++;
       // The protocol's answer to a message it cannot read: general response, result 2.
       if (r.header) this.answer(conn, r.header, 2);
       return;
     }
     const header = r.header;
+    const ids = this.stats.framesById;
+    let idKey = `0x${header.messageId.toString(16).padStart(4, '0')}`;
+    if (ids[idKey] === undefined && Object.keys(ids).length >= MAX_FRAME_IDS) idKey = 'other';
+    ids[idKey] = (ids[idKey] ?? 0) + 1;
     const vehicleId = vehicleIdOf(header.phone);
     const isLogin = header.messageId === 0x0100 || header.messageId === 0x0102;
     if (conn.vehicleId === undefined && !isLogin) {
       // Counts toward the bad-frame limit: a terminal that never authenticates is closed.
       this.stats.unauthenticated++;
+      this.options.log?.('unauthenticated', {
+        link: conn.link.id,
+        messageId: header.messageId,
+        phone: header.phone,
+      });
       conn.badFrames++;
       this.answer(conn, header, 1);
       return;
     }
     if (conn.vehicleId !== undefined && vehicleId !== conn.vehicleId) {
       this.stats.phoneMismatch++;
+      this.options.log?.('phone-mismatch', {
+        link: conn.link.id,
+        vehicleId: conn.vehicleId,
+        phone: header.phone,
+      });
       conn.badFrames++;
       this.answer(conn, header, 2);
       return;
@@ -364,6 +414,11 @@ export class Gateway {
       const decoded = decodeBody(header.messageId, res.body, edition);
       if (!decoded.ok) {
         this.stats.rejected[decoded.reason] = (this.stats.rejected[decoded.reason] ?? 0) + 1;
+        this.options.log?.('bad-frame', {
+          link: conn.link.id,
+          reason: decoded.reason,
+          detail: decoded.detail,
+        });
         this.answer(conn, header, 2);
         return;
       }
@@ -393,6 +448,7 @@ export class Gateway {
       // Nothing in the backlog was acknowledged: the terminal sends it again on a new connection.
       if (!conn.socket.destroyed) {
         this.stats.closedBacklogFull++;
+        this.options.log?.('backlog-full', { link: conn.link.id, vehicleId });
         conn.socket.destroy();
       }
       return;

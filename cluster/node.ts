@@ -17,6 +17,8 @@ import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { EventHub } from './eventHub.js';
 import { Gateway, type GatewayOptions } from './gateway.js';
+import type { FleetLog } from './log.js';
+import { NodeMetrics, restartCounter, serveMetrics, watchStore } from './metrics.js';
 import type { Member } from './memberTable.js';
 import { MemberNameTaken, Membership } from './membership.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
@@ -57,6 +59,14 @@ export interface NodeOptions {
   /** Register in etcd and report the load there (see cluster/membership.ts). */
   membership?: NodeMembershipOptions;
   log?: (line: string) => void;
+  /**
+   * Structured logs (cluster/log.ts): refused and bad frames, closed connections, store retries,
+   * failed writes and stalls, actor errors, and the `log` lines when `log` is not given. The
+   * vehicle threads log at its level on their own. None: no log at all.
+   */
+  logger?: FleetLog;
+  /** Prometheus metrics at GET /metrics on this port (0: a free one; see cluster/metrics.ts). */
+  metrics?: { port: number; host?: string };
 }
 
 export interface NodeMembershipOptions {
@@ -104,6 +114,8 @@ export interface FleetNode {
   /** The cluster's live members as this node sees them (empty without `membership`). */
   members(): Member[];
   membership: Membership | undefined;
+  /** The metrics and the port they are served on, with `metrics`. */
+  metrics: { port: number; collector: NodeMetrics } | undefined;
   stop(): Promise<void>;
 }
 
@@ -132,6 +144,14 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   };
   const linkPrefix = `${node}/${Date.now().toString(36)}/`;
   const workers = opts.workers ?? availableParallelism();
+  const logger = opts.logger;
+  // The node's own lines name their subsystem first ("membership: …", "vehicle worker 2 …").
+  const log =
+    opts.log ??
+    (logger
+      ? (line: string) => logger.warn(`node.${/^[a-z]+/.exec(line)?.[0] ?? 'other'}`, {}, line)
+      : undefined);
+  const metrics = opts.metrics ? new NodeMetrics() : undefined;
   const threadOptions = {
     policy,
     ...(opts.mailboxLimit !== undefined ? { mailboxLimit: opts.mailboxLimit } : {}),
@@ -143,16 +163,27 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   if (workers > 0) {
     workerHost = new WorkerVehicleHost({
       workers,
-      config: { ...threadOptions, node, linkPrefix, mongodbUri: opts.mongodbUri, database },
+      config: {
+        ...threadOptions,
+        node,
+        linkPrefix,
+        mongodbUri: opts.mongodbUri,
+        database,
+        ...(logger ? { logLevel: logger.level } : {}),
+      },
       events: fixedKinds,
       onEvent,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
-      ...(opts.log ? { log: opts.log } : {}),
+      ...(log ? { log } : {}),
     });
     await workerHost.ready();
     host = workerHost;
   } else {
-    host = new LocalVehicleHost(client.db(database), threadOptions, {
+    const local = {
+      ...threadOptions,
+      ...(logger ? { log: logger.child({ thread: 'main' }) } : {}),
+    };
+    host = new LocalVehicleHost(client.db(database), local, {
       kinds: fixedKinds,
       onEvent,
     });
@@ -169,6 +200,18 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     bodies: host.bodies,
     deliver: (vehicleId, d) => host.deliver(vehicleId, d),
     storageFull: () => host.storageFull(),
+    ...(logger
+      ? {
+          log: (cause: string, fields: Record<string, string | number>) =>
+            logger.warn(
+              // Each reason of a bad frame has its own budget: one flood does not hide another.
+              `gateway.${cause}${fields.reason !== undefined ? `.${fields.reason}` : ''}`,
+              fields,
+              `gateway: ${cause}`,
+            ),
+        }
+      : {}),
+    ...(metrics ? { onDownlink: metrics.onDownlink } : {}),
   });
   workerHost?.attach(gateway);
   host.onDrain(() => gateway.resume());
@@ -184,7 +227,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
         // Its slots in the cluster's placement: the worker threads, or the main thread alone.
         Math.max(1, workers),
         gateway,
-        opts.log,
+        log,
       );
   } catch (err) {
     // Not a member (etcd unreachable, the name in use): this node must not serve.
@@ -192,6 +235,33 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     await host.close();
     await client.close();
     throw err;
+  }
+  const stopWatch = logger ? watchStore(() => host.stats(), logger) : undefined;
+  let served: Awaited<ReturnType<typeof serveMetrics>> | undefined;
+  if (metrics && opts.metrics) {
+    const restarts = workerHost ? restartCounter(workerHost.restarts) : undefined;
+    metrics.attach({
+      gateway,
+      events: hub,
+      stats: () => host.stats(),
+      members: () => joined?.membership.members() ?? [],
+      ...(restarts ? { workerRestarts: restarts } : {}),
+    });
+    try {
+      served = await serveMetrics(metrics, {
+        port: opts.metrics.port,
+        ...(opts.metrics.host ? { host: opts.metrics.host } : {}),
+      });
+    } catch (err) {
+      // The port is taken: a node nobody can watch does not start.
+      stopWatch?.();
+      metrics.detach();
+      await joined?.stop();
+      await gateway.close();
+      await host.close();
+      await client.close();
+      throw err;
+    }
   }
   return {
     node,
@@ -216,7 +286,11 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     passivateAll: () => host.passivateAll(),
     members: () => joined?.membership.members() ?? [],
     membership: joined?.membership,
+    metrics: metrics && served ? { port: served.port, collector: metrics } : undefined,
     async stop() {
+      stopWatch?.();
+      metrics?.detach();
+      await served?.close();
       // Leave first: a locator stops sending terminals here before the gateway closes.
       await joined?.stop();
       await gateway.close();

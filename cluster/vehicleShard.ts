@@ -22,6 +22,7 @@ import type { Message } from '../jt808/messages.js';
 import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
 import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
+import { errorText, type FleetLog } from './log.js';
 
 export interface ShardOptions {
   policy: VehiclePolicy;
@@ -29,6 +30,8 @@ export interface ShardOptions {
   mailboxLimit?: number;
   idlePassivateMs?: number;
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  /** Store retries and actor errors go here (rate-limited per cause); none: not logged. */
+  log?: FleetLog;
 }
 
 export interface OnlineVehicle {
@@ -59,7 +62,22 @@ export class VehicleShard {
   malformedBodies = 0;
 
   constructor(db: Db, opts: ShardOptions) {
-    this.store = new VehicleStore(db, { writer: opts.writer ?? {} });
+    const log = opts.log;
+    this.store = new VehicleStore(db, {
+      writer: {
+        ...opts.writer,
+        ...(log
+          ? {
+              onRetry: (err: unknown, attempt: number) =>
+                log.warn(
+                  'store.retry',
+                  { attempt, err: errorText(err) },
+                  'store write failed; retrying',
+                ),
+            }
+          : {}),
+      },
+    });
     const deps = {
       store: this.store,
       policy: opts.policy,
@@ -69,6 +87,16 @@ export class VehicleShard {
       create: (id) => new VehicleActor(id, deps),
       mailboxLimit: opts.mailboxLimit ?? 256,
       idleMs: opts.idlePassivateMs ?? 0,
+      ...(log
+        ? {
+            onError: (id: string, phase: string, err: unknown) =>
+              log.error(
+                `actor.${phase}`,
+                { vehicleId: id, err: errorText(err) },
+                `actor ${phase} failed`,
+              ),
+          }
+        : {}),
     });
   }
 

@@ -31,6 +31,7 @@ import {
 import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import { threadMemory, type ThreadMemory } from './vehicleHost.js';
 import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
+import { createLog, type LogLevel } from './log.js';
 
 /** What every vehicle worker of a node is started with. */
 export interface VehicleWorkerConfig {
@@ -43,6 +44,8 @@ export interface VehicleWorkerConfig {
   mailboxLimit?: number;
   idlePassivateMs?: number;
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
+  /** Log at this level (a logger does not cross threads: each worker makes its own); none: silent. */
+  logLevel?: LogLevel;
 }
 
 export interface VehicleWorkerData extends VehicleWorkerConfig {
@@ -114,6 +117,9 @@ const shard = new VehicleShard(client.db(data.database), {
   ...(data.mailboxLimit !== undefined ? { mailboxLimit: data.mailboxLimit } : {}),
   ...(data.idlePassivateMs !== undefined ? { idlePassivateMs: data.idlePassivateMs } : {}),
   ...(data.writer ? { writer: data.writer } : {}),
+  ...(data.logLevel
+    ? { log: createLog({ level: data.logLevel, base: { node: data.node, worker: data.index } }) }
+    : {}),
 });
 shard.store.onDrain(scheduleFlush);
 /** Connected to the database; a worker started during an outage keeps trying every second. */
