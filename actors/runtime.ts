@@ -271,6 +271,17 @@ export class ActorSystem<M> {
       if (loaded) await cell.actor.passivate?.(cell);
     } catch (err) {
       this.error(cell.id, 'passivate', err);
+      if (loaded) {
+        // Its state is not saved: it stays in memory, taking messages, and is passivated again
+        // when idle again, instead of being dropped with what it holds.
+        cell.state = 'active';
+        cell.running = false;
+        cell.passivateRequested = false;
+        this.armIdle(cell);
+        if (cell.mailbox.length > 0) this.schedule(cell);
+        this.notifyIdle();
+        return;
+      }
     }
     this.cells.delete(cell.id);
     this.stats.active--;

@@ -128,6 +128,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private dirty = false;
   /** What the store holds of `record`, as far as this actor knows: saves write the difference. */
   private snapshot = new RecordSnapshot();
+  /** This actor's context (the same object for its whole life), to re-arm a save from outside a turn. */
+  private ctx: ActorContext<VehicleMessage> | undefined;
   private readonly now: () => number;
   private readonly commands = new CommandQueue();
   /** Callers waiting for a command's final state (in memory only: lost with the actor). */
@@ -200,6 +202,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   receive(msg: VehicleMessage, ctx: ActorContext<VehicleMessage>): Promise<void> | void {
+    this.ctx = ctx;
     switch (msg.kind) {
       case 'uplink':
         return this.uplink(msg, ctx);
@@ -617,8 +620,10 @@ export class VehicleActor implements Actor<VehicleMessage> {
     const change = this.snapshot.take(this.record);
     if (!change) return Promise.resolve();
     return this.deps.store.saveChanges(this.vehicleId, change).catch((err: unknown) => {
-      // Not stored: the next save (passivation at the latest) writes these fields again.
+      // Not stored: a save is due again (a connected, quiet vehicle might otherwise never save
+      // them), and it writes these fields again.
       this.snapshot.forget(change);
+      if (this.ctx) this.markDirty(this.ctx);
       throw err;
     });
   }

@@ -120,6 +120,12 @@ function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
   return 'updateOne' in op || 'replaceOne' in op;
 }
 
+function idOf(op: AnyBulkWriteOperation<Document>): string {
+  const filter =
+    'updateOne' in op ? op.updateOne.filter : 'replaceOne' in op ? op.replaceOne.filter : {};
+  return String((filter as Document)._id);
+}
+
 export class BatchWriter {
   readonly stats: BatchWriterStats = {
     stored: 0,
@@ -284,7 +290,11 @@ export class BatchWriter {
     }, this.maxDelayMs);
   }
 
-  /** Writes everything buffered; resolves when it is acknowledged. */
+  /**
+   * Writes the next batch of what is buffered and resolves when it (and the batches in flight
+   * beside it) are acknowledged. A batch may stop short (maxUpdates, a repeated _id): the rest is
+   * written by the timer, or by calling again until `buffered` is 0, as VehicleStore.flush does.
+   */
   async flush(): Promise<void> {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
@@ -355,9 +365,11 @@ export class BatchWriter {
     if ('updateOne' in p.op) p.op.updateOne.update = update;
   }
 
-  private async writeBatch(whole: Pending[]): Promise<void> {
+  /** Writes one batch until every write in it is settled; `counted`: in the batch figures. */
+  private async writeBatch(whole: Pending[], counted = true): Promise<void> {
     let batch = whole;
     let attempt = 0;
+    let duplicateRetries = 0;
     for (;;) {
       try {
         await this.collection.bulkWrite(
@@ -370,31 +382,37 @@ export class BatchWriter {
         if (err instanceof MongoBulkWriteError && writeErrorsOf(err).length > 0) {
           const failed = new Map<number, { code?: number; errmsg?: string }>();
           for (const we of writeErrorsOf(err)) failed.set(we.index, we);
-          // FerretDB v1 stops an update command at its first failing update even when unordered
-          // and reports the rest as nothing: updates after it are written again (they are
-          // idempotent by _id; MongoDB has done them already).
-          const firstFailedUpdate = batch.findIndex((p, i) => isUpdate(p.op) && failed.has(i));
-          const rerun: Pending[] = [];
+          const updates = batch.filter((p) => isUpdate(p.op));
+          const updateFailed = batch.some((p, i) => isUpdate(p.op) && failed.has(i));
+          // FerretDB v1 ends an update command at its first failing update, reports it at index
+          // 0 whichever it was, and reports the rest as nothing: when one of several updates
+          // failed, nobody knows which, so each is written again on its own (they are idempotent
+          // by _id), where an error can only be its own.
+          const alone = updateFailed && updates.length > 1;
+          const again: Pending[] = [];
           batch.forEach((p, i) => {
+            if (alone && isUpdate(p.op)) return;
             const e = failed.get(i);
-            if (!e) {
-              if (firstFailedUpdate >= 0 && i > firstFailedUpdate && isUpdate(p.op)) rerun.push(p);
-              else this.settle(p, 'stored');
-            } else if (e.code === 11000 && p.fenced) {
+            if (!e) this.settle(p, 'stored');
+            else if (e.code === 11000 && p.fenced) {
               this.stats.fenced++;
-              p.reject(
-                new StaleOwner(
-                  String((p.op as { updateOne: { filter: Document } }).updateOne.filter._id),
-                ),
-              );
-            } else if (e.code === 11000) this.settle(p, 'duplicate');
+              p.reject(new StaleOwner(idOf(p.op)));
+            } else if (e.code === 11000 && isUpdate(p.op) && duplicateRetries < 3) {
+              // An upsert that lost a race with another writer creating the same _id: it was
+              // not applied; now that the document exists it will be.
+              again.push(p);
+            } else if (e.code === 11000 && !isUpdate(p.op)) this.settle(p, 'duplicate');
             else {
               this.stats.failed++;
               p.reject(new Error(`write failed (${e.code}): ${e.errmsg}`));
             }
           });
-          if (rerun.length === 0) break;
-          batch = rerun;
+          if (alone) {
+            for (const p of updates) await this.writeBatch([p], false);
+          }
+          if (again.length === 0) break;
+          duplicateRetries++;
+          batch = again;
           continue;
         }
         if (!isTransient(err)) {
@@ -409,6 +427,7 @@ export class BatchWriter {
         await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
       }
     }
+    if (!counted) return;
     this.stats.batches++;
     this.stats.lastLagMs = Date.now() - (whole[0]?.at ?? Date.now());
     if (this.wasFull && this.buffered - whole.length < this.maxBuffered) {

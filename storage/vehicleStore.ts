@@ -144,11 +144,13 @@ export class VehicleStore {
     // Positions are inserts with their own ids: two bulk writes at once keep the store busy
     // while the next batch fills (their order does not matter).
     this.positions = new BatchWriter(db.collection(COLLECTIONS.positions, durable), {
-      maxConcurrent: 2,
       ...w,
+      maxConcurrent: w.maxConcurrent ?? 2,
     });
-    this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles, durable), w);
-    this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms, durable), w);
+    // Updates: one bulk write at a time, whatever the shared options say (their order matters).
+    const inOrder = { ...w, maxConcurrent: 1 };
+    this.vehicles = new BatchWriter(db.collection(COLLECTIONS.vehicles, durable), inOrder);
+    this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms, durable), inOrder);
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions, durable), w);
     this.commands = new BatchWriter(db.collection(COLLECTIONS.commands, durable), w);
     this.media = new MediaStore(db);

@@ -105,6 +105,47 @@ describe('BatchWriter (real server)', () => {
     await w.close();
   });
 
+  it('a refused update among others fails alone: the ones before and after it are stored', async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('refused_middle');
+    const w = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 20 });
+    const results = await Promise.allSettled([
+      w.setFields('v0', { speed: 0 }),
+      w.setFields('v1', { _id: 'other' }), // refused by the server: _id is immutable
+      w.setFields('v2', { speed: 2 }),
+      w.insert({ _id: 'p1' }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+    );
+    assert.equal(w.stats.failed, 1);
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'p1' },
+      { _id: 'v0', speed: 0 },
+      { _id: 'v2', speed: 2 },
+    ]);
+    await w.close();
+  });
+
+  it('an upsert that loses the race to create its document is applied, not taken as a duplicate', async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('upsert_race');
+    const a = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 1 });
+    const b = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 1 });
+    const ids = Array.from({ length: 50 }, (_, i) => `r${i}`);
+    const outcomes = await Promise.all(
+      ids.flatMap((id) => [a.setFields(id, { fromA: 1 }), b.setFields(id, { fromB: 1 })]),
+    );
+    assert.ok(outcomes.every((o) => o === 'stored'));
+    const docs = await col.find({}).toArray();
+    assert.equal(docs.length, 50);
+    assert.ok(
+      docs.every((d) => d.fromA === 1 && d.fromB === 1),
+      'both writers applied to every document',
+    );
+    await a.close();
+    await b.close();
+  });
+
   it("a fenced update from an older owner is refused by the store; the newer owner's and others' go through", async () => {
     const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('fenced');
     const newer = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 5 });

@@ -162,12 +162,13 @@ describe('storage outage during a burst of activations (real store stopped)', ()
             return { phone, result, code, registered: i % 2 === 1 };
           }),
         );
-        await new Promise((r) => setTimeout(r, 3000));
-        const stats = await node.stats();
-        assert.ok(
-          stats.reduce((n, s) => n + s.loader.failedReads, 0) > 0,
-          'the state reads failed while the store was down',
-        );
+        // Until the state reads have failed (server selection gives up after 2 s).
+        const failedReads = async (): Promise<number> =>
+          (await node.stats()).reduce((n, s) => n + s.loader.failedReads, 0);
+        const deadline = Date.now() + 30_000;
+        while ((await failedReads()) === 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 50));
+        assert.ok((await failedReads()) > 0, 'the state reads failed while the store was down');
         storeBack = true;
         db = await startLocalStore({ dataDir, logDir: burstDir, port });
         const results = await outcomes;

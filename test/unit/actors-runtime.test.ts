@@ -114,6 +114,41 @@ describe('ActorSystem', () => {
     assert.equal(sys.stats.refused, 1);
   });
 
+  it('an actor whose passivation fails stays in memory with its state, and is passivated when idle again', async () => {
+    const scheduler = new FakeScheduler();
+    const store = new Map<string, number>();
+    let failNext = true;
+    const errors: string[] = [];
+    const sys = new ActorSystem<Msg>({
+      scheduler,
+      idleMs: 1000,
+      onError: (id, phase) => errors.push(`${id} ${phase}`),
+      create: (id) => {
+        const actor = counters(store, [])(id);
+        const save = actor.passivate!.bind(actor);
+        actor.passivate = async (ctx) => {
+          if (failNext) {
+            failNext = false;
+            throw new Error('store refused');
+          }
+          await save(ctx);
+        };
+        return actor;
+      },
+    });
+    sys.tell('v1', { kind: 'add', n: 7 });
+    await sys.whenIdle();
+    await scheduler.advance(1000);
+    assert.deepEqual(errors, ['v1 passivate']);
+    assert.ok(sys.has('v1'), 'kept: its state was not saved');
+    assert.equal(store.get('v1'), undefined);
+    sys.tell('v1', { kind: 'add', n: 1 }); // still takes messages, on the state it kept
+    await sys.whenIdle();
+    await scheduler.advance(1000);
+    assert.equal(sys.has('v1'), false);
+    assert.equal(store.get('v1'), 8, 'nothing was lost');
+  });
+
   it('a bounded mailbox refuses beyond its limit and counts it', async () => {
     const sys = new ActorSystem<Msg>({ create: counters(new Map(), []), mailboxLimit: 3 });
     // The first message starts a turn (activation is async), so the mailbox holds the rest.

@@ -275,4 +275,31 @@ describe('VehicleActor', () => {
     assert.ok(changes.at(-1)!.set.lastState, 'the refused fields are written again');
     assert.equal(saves.at(-1)!.lastState?.time, trackPoint(9).time);
   });
+
+  it('a refused save is redone while the terminal stays connected and only sends heartbeats', async () => {
+    let refuseNext = false;
+    const { store, changes, saves } = recordingStore(
+      async () => null,
+      () => {
+        if (!refuseNext) return false;
+        refuseNext = false;
+        return true;
+      },
+    );
+    const { sys, scheduler, link } = await onlineVehicle(store);
+    await scheduler.advance(SAVE_EVERY_MS);
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(11) }, scheduler.now()));
+    await sys.whenIdle();
+    refuseNext = true;
+    const written = changes.length;
+    await scheduler.advance(SAVE_EVERY_MS); // refused
+    assert.equal(changes.length, written);
+    for (let i = 0; i < 3; i++) {
+      sys.tell(ID, uplink(link, { type: 'Heartbeat', body: {} }, scheduler.now()));
+      await sys.whenIdle();
+      await scheduler.advance(SAVE_EVERY_MS);
+    }
+    assert.equal(changes.length, written + 1, 'written by the next save, not at passivation');
+    assert.equal(saves.at(-1)!.lastState?.time, trackPoint(11).time);
+  });
 });
