@@ -35,6 +35,7 @@ function startInOwnGroup(dataDir: string): Started {
       main,
       'start',
       ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
+      ...['--metrics-port', '0'], // off: the default port may be taken on this machine
       ...['--data-dir', dataDir],
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
@@ -78,6 +79,7 @@ describe('fleetmesh start', () => {
         fileURLToPath(new URL('../../cli/main.js', import.meta.url)),
         'start',
         ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
+        ...['--metrics-port', '0'],
         ...['--sim', '3', '--interval-ms', '500', '--data-dir', dataDir],
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
