@@ -10,6 +10,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CommandEvent } from '../actors/commandQueue.js';
+import { realScheduler, type Scheduler } from '../actors/runtime.js';
 import type { AlarmConfirmation, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
@@ -35,6 +36,10 @@ export interface WorkerHostOptions {
   /** Records a worker may hold before the gateway pauses (default 4096). */
   maxInFlight?: number;
   log?: (line: string) => void;
+  /** The worker thread's script (default: ./vehicleWorker.js); tests start a fake one. */
+  workerScript?: URL;
+  /** Clock and timers of the restart delays (default: the real ones); tests drive their own. */
+  scheduler?: Scheduler;
 }
 
 interface WorkerSlot {
@@ -79,6 +84,7 @@ export class WorkerVehicleHost implements VehicleHost {
   private readonly slots: WorkerSlot[] = [];
   private readonly drainListeners = new Set<() => void>();
   private readonly maxInFlight: number;
+  private readonly scheduler: Scheduler;
   /** Vehicle → worker: the cluster's placement function over this node's workers. */
   private readonly placement: Placement;
   private readonly wanted = new Set<VehicleEventKind>();
@@ -87,6 +93,7 @@ export class WorkerVehicleHost implements VehicleHost {
 
   constructor(private readonly opts: WorkerHostOptions) {
     this.maxInFlight = opts.maxInFlight ?? 4096;
+    this.scheduler = opts.scheduler ?? realScheduler;
     this.placement = new Placement(workerSlots(opts.workers));
     for (const k of opts.events) this.wanted.add(k);
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i));
@@ -126,10 +133,13 @@ export class WorkerVehicleHost implements VehicleHost {
       events: [...this.wanted],
       dataPort: channel.port2,
     };
-    const worker = new Worker(new URL('./vehicleWorker.js', import.meta.url), {
-      workerData,
-      transferList: [channel.port2],
-    });
+    const worker = new Worker(
+      this.opts.workerScript ?? new URL('./vehicleWorker.js', import.meta.url),
+      {
+        workerData,
+        transferList: [channel.port2],
+      },
+    );
     const api = Comlink.wrap<VehicleWorkerApi>(nodeEndpoint(worker));
     let die: (err: Error) => void = () => undefined;
     const died = new Promise<never>((_, reject) => (die = reject));
@@ -168,7 +178,7 @@ export class WorkerVehicleHost implements VehicleHost {
       ),
     );
     if (this.closing) return;
-    const now = Date.now();
+    const now = this.scheduler.now();
     const delay = restartDelayMs(this.restarts, now);
     this.restarts.push(now);
     if (this.restarts.length > 100) this.restarts.splice(0, this.restarts.length - 100);
@@ -188,7 +198,7 @@ export class WorkerVehicleHost implements VehicleHost {
       this.drained();
     };
     if (delay === 0) restart();
-    else setTimeout(restart, delay).unref();
+    else this.scheduler.setTimeout(restart, delay); // the real one is unref'd
   }
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
