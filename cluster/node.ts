@@ -90,6 +90,8 @@ export interface FleetNode {
   database: string;
   /** Every vehicle event, for subscribers with filters (the gRPC event stream). */
   events: EventHub;
+  /** Resolves once every vehicle thread produces the event kinds subscribed to so far. */
+  eventsReady(): Promise<void>;
   /**
    * Queues a downlink command for a vehicle (sent when its terminal is online, kept across
    * passivation and restarts). `settled` resolves with its final state, or 'refused' when the
@@ -188,8 +190,10 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       onEvent,
     });
   }
+  // The workers learn the wanted kinds asynchronously; `eventsReady` waits for the last change.
+  let kindsApplied: Promise<void> = Promise.resolve();
   hub.onKindsChanged((kinds) => {
-    host.wantEvents(new Set([...fixedKinds, ...kinds])).catch(() => undefined);
+    kindsApplied = host.wantEvents(new Set([...fixedKinds, ...kinds])).catch(() => undefined);
   });
   const gateway = new Gateway({
     node,
@@ -271,6 +275,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     client,
     database,
     events: hub,
+    eventsReady: () => kindsApplied,
     command(vehicleId, message) {
       const id = randomUUID();
       const settled = host.command(vehicleId, id, message);

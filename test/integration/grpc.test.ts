@@ -26,6 +26,15 @@ const TOKEN = 'test-token-123';
 const options = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true };
 
 let servers: LocalServers;
+/** Until `condition` holds (checked every 10 ms), failing after 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, 'condition not reached in 10 s');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 let node: FleetNode;
 let api: GrpcServer;
 let client: grpc.Client & Record<string, Call>;
@@ -473,7 +482,9 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     const events: Obj[] = [];
     stream.on('data', (e: Obj) => events.push(e));
     stream.on('error', () => undefined);
-    await new Promise((r) => setTimeout(r, 200)); // the workers learn the wanted kinds
+    // Until the server has subscribed and the workers produce the wanted kinds.
+    await until(() => node.events.wantedKinds().has('position'));
+    await node.eventsReady();
     const a = await online('013800000004');
     const b = await online('013800000005');
     assert.equal(await a.report(trackPoint(1, { alarm: 1 })), 0);
@@ -520,7 +531,7 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
         ).streamEvents!.call(c, {}, auth());
       const first = open();
       first.on('error', () => undefined);
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 100)); // the first stream is open
       const second = open();
       const err = await new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
       assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED);

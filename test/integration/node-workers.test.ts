@@ -219,7 +219,7 @@ describe('vehicles in worker threads (real sockets, real storage)', () => {
         (e) => seen.push(e),
       );
       // The workers learn the wanted kinds asynchronously.
-      await new Promise((r) => setTimeout(r, 100));
+      await node.eventsReady();
       const a = await online(node.port, '013900000801');
       const b = await online(node.port, '013900000802');
       assert.equal(await a.report(trackPoint(1, { alarm: 1 })), 0);
