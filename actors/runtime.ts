@@ -66,6 +66,8 @@ export interface ActorSystemStats {
   messages: number;
   refused: number;
   errors: number;
+  /** Messages waiting in mailboxes now (every actor's). */
+  queued: number;
 }
 
 type State = 'activating' | 'active' | 'passivating';
@@ -127,6 +129,7 @@ export class ActorSystem<M> {
     messages: 0,
     refused: 0,
     errors: 0,
+    queued: 0,
   };
   private readonly cells = new Map<string, Cell<M>>();
   private readonly mailboxLimit: number;
@@ -183,6 +186,7 @@ export class ActorSystem<M> {
       return false;
     }
     cell.mailbox.push(msg);
+    this.stats.queued++;
     cell.lastMessageAt = this.scheduler.now();
     this.schedule(cell);
     return true;
@@ -213,6 +217,7 @@ export class ActorSystem<M> {
       }
       while (cell.mailbox.length > 0) {
         const msg = cell.mailbox.shift() as M;
+        this.stats.queued--;
         this.stats.messages++;
         try {
           await cell.actor.receive(msg, cell);
@@ -288,6 +293,7 @@ export class ActorSystem<M> {
     this.stats.passivations++;
     // Messages that arrived while saving go to a fresh activation, which loads what was saved.
     const late = cell.mailbox.splice(0);
+    this.stats.queued -= late.length;
     for (const msg of late) this.tell(cell.id, msg);
     this.notifyIdle();
   }

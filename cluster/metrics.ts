@@ -96,6 +96,7 @@ export class NodeMetrics {
     counter('fleetmesh_actor_passivations_total', 'Vehicle actors passivated');
     counter('fleetmesh_actor_errors_total', 'Actor turns, activations, passivations that threw');
     counter('fleetmesh_mailbox_refused_total', 'Messages refused by a full mailbox (retried)');
+    gauge('fleetmesh_mailbox_queued', "Messages waiting in vehicle actors' mailboxes");
     gauge(
       'fleetmesh_persist_lag_seconds',
       'Age of the oldest write in the last batch (largest thread)',
@@ -201,6 +202,7 @@ export class NodeMetrics {
     for (const [reason, v] of Object.entries(bad))
       this.setCounter('fleetmesh_bad_frames_total', v ?? 0, { reason });
     this.gauges.fleetmesh_actors_active!.set(sum((t) => t.actors.active));
+    this.gauges.fleetmesh_mailbox_queued!.set(sum((t) => t.actors.queued));
     this.setCounter(
       'fleetmesh_actor_messages_total',
       sum((t) => t.actors.messages),

@@ -107,10 +107,12 @@ describe('ActorSystem', () => {
     assert.ok(sys.tell('v1', { kind: 'add', n: 2 }));
     assert.ok(sys.tell('v1', { kind: 'add', n: 3 }));
     assert.equal(sys.tell('v1', { kind: 'add', n: 4 }), false, 'the mailbox is full');
+    assert.equal(sys.stats.queued, 2, 'two wait');
     await scheduler.advance(1000); // the timer fires into the full mailbox, once
     release();
     await sys.whenIdle();
     assert.deepEqual(ticks, ['tick'], 'the timer message was taken, once');
+    assert.equal(sys.stats.queued, 0);
     assert.equal(sys.stats.refused, 1);
   });
 
