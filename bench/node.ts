@@ -2,7 +2,7 @@
 // and ack-on-receive modes, beside the raw unordered-insert rate of the same database server
 // measured in the same run; and memory per connected, authenticated, idle terminal.
 //   npm run bench -- node [--seconds S] [--terminals N] [--window W] [--idle N] [--workers N]
-//     [--activations N] [--idle-seconds S] [--heartbeat-ms MS]
+//     [--activations N] [--idle-seconds S] [--heartbeat-ms MS] [--churn N] [--churn-idle-ms MS]
 // The activation burst: N terminals register and authenticate at once, sit idle (node and store
 // CPU measured), the node stops and starts again and they authenticate against stored records.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -31,6 +31,9 @@ export interface NodeBenchOptions {
   /** How long the activated terminals sit idle while CPU is measured. */
   idleSeconds: number;
   heartbeatMs: number;
+  /** Distinct vehicles that come and go (0: skipped), and the idle passivation used for them. */
+  churn: number;
+  churnIdleMs: number;
   /** Vehicle worker threads (default: one per core; 0 = on the gateway's thread). */
   workers?: number;
 }
@@ -424,6 +427,87 @@ async function activationBurst(
   };
 }
 
+interface ChurnResult {
+  vehicles: number;
+  idlePassivateMs: number;
+  seconds: number;
+  /** Vehicle actors in memory: the most seen while they came and went, and at the end. */
+  maxActive: number;
+  activeAtEnd: number;
+  passivations: number;
+  /** The node process's memory (MB) after the first wave, the most seen, and at the end. */
+  rssMb: { start: number; max: number; end: number };
+  heapMb: { start: number; max: number; end: number };
+}
+
+/**
+ * Vehicles that come and go: `count` distinct terminals, in waves, each connecting, registering,
+ * reporting once and leaving; idle passivation (shortened to `idlePassivateMs`) must keep the
+ * actors in memory, and the node's memory, bounded by how many came recently, not by how many
+ * ever came.
+ */
+async function churn(
+  uri: string,
+  count: number,
+  idlePassivateMs: number,
+  workers: number | undefined,
+): Promise<ChurnResult> {
+  const database = 'fleetmesh_bench_churn';
+  const admin = new MongoClient(uri);
+  await admin.connect();
+  await admin.db(database).dropDatabase();
+  await admin.close();
+  const node = await forkNode({
+    mongodbUri: uri,
+    database,
+    idlePassivateMs,
+    ...(workers !== undefined ? { workers } : {}),
+  });
+  const mb = (b: number): number => Math.round((b / 1024 / 1024) * 10) / 10;
+  const active = async (): Promise<{ active: number; passivations: number }> => {
+    const s = await node.stats();
+    return {
+      active: s.reduce((n, t) => n + t.actors.active, 0),
+      passivations: s.reduce((n, t) => n + t.actors.passivations, 0),
+    };
+  };
+  let maxActive = 0;
+  let start: { rss: number; heap: number } | undefined;
+  const max = { rss: 0, heap: 0 };
+  const t0 = performance.now();
+  const wave = 10_000;
+  for (let first = 0; first < count; first += wave) {
+    const n = Math.min(wave, count - first);
+    const { child } = await simulatorOnline(node.port, n, [
+      ...['--first', String(first), '--brief', '--concurrency', '500'],
+    ]);
+    await stopSimulator(child);
+    const m = await node.memory();
+    start ??= m;
+    max.rss = Math.max(max.rss, m.rss);
+    max.heap = Math.max(max.heap, m.heap);
+    maxActive = Math.max(maxActive, (await active()).active);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  // The last wave leaves memory after the idle period.
+  const deadline = Date.now() + idlePassivateMs * 4 + 10_000;
+  while ((await active()).active > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 200));
+  const end = await node.memory();
+  const last = await active();
+  await node.stop();
+  return {
+    vehicles: count,
+    idlePassivateMs,
+    seconds,
+    maxActive,
+    activeAtEnd: last.active,
+    passivations: last.passivations,
+    rssMb: { start: mb(start?.rss ?? 0), max: mb(max.rss), end: mb(end.rss) },
+    heapMb: { start: mb(start?.heap ?? 0), max: mb(max.heap), end: mb(end.heap) },
+  };
+}
+
 export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, unknown>> {
   const servers = await startLocalServers({
     external: {
@@ -490,6 +574,15 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
           `stop with ${a.terminals} changed vehicles ${f(a.stopMs)} ms; after a restart all authenticated in ${f(a.authenticateAfterRestartMs)} ms, stop ${f(a.stopAfterRestartMs)} ms`,
       );
     }
+    let churned: ChurnResult | undefined;
+    if (o.churn > 0) {
+      step(`${o.churn} vehicles coming and going`);
+      churned = await churn(servers.mongodbUri, o.churn, o.churnIdleMs, o.workers);
+      const c = churned;
+      console.log(
+        `  churn: ${c.vehicles} distinct vehicles connect, register, report once and leave (waves of 10 000, ${f(c.seconds)} s), idle passivation ${c.idlePassivateMs} ms: actors in memory at most ${c.maxActive}, ${c.activeAtEnd} at the end (${c.passivations} passivations); node RSS ${c.rssMb.start} → max ${c.rssMb.max} → ${c.rssMb.end} MB, heap+external ${c.heapMb.start} → max ${c.heapMb.max} → ${c.heapMb.end} MB`,
+      );
+    }
     let memory: IdleMemory | undefined;
     if (o.idleTerminals > 0) {
       step(`${o.idleTerminals} idle terminals`);
@@ -499,7 +592,7 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
         ),
       );
     }
-    return { raw, durable, receive, activation, memory };
+    return { raw, durable, receive, activation, churn: churned, memory };
   } finally {
     await servers.stop();
   }

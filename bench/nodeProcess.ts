@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { startNode, type NodeOptions } from '../cluster/node.js';
 import type { ShardStats } from '../cluster/vehicleShard.js';
 
-type Op = 'cpu' | 'stats' | 'flush' | 'stop';
+type Op = 'cpu' | 'memory' | 'stats' | 'flush' | 'stop';
 
 interface Request {
   id: number;
@@ -21,6 +21,8 @@ export interface NodeProcess {
   pid: number;
   /** CPU milliseconds (user + system, every thread) the node's process has used. */
   cpuMs(): Promise<number>;
+  /** Bytes: the process's RSS, and heap + external over its threads (after a GC when exposed). */
+  memory(): Promise<{ rss: number; heap: number }>;
   stats(): Promise<ShardStats[]>;
   flush(): Promise<void>;
   /** Stops the node (passivating every vehicle) and waits for the process to exit. */
@@ -30,6 +32,7 @@ export interface NodeProcess {
 export async function forkNode(opts: NodeOptions): Promise<NodeProcess> {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), [JSON.stringify(opts)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: ['--expose-gc'],
   });
   let next = 0;
   const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -61,6 +64,7 @@ export async function forkNode(opts: NodeOptions): Promise<NodeProcess> {
     port,
     pid: child.pid as number,
     cpuMs: () => ask<number>('cpu'),
+    memory: () => ask<{ rss: number; heap: number }>('memory'),
     stats: () => ask<ShardStats[]>('stats'),
     flush: () => ask<void>('flush'),
     stop: async () => {
@@ -79,6 +83,19 @@ async function main(): Promise<void> {
         case 'cpu': {
           const u = process.cpuUsage();
           return (u.user + u.system) / 1000;
+        }
+        case 'memory': {
+          // RSS of the process; heap + external of the main thread and every vehicle thread.
+          global.gc?.();
+          const threads = await node.memory();
+          const main = process.memoryUsage();
+          return {
+            rss: main.rss,
+            heap:
+              main.heapUsed +
+              main.external +
+              threads.reduce((a, t) => a + t.heapUsed + t.external, 0),
+          };
         }
         case 'stats':
           return node.stats();

@@ -33,6 +33,8 @@ if (want('node')) {
     activations: Number(flag('--activations') ?? 10_000),
     idleSeconds: Number(flag('--idle-seconds') ?? 30),
     heartbeatMs: Number(flag('--heartbeat-ms') ?? 10_000),
+    churn: Number(flag('--churn') ?? 0),
+    churnIdleMs: Number(flag('--churn-idle-ms') ?? 2000),
     ...(flag('--workers') !== undefined ? { workers: Number(flag('--workers')) } : {}),
   });
 }

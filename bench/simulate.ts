@@ -11,6 +11,7 @@
 //     [--no-register]      authenticate only (with --auth-code or --codes)
 //     [--concurrency N]    terminals coming online at once (default 200)
 //     [--heartbeat-ms MS]  idle terminals' heartbeat interval (default 60 000)
+//     [--brief]            each terminal reports once and disconnects (vehicles that come and go)
 //     [--first K]          phones 0136xxxxxxxx numbered from K (default 0)
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
@@ -38,6 +39,7 @@ const authCode = flag('--auth-code');
 const codesFile = flag('--codes');
 const register = authCode === undefined && !args.includes('--no-register');
 const concurrency = Number(flag('--concurrency') ?? 200);
+const brief = args.includes('--brief');
 const knownCodes: Record<string, string> =
   !register && codesFile !== undefined
     ? (JSON.parse(readFileSync(codesFile, 'utf8')) as Record<string, string>)
@@ -191,6 +193,12 @@ for (let i = 0; i < count; i += concurrency) {
       const code = authCode ?? (register ? t.authCode : knownCodes[t.options.phone]);
       if ((await t.authenticate(code)) !== 0)
         throw new Error(`terminal ${t.options.phone} was refused`);
+      if (brief) {
+        // Comes and goes: one report, then the connection closes.
+        await t.report(trackPoint(0));
+        t.close();
+        return t;
+      }
       drive(t, i + j);
       return t;
     }),
