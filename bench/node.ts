@@ -106,6 +106,14 @@ interface RawRate {
   storeCpuPerDocUs: number | undefined;
 }
 
+/** A bench database starts empty. */
+async function dropDatabase(uri: string, database: string): Promise<void> {
+  const admin = new MongoClient(uri);
+  await admin.connect();
+  await admin.db(database).dropDatabase();
+  await admin.close();
+}
+
 async function runMode(
   uri: string,
   mode: 'durable' | 'receive',
@@ -113,10 +121,7 @@ async function runMode(
   storePids: readonly number[],
 ): Promise<ModeResult> {
   const database = `fleetmesh_bench_${mode}`;
-  const admin = new MongoClient(uri);
-  await admin.connect();
-  await admin.db(database).dropDatabase();
-  await admin.close();
+  await dropDatabase(uri, database);
   // The node runs in its own process so its CPU is measured apart from the terminals'.
   const node = await forkNode({
     mongodbUri: uri,
@@ -273,21 +278,10 @@ async function memoryPerIdleTerminal(
   // generation, worker isolates' first pages), which an average over 10k still carries.
   const children: ChildProcess[] = [];
   const connect = async (from: number, n: number): Promise<void> => {
-    const child = fork(
-      fileURLToPath(new URL('./simulate.js', import.meta.url)),
-      [
-        ...['--port', String(node.port), '--count', String(n), '--first', String(from)],
-        ...['--idle', '--auth-code', 'bench'],
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] },
-    );
+    const { child } = await simulatorOnline(node.port, n, [
+      ...['--first', String(from), '--auth-code', 'bench'],
+    ]);
     children.push(child);
-    await new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (d: Buffer) => {
-        if (d.toString().includes('ready')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
-    });
   };
   const before = await settle();
   const half = Math.floor(count / 2);
@@ -367,10 +361,7 @@ async function activationBurst(
   workers: number | undefined,
 ): Promise<ActivationResult> {
   const database = 'fleetmesh_bench_activation';
-  const admin = new MongoClient(uri);
-  await admin.connect();
-  await admin.db(database).dropDatabase();
-  await admin.close();
+  await dropDatabase(uri, database);
   const codes = join(mkdtempSync(join(tmpdir(), 'fleetmesh-bench-')), 'codes.json');
   const nodeOptions = {
     mongodbUri: uri,
@@ -453,10 +444,7 @@ async function churn(
   workers: number | undefined,
 ): Promise<ChurnResult> {
   const database = 'fleetmesh_bench_churn';
-  const admin = new MongoClient(uri);
-  await admin.connect();
-  await admin.db(database).dropDatabase();
-  await admin.close();
+  await dropDatabase(uri, database);
   const node = await forkNode({
     mongodbUri: uri,
     database,

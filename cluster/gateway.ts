@@ -101,8 +101,8 @@ export interface GatewayStats {
   accepted: number;
   refusedConnections: number;
   frames: number;
-  /** Frames whose header was read, by message id ('0x0200'; past MAX_FRAME_IDS ids: 'other'). */
-  framesById: Record<string, number>;
+  /** Frames whose header was read, by message id (past MAX_FRAME_IDS ids: 'other'). */
+  framesById: Map<number | 'other', number>;
   rejected: Partial<Record<RejectReason, number>>;
   unauthenticated: number;
   phoneMismatch: number;
@@ -144,7 +144,7 @@ export class Gateway {
     accepted: 0,
     refusedConnections: 0,
     frames: 0,
-    framesById: {},
+    framesById: new Map(),
     rejected: {},
     unauthenticated: 0,
     phoneMismatch: 0,
@@ -359,9 +359,9 @@ export class Gateway {
     }
     const header = r.header;
     const ids = this.stats.framesById;
-    let idKey = `0x${header.messageId.toString(16).padStart(4, '0')}`;
-    if (ids[idKey] === undefined && Object.keys(ids).length >= MAX_FRAME_IDS) idKey = 'other';
-    ids[idKey] = (ids[idKey] ?? 0) + 1;
+    const idKey =
+      ids.size < MAX_FRAME_IDS || ids.has(header.messageId) ? header.messageId : 'other';
+    ids.set(idKey, (ids.get(idKey) ?? 0) + 1);
     const vehicleId = vehicleIdOf(header.phone);
     const isLogin = header.messageId === 0x0100 || header.messageId === 0x0102;
     if (conn.vehicleId === undefined && !isLogin) {

@@ -27,22 +27,24 @@ export interface MetricsSource {
  * decoding it (only its first bytes are unescaped); undefined for any other message.
  */
 export function ackResultOf(frame: Uint8Array): number | undefined {
-  // Unescaped bytes after the leading 0x7e; a 2019 header with sub-package fields is 21 bytes,
-  // then replySerial(2) replyId(2) result(1).
-  const head = new Uint8Array(26);
-  let n = 0;
-  for (let i = 1; i < frame.length - 1 && n < head.length; i++) {
-    const b = frame[i]!;
-    if (b === 0x7d && i + 1 < frame.length - 1) {
-      head[n++] = frame[++i] === 0x02 ? 0x7e : 0x7d;
-    } else head[n++] = b;
-    if (n === 2 && (head[0]! << 8) + head[1]! !== 0x8001) return undefined;
-  }
-  if (n < 4) return undefined;
-  const attrs = (head[2]! << 8) + head[3]!;
-  const headerLength = (attrs & 0x4000 ? 17 : 12) + (attrs & 0x2000 ? 4 : 0);
-  const at = headerLength + 4;
-  return at < n ? head[at] : undefined;
+  // Every downlink frame passes here: walk the escaped bytes without copying them. After the
+  // leading 0x7e: message id (2), attributes (2), the rest of the header (12 or 17 bytes, 4 more
+  // with sub-package fields), then replySerial(2) replyId(2) result(1).
+  let i = 1;
+  const next = (): number | undefined => {
+    if (i >= frame.length - 1) return undefined;
+    const b = frame[i++]!;
+    if (b !== 0x7d || i >= frame.length - 1) return b;
+    return frame[i++] === 0x02 ? 0x7e : 0x7d;
+  };
+  if (next() !== 0x80 || next() !== 0x01) return undefined;
+  const hi = next();
+  const lo = next();
+  if (hi === undefined || lo === undefined) return undefined;
+  const attrs = (hi << 8) + lo;
+  const skip = (attrs & 0x4000 ? 13 : 8) + (attrs & 0x2000 ? 4 : 0) + 4;
+  for (let k = 0; k < skip; k++) if (next() === undefined) return undefined;
+  return next();
 }
 
 /** How long a snapshot of the vehicle threads' stats is reused (several scrapers at once). */
@@ -117,10 +119,13 @@ export class NodeMetrics {
     counter('fleetmesh_loader_reads_total', 'Batched activation reads', ['outcome']);
   }
 
-  /** For the gateway's `onDownlink`: counts acknowledgements by result. */
+  /** Acknowledgements sent, by result byte (copied into the counter at scrape time). */
+  private readonly acksByResult = new Array<number>(256).fill(0);
+
+  /** For the gateway's `onDownlink` (every frame sent): counts acknowledgements by result. */
   readonly onDownlink = (frame: Uint8Array): void => {
     const result = ackResultOf(frame);
-    if (result !== undefined) this.acks.inc({ result: String(result) });
+    if (result !== undefined) this.acksByResult[result]!++;
   };
 
   /** Reads its figures from this node from now on (and listens to its ack latencies). */
@@ -176,8 +181,15 @@ export class NodeMetrics {
     for (const [reason, v] of closed)
       this.setCounter('fleetmesh_connections_closed_total', v, { reason });
     this.setCounter('fleetmesh_frames_total', g.frames);
-    for (const [id, v] of Object.entries(g.framesById))
-      this.setCounter('fleetmesh_frames_by_id_total', v, { message_id: id });
+    for (const [id, v] of g.framesById)
+      this.setCounter('fleetmesh_frames_by_id_total', v, {
+        message_id: id === 'other' ? id : `0x${id.toString(16).padStart(4, '0')}`,
+      });
+    this.acksByResult.forEach((v, result) => {
+      if (v === 0) return;
+      this.acks.remove({ result: String(result) });
+      this.acks.inc({ result: String(result) }, v);
+    });
     this.gauges.fleetmesh_members!.set(s.members().length);
     this.setCounter('fleetmesh_worker_restarts_total', s.workerRestarts?.() ?? 0);
 

@@ -116,14 +116,15 @@ export function isTransient(err: unknown): boolean {
   return typeof err.code === 'number' && TRANSIENT_CODES.has(err.code);
 }
 
-function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
-  return 'updateOne' in op || 'replaceOne' in op;
+/** The _id an update or replace is for; undefined for an insert. */
+function updatedId(op: AnyBulkWriteOperation<Document>): unknown {
+  if ('updateOne' in op) return (op.updateOne.filter as Document)._id;
+  if ('replaceOne' in op) return (op.replaceOne.filter as Document)._id;
+  return undefined;
 }
 
-function idOf(op: AnyBulkWriteOperation<Document>): string {
-  const filter =
-    'updateOne' in op ? op.updateOne.filter : 'replaceOne' in op ? op.replaceOne.filter : {};
-  return String((filter as Document)._id);
+function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
+  return updatedId(op) !== undefined;
 }
 
 export class BatchWriter {
@@ -335,13 +336,7 @@ export class BatchWriter {
     const n = Math.min(this.maxBatch, this.buffer.length);
     let updates = 0;
     for (let i = 0; i < n; i++) {
-      const op = this.buffer[i]!.op;
-      const id =
-        'replaceOne' in op
-          ? op.replaceOne.filter._id
-          : 'updateOne' in op
-            ? op.updateOne.filter._id
-            : undefined;
+      const id = updatedId(this.buffer[i]!.op);
       if (id === undefined) continue;
       if (seen.has(id) || updates >= this.maxUpdates) return i;
       seen.add(id);
@@ -396,7 +391,7 @@ export class BatchWriter {
             if (!e) this.settle(p, 'stored');
             else if (e.code === 11000 && p.fenced) {
               this.stats.fenced++;
-              p.reject(new StaleOwner(idOf(p.op)));
+              p.reject(new StaleOwner(String(updatedId(p.op))));
             } else if (e.code === 11000 && isUpdate(p.op) && duplicateRetries < 3) {
               // An upsert that lost a race with another writer creating the same _id: it was
               // not applied; now that the document exists it will be.
