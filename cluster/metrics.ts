@@ -4,7 +4,17 @@
 // elsewhere is counted here: acknowledgements by result (read from the frames written to
 // terminals) and the acknowledgement latency (the vehicles' ackLatency events).
 import { createServer, type Server } from 'node:http';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricType,
+  type MetricValueWithName,
+} from 'prom-client';
+import { BATCH_SIZE_BUCKETS, type BatchSizeFigures } from '../storage/batchWriter.js';
 import type { ShardStats } from './vehicleShard.js';
 import type { Gateway } from './gateway.js';
 import type { EventHub } from './eventHub.js';
@@ -47,6 +57,80 @@ export function ackResultOf(frame: Uint8Array): number | undefined {
   return next();
 }
 
+/**
+ * A histogram whose buckets are counted elsewhere (the batch writers of every vehicle thread)
+ * and copied in at scrape time: prom-client's Histogram only takes observations one by one,
+ * which would mean sending every batch size across threads. Exposed exactly as a Histogram is.
+ */
+export class CopiedHistogram extends Histogram<string> {
+  private readonly figures = new Map<string, BatchSizeFigures>();
+
+  constructor(
+    private readonly metricName: string,
+    private readonly metricHelp: string,
+    registry: Registry,
+  ) {
+    super({
+      name: metricName,
+      help: metricHelp,
+      labelNames: ['collection'],
+      buckets: [...BATCH_SIZE_BUCKETS],
+      registers: [registry],
+    });
+  }
+
+  /** The figures for one collection from now on (non-cumulative counts, the last +Inf). */
+  setFigures(collection: string, f: BatchSizeFigures): void {
+    this.figures.set(collection, f);
+  }
+
+  override get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    const values: MetricValueWithName<string>[] = [];
+    const bucket = `${this.metricName}_bucket`;
+    for (const [collection, f] of this.figures) {
+      let acc = 0;
+      BATCH_SIZE_BUCKETS.forEach((le, i) => {
+        acc += f.counts[i] ?? 0;
+        values.push({ metricName: bucket, labels: { le, collection }, value: acc });
+      });
+      acc += f.counts[BATCH_SIZE_BUCKETS.length] ?? 0;
+      values.push({ metricName: bucket, labels: { le: '+Inf', collection }, value: acc });
+      values.push({ metricName: `${this.metricName}_sum`, labels: { collection }, value: f.sum });
+      values.push({ metricName: `${this.metricName}_count`, labels: { collection }, value: acc });
+    }
+    return Promise.resolve({
+      name: this.metricName,
+      help: this.metricHelp,
+      // prom-client's typings declare MetricType a numeric enum; the library writes this string.
+      type: 'histogram' as unknown as MetricType,
+      aggregator: 'sum',
+      collect: () => undefined,
+      values,
+    });
+  }
+
+  /** What the registry reads for the text exposition (Histogram's own reads its observations). */
+  getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    return this.get();
+  }
+}
+
+/** Sums bucket figures of several threads' writers. */
+export function sumBatchSizes(all: readonly (BatchSizeFigures | undefined)[]): BatchSizeFigures {
+  const out: BatchSizeFigures = {
+    counts: new Array<number>(BATCH_SIZE_BUCKETS.length + 1).fill(0),
+    sum: 0,
+  };
+  for (const f of all) {
+    if (!f) continue;
+    f.counts.forEach((c, i) => {
+      if (i < out.counts.length) out.counts[i]! += c;
+    });
+    out.sum += f.sum;
+  }
+  return out;
+}
+
 /** How long a snapshot of the vehicle threads' stats is reused (several scrapers at once). */
 const STATS_REUSE_MS = 500;
 
@@ -56,6 +140,7 @@ export class NodeMetrics {
   private unsubscribe: (() => void) | undefined;
   private readonly acks: Counter<'result'>;
   private readonly ackLatency: Histogram;
+  private readonly batchSizes: CopiedHistogram;
   private readonly gauges: Record<string, Gauge<string>> = {};
   private readonly counters: Record<string, Counter<string>> = {};
   private lastStats: { at: number; stats: ShardStats[] } | undefined;
@@ -75,6 +160,11 @@ export class NodeMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     });
+    this.batchSizes = new CopiedHistogram(
+      'fleetmesh_store_batch_size',
+      'Writes per bulk write sent to the store',
+      this.registry,
+    );
     const gauge = (name: string, help: string, labelNames: string[] = []): void => {
       this.gauges[name] = new Gauge({ name, help, labelNames, registers: r });
     };
@@ -260,6 +350,7 @@ export class NodeMetrics {
         sum((t) => t.writers[w].batches),
         collection,
       );
+      this.batchSizes.setFigures(w, sumBatchSizes(threads.map((t) => t.writers[w].batchSizes)));
       this.setCounter(
         'fleetmesh_store_retries_total',
         sum((t) => t.writers[w].retries),

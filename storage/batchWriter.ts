@@ -53,6 +53,29 @@ export interface BatchWriterStats {
   refused: number;
   /** Fenced updates refused because a newer owner had written the document. */
   fenced: number;
+  /**
+   * Writes per bulk write, as histogram buckets (Prometheus `fleetmesh_store_batch_size`).
+   * Every writer keeps it; optional only for sums that leave it out.
+   */
+  batchSizes?: BatchSizeFigures;
+}
+
+/** Upper bounds of the batch-size buckets: 1 … the default maxBatch, then +Inf. */
+export const BATCH_SIZE_BUCKETS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000];
+
+export interface BatchSizeFigures {
+  /** Batches per bucket, not cumulative: counts[i] ≤ BATCH_SIZE_BUCKETS[i]; the last is +Inf. */
+  counts: number[];
+  /** Writes in all batches counted. */
+  sum: number;
+}
+
+/** Counts one batch of `size` writes into `f`. */
+export function countBatchSize(f: BatchSizeFigures, size: number): void {
+  let i = 0;
+  while (i < BATCH_SIZE_BUCKETS.length && size > BATCH_SIZE_BUCKETS[i]!) i++;
+  f.counts[i]!++;
+  f.sum += size;
 }
 
 /** The writer holds maxHeld writes: this one was not taken. */
@@ -128,7 +151,7 @@ function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
 }
 
 export class BatchWriter {
-  readonly stats: BatchWriterStats = {
+  readonly stats: BatchWriterStats & { batchSizes: BatchSizeFigures } = {
     stored: 0,
     duplicates: 0,
     failed: 0,
@@ -138,6 +161,7 @@ export class BatchWriter {
     coalesced: 0,
     refused: 0,
     fenced: 0,
+    batchSizes: { counts: new Array<number>(BATCH_SIZE_BUCKETS.length + 1).fill(0), sum: 0 },
   };
   private buffer: Pending[] = [];
   /** Buffered field updates by _id, not yet taken into a batch. */
@@ -424,6 +448,7 @@ export class BatchWriter {
     }
     if (!counted) return;
     this.stats.batches++;
+    countBatchSize(this.stats.batchSizes, whole.length);
     this.stats.lastLagMs = Date.now() - (whole[0]?.at ?? Date.now());
     if (this.wasFull && this.buffered - whole.length < this.maxBuffered) {
       this.wasFull = false;

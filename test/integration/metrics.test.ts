@@ -123,6 +123,15 @@ describe('node metrics and logs (real sockets)', () => {
         for (const [name, value] of expected) assert.equal(m.get(name), value, name);
         assert.ok(m.has('fleetmesh_persist_lag_seconds{collection="positions"}'));
         assert.ok(m.has('fleetmesh_store_batches_total{collection="positions"}'));
+        // Batch sizes cross from the vehicle thread as a histogram: the one report went alone.
+        const size = 'fleetmesh_store_batch_size';
+        assert.equal(m.get(`${size}_bucket{le="1",collection="positions"}`), 1);
+        assert.equal(m.get(`${size}_bucket{le="+Inf",collection="positions"}`), 1);
+        assert.equal(m.get(`${size}_sum{collection="positions"}`), 1);
+        for (const w of ['vehicles', 'positions', 'alarms', 'sessions', 'commands']) {
+          const batches = m.get(`fleetmesh_store_batches_total{collection="${w}"}`);
+          assert.equal(m.get(`${size}_count{collection="${w}"}`), batches, `${w}: every batch`);
+        }
         assert.equal((await scrape(port, '/other')).status, 404);
 
         // A JSON line for each refusal, naming its cause.
