@@ -3,10 +3,13 @@
 // made from this view can name the revision they come from). Pure code: the etcd side is in
 // membership.ts.
 
-export interface MemberLoad {
-  /** Terminals connected to this node's gateway now. */
-  terminals: number;
-}
+import { parseLoadReport, type PublishedLoad } from './loadReport.js';
+
+/**
+ * The load a member publishes: `terminals` (connected to its gateway now) from every version,
+ * and the fields of a LoadReport (cluster/loadReport.ts) from nodes that report them.
+ */
+export type MemberLoad = PublishedLoad;
 
 export interface Member {
   node: string;
@@ -14,6 +17,8 @@ export interface Member {
   gateway: string;
   /** host:port of its gRPC server, when it has one. */
   grpc?: string;
+  /** host:port of its node-to-node service (cluster/router.ts): how peers reach its vehicles. */
+  peer?: string;
   startedAt: number;
   /** Worker threads that host vehicles: its slots in the placement (0: it hosts none). */
   workers: number;
@@ -49,6 +54,7 @@ export function parseMember(key: string, value: string): Member | undefined {
     key.endsWith(`/${m.node}`) &&
     typeof m.gateway === 'string' &&
     (m.grpc === undefined || typeof m.grpc === 'string') &&
+    (m.peer === undefined || typeof m.peer === 'string') &&
     typeof m.startedAt === 'number' &&
     (m.workers === undefined ||
       (Number.isInteger(m.workers) &&
@@ -56,21 +62,21 @@ export function parseMember(key: string, value: string): Member | undefined {
         (m.workers as number) <= MAX_WORKERS_PER_NODE)) &&
     typeof m.reportedAt === 'number' &&
     typeof load === 'object' &&
-    load !== null &&
-    typeof load.terminals === 'number' &&
-    Number.isFinite(load.terminals) &&
-    load.terminals >= 0;
+    load !== null;
   if (!ok) return undefined;
+  const parsedLoad = parseLoadReport(load);
+  if (parsedLoad === undefined) return undefined;
   const member: Member = {
     node: m.node as string,
     gateway: m.gateway as string,
     startedAt: m.startedAt as number,
     // A member that does not say (an older version) hosts no vehicles.
     workers: (m.workers as number | undefined) ?? 0,
-    load: { terminals: load.terminals as number },
+    load: parsedLoad,
     reportedAt: m.reportedAt as number,
   };
   if (m.grpc !== undefined) member.grpc = m.grpc as string;
+  if (m.peer !== undefined) member.peer = m.peer as string;
   return member;
 }
 

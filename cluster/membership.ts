@@ -132,34 +132,98 @@ export class Membership {
   }
 
   private async watch(): Promise<void> {
-    const all = await this.client.getAll().prefix(this.opts.prefix).exec();
-    const revision = Number(all.header.revision);
-    for (const kv of all.kvs) this.table.put(kv.key.toString(), kv.value.toString(), revision);
-    this.table.revision = revision;
-    this.watcher = await this.client
-      .watch()
-      .prefix(this.opts.prefix)
-      .startRevision(String(revision + 1))
-      .create();
-    const changed = (): void => {
-      const members = this.table.members();
-      for (const fn of this.listeners) {
-        try {
-          fn(members, this.table.revision);
-        } catch (err) {
-          this.opts.log?.(`membership: a listener failed: ${String(err)}`);
-        }
+    this.watcher = await watchMembers(
+      this.client,
+      this.opts.prefix,
+      this.table,
+      this.listeners,
+      this.opts.log,
+    );
+  }
+}
+
+/**
+ * Reads every member under `prefix` into `table`, then follows the changes from the next revision
+ * on, telling `listeners` after each. Shared by a member (Membership) and an observer that does
+ * not register (MemberWatch, the locator's).
+ */
+async function watchMembers(
+  client: Etcd3,
+  prefix: string,
+  table: MemberTable,
+  listeners: Set<(members: Member[], revision: number) => void>,
+  log: ((line: string) => void) | undefined,
+): Promise<Watcher> {
+  const all = await client.getAll().prefix(prefix).exec();
+  const revision = Number(all.header.revision);
+  for (const kv of all.kvs) table.put(kv.key.toString(), kv.value.toString(), revision);
+  table.revision = revision;
+  const watcher = await client
+    .watch()
+    .prefix(prefix)
+    .startRevision(String(revision + 1))
+    .create();
+  const changed = (): void => {
+    const members = table.members();
+    for (const fn of listeners) {
+      try {
+        fn(members, table.revision);
+      } catch (err) {
+        log?.(`membership: a listener failed: ${String(err)}`);
       }
-    };
-    this.watcher.on('put', (kv: IKeyValue) => {
-      this.table.put(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision));
-      changed();
-    });
-    this.watcher.on('delete', (kv: IKeyValue) => {
-      this.table.delete(kv.key.toString(), Number(kv.mod_revision));
-      changed();
-    });
-    // The client reconnects and resumes the watch from its last revision by itself.
-    this.watcher.on('error', (err) => this.opts.log?.(`membership: watch error: ${String(err)}`));
+    }
+  };
+  watcher.on('put', (kv: IKeyValue) => {
+    table.put(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision));
+    changed();
+  });
+  watcher.on('delete', (kv: IKeyValue) => {
+    table.delete(kv.key.toString(), Number(kv.mod_revision));
+    changed();
+  });
+  // The client reconnects and resumes the watch from its last revision by itself.
+  watcher.on('error', (err) => log?.(`membership: watch error: ${String(err)}`));
+  return watcher;
+}
+
+/**
+ * The members as an observer sees them, without registering: a locator reads the nodes and their
+ * load this way (it is no member: it hosts no vehicles and takes no slot in the placement).
+ */
+export class MemberWatch {
+  readonly table = new MemberTable();
+  private readonly listeners = new Set<(members: Member[], revision: number) => void>();
+  private watcher: Watcher | undefined;
+
+  private constructor() {}
+
+  static async start(
+    client: Etcd3,
+    opts: { prefix?: string; log?: (line: string) => void } = {},
+  ): Promise<MemberWatch> {
+    const w = new MemberWatch();
+    w.watcher = await watchMembers(
+      client,
+      opts.prefix ?? 'fleetmesh/members/',
+      w.table,
+      w.listeners,
+      opts.log,
+    );
+    return w;
+  }
+
+  members(): Member[] {
+    return this.table.members();
+  }
+
+  /** Called with the members after every change (and the etcd revision it comes from). */
+  onChange(fn: (members: Member[], revision: number) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+    await this.watcher?.cancel().catch(() => undefined);
   }
 }

@@ -21,6 +21,15 @@ import type { FleetLog } from './log.js';
 import { NodeMetrics, restartCounter, serveMetrics, watchStore } from './metrics.js';
 import type { Member } from './memberTable.js';
 import { MemberNameTaken, Membership } from './membership.js';
+import {
+  DEFAULT_CAPACITY,
+  DEFAULT_THRESHOLDS,
+  DEFAULT_ZONE,
+  LoadSampler,
+  worthPublishing,
+  type LoadReport,
+  type PublishThresholds,
+} from './loadReport.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { WorkerVehicleHost } from './workerHost.js';
@@ -76,8 +85,16 @@ export interface NodeMembershipOptions {
   /** host:port of this node's gRPC server, when it has one. */
   grpc?: string;
   ttlSeconds?: number;
-  /** How often the load is reported (default 5 s). */
+  /**
+   * How often the load is sampled (default 1 s); it is written to etcd only when it moved past
+   * the thresholds (cluster/loadReport.ts), and at least every `thresholds.maxSilentMs`.
+   */
   loadIntervalMs?: number;
+  /** Terminals this node is meant to hold (the locator balances by terminals / capacity). */
+  capacity?: number;
+  /** The zone this node runs in (terminals of the zone prefer it); default 'default'. */
+  zone?: string;
+  thresholds?: Partial<PublishThresholds>;
 }
 
 export interface FleetNode {
@@ -347,13 +364,38 @@ async function joinMembership(
       throw err;
     }
   }
+  const sampler = new LoadSampler(
+    () => ({
+      connections: gateway.stats.connections,
+      pending: gateway.stats.pending,
+      reportsReceived:
+        (gateway.stats.framesById.get(0x0200) ?? 0) + (gateway.stats.framesById.get(0x0704) ?? 0),
+    }),
+    { capacity: m.capacity ?? DEFAULT_CAPACITY, zone: m.zone ?? DEFAULT_ZONE },
+  );
+  const thresholds = { ...DEFAULT_THRESHOLDS, ...m.thresholds };
+  let published: LoadReport | undefined;
+  let publishedAt = 0;
+  let writing = false;
   const report = (): void => {
+    const load = sampler.sample();
+    const now = Date.now();
+    // One write at a time: a slow etcd must not pile up puts.
+    if (writing || !worthPublishing(published, publishedAt, load, now, thresholds)) return;
+    writing = true;
     membership
-      .report({ terminals: gateway.stats.connections })
-      .catch((err: unknown) => log?.(`membership: load report failed: ${String(err)}`));
+      .report(load)
+      .then(
+        () => {
+          published = load;
+          publishedAt = now;
+        },
+        (err: unknown) => log?.(`membership: load report failed: ${String(err)}`),
+      )
+      .finally(() => (writing = false));
   };
   report();
-  const timer = setInterval(report, m.loadIntervalMs ?? 5000);
+  const timer = setInterval(report, m.loadIntervalMs ?? 1000);
   timer.unref();
   return {
     membership,
