@@ -8,6 +8,8 @@ import type { Edition, Header } from '../jt808/header.js';
 export const UPLINK = 1;
 export const LINK_CLOSED = 2;
 export const PLATFORM_MESSAGE = 3;
+/** The id and node of a link whose terminal is connected to another node (before its first use). */
+export const LINK_NAME = 4;
 /** Worker → gateway. */
 export const SEND = 11;
 export const CLOSE = 12;
@@ -32,6 +34,7 @@ export type BatchRecord =
       vehicleId: string;
       body: Uint8Array;
     }
+  | { kind: typeof LINK_NAME; link: number; id: string; node: string }
   | { kind: typeof SEND; link: number; frame: Uint8Array }
   | { kind: typeof CLOSE; link: number; reason: string }
   | { kind: typeof AUTHENTICATED; link: number; edition: Edition; vehicleId: string };
@@ -118,6 +121,14 @@ export class FrameBatchBuilder {
     this.string(phone);
     this.string(vehicleId);
     this.bytesField(body);
+    this.count++;
+  }
+
+  linkName(link: number, id: string, node: string): void {
+    this.u8Reserve(LINK_NAME);
+    this.u32(link);
+    this.string(id);
+    this.string(node);
     this.count++;
   }
 
@@ -290,6 +301,12 @@ export function readFrameBatch(batch: ArrayBuffer, onRecord: (r: BatchRecord) =>
           vehicleId,
           body: bytes(),
         });
+        break;
+      }
+      case LINK_NAME: {
+        const link = u32();
+        const id = string();
+        onRecord({ kind: LINK_NAME, link, id, node: string() });
         break;
       }
       case SEND: {

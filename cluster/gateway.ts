@@ -5,10 +5,16 @@
 // sockets. Everything that needs the vehicle's state goes to its actor through `deliver`.
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import { decodeBody, decodeFrameIn, encodeFrame, type RejectReason } from '../jt808/codec.js';
+import {
+  decodeBody,
+  decodeFrameIn,
+  encodeBody,
+  encodeFrame,
+  type RejectReason,
+} from '../jt808/codec.js';
 import { FrameSplitter, MAX_LEGAL_FRAME_BYTES } from '../jt808/framing.js';
 import { vehicleIdOf, type Edition, type Header } from '../jt808/header.js';
-import type { Message } from '../jt808/messages.js';
+import { messageIdOf, type Message } from '../jt808/messages.js';
 import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler } from '../jt808/reassembly.js';
 
 /** What the gateway hands to the vehicles' side, for the vehicle the frame's phone names. */
@@ -36,7 +42,9 @@ export type GatewayDelivery =
       linkNumber: number;
       phone: string;
       edition: Edition;
-      message: Message;
+      /** Encoded here: the message crosses threads and nodes as id and body bytes. */
+      messageId: number;
+      body: Uint8Array;
     };
 
 export interface GatewayOptions {
@@ -232,7 +240,8 @@ export class Gateway {
     }
     socket.setNoDelay(true);
     const number = this.nextLinkNumber;
-    this.nextLinkNumber = (this.nextLinkNumber % 0xffffffff) + 1;
+    // The upper half of link numbers names links of other nodes' terminals (cluster/peerLinks.ts).
+    this.nextLinkNumber = (this.nextLinkNumber % 0x7fffffff) + 1;
     const id = `${this.options.linkPrefix ?? `${this.options.node}/`}${number}`;
     const conn: Connection = {
       number,
@@ -499,7 +508,8 @@ export class Gateway {
         linkNumber: conn.number,
         phone,
         edition,
-        message,
+        messageId: messageIdOf(message),
+        body: encodeBody(message, edition),
       });
       return;
     }

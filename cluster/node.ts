@@ -30,6 +30,7 @@ import {
   type LoadReport,
   type PublishThresholds,
 } from './loadReport.js';
+import { ClusterRouter } from './router.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { WorkerVehicleHost } from './workerHost.js';
@@ -84,6 +85,8 @@ export interface NodeMembershipOptions {
   advertise?: string;
   /** host:port of this node's gRPC server, when it has one. */
   grpc?: string;
+  /** Port of the node-to-node service (cluster/router.ts); 0 (default) picks a free one. */
+  peerPort?: number;
   ttlSeconds?: number;
   /**
    * How often the load is sampled (default 1 s); it is written to etcd only when it moved past
@@ -133,6 +136,8 @@ export interface FleetNode {
   /** The cluster's live members as this node sees them (empty without `membership`). */
   members(): Member[];
   membership: Membership | undefined;
+  /** Where vehicles live across the cluster (with `membership`). */
+  router: ClusterRouter | undefined;
   /** The metrics and the port they are served on, with `metrics`. */
   metrics: { port: number; collector: NodeMetrics } | undefined;
   stop(): Promise<void>;
@@ -177,6 +182,16 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     idlePassivateMs: opts.idlePassivateMs ?? DEFAULT_IDLE_PASSIVATE_MS,
     ...(opts.writer ? { writer: opts.writer } : {}),
   };
+  // A member of a cluster places its vehicles over every member's workers and reaches the
+  // others' through the router; a node alone keeps them all.
+  const router = opts.membership
+    ? new ClusterRouter({
+        node,
+        linkPrefix,
+        workers: Math.max(1, workers),
+        ...(log ? { log } : {}),
+      })
+    : undefined;
   let host: VehicleHost;
   let workerHost: WorkerVehicleHost | undefined;
   if (workers > 0) {
@@ -194,6 +209,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       onEvent,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
       ...(log ? { log } : {}),
+      ...(router ? { workerOf: (vehicleId: string) => router.localWorkerOf(vehicleId) } : {}),
     });
     await workerHost.ready();
     host = workerHost;
@@ -206,6 +222,10 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       kinds: fixedKinds,
       onEvent,
     });
+  }
+  if (router) {
+    router.attachLocal(host);
+    host = router;
   }
   // The workers learn the wanted kinds asynchronously; `eventsReady` waits for the last change.
   let kindsApplied: Promise<void> = Promise.resolve();
@@ -234,9 +254,13 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       : {}),
     ...(metrics ? { onDownlink: metrics.onDownlink } : {}),
   });
-  workerHost?.attach(gateway);
+  workerHost?.attach(router ?? gateway);
+  router?.attachGateway(gateway);
   host.onDrain(() => gateway.resume());
   const port = await gateway.listen();
+  const peerPort = router
+    ? await router.listen(opts.host ?? '127.0.0.1', opts.membership?.peerPort ?? 0)
+    : undefined;
   let joined: Awaited<ReturnType<typeof joinMembership>> | undefined;
   try {
     if (opts.membership)
@@ -247,9 +271,15 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
         port,
         // Its slots in the cluster's placement: the worker threads, or the main thread alone.
         Math.max(1, workers),
+        peerPort,
         gateway,
         log,
       );
+    if (joined && router) {
+      const membership = joined.membership;
+      membership.onChange((members, revision) => router.setMembers(members, revision));
+      router.setMembers(membership.members(), membership.table.revision);
+    }
   } catch (err) {
     // Not a member (etcd unreachable, the name in use): this node must not serve.
     await gateway.close();
@@ -308,6 +338,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     passivateAll: () => host.passivateAll(),
     members: () => joined?.membership.members() ?? [],
     membership: joined?.membership,
+    router,
     metrics: metrics && served ? { port: served.port, collector: metrics } : undefined,
     async stop() {
       stopWatch?.();
@@ -334,6 +365,7 @@ async function joinMembership(
   host: string | undefined,
   port: number,
   workers: number,
+  peerPort: number | undefined,
   gateway: Gateway,
   log: ((line: string) => void) | undefined,
 ): Promise<{ membership: Membership; stop(): Promise<void> }> {
@@ -342,6 +374,7 @@ async function joinMembership(
     node,
     gateway: `${advertisedHost(host, m.advertise)}:${port}`,
     ...(m.grpc ? { grpc: m.grpc } : {}),
+    ...(peerPort !== undefined ? { peer: `${advertisedHost(host, m.advertise)}:${peerPort}` } : {}),
     startedAt: Date.now(),
     workers,
   };

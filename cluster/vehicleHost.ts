@@ -1,6 +1,7 @@
 // Where a node's vehicles live, as the gateway and the services see it: on the main thread
 // (`LocalVehicleHost`, for embedding and small tests) or spread over worker threads
-// (`WorkerVehicleHost`, the default). Later, another node is one more kind of host.
+// (`WorkerVehicleHost`, the default); `ClusterRouter` (cluster/router.ts) puts other nodes' vehicles
+// behind the same interface.
 import type { Db } from 'mongodb';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import type { AlarmConfirmation, VehicleView } from '../actors/vehicleActor.js';
@@ -9,9 +10,7 @@ import {
   type VehicleEvent,
   type VehicleEventKind,
 } from '../actors/vehicleEvents.js';
-import { encodeBody } from '../jt808/codec.js';
-import type { Edition } from '../jt808/header.js';
-import { messageIdOf, type Message } from '../jt808/messages.js';
+import type { Message } from '../jt808/messages.js';
 import type { GatewayDelivery } from './gateway.js';
 import {
   VehicleShard,
@@ -19,14 +18,6 @@ import {
   type ShardOptions,
   type ShardStats,
 } from './vehicleShard.js';
-
-/** A platform message as id and body bytes (how it crosses to the vehicle's thread). */
-export function platformBody(
-  message: Message,
-  edition: Edition,
-): { messageId: number; body: Uint8Array } {
-  return { messageId: messageIdOf(message), body: encodeBody(message, edition) };
-}
 
 export interface ThreadMemory {
   heapUsed: number;
@@ -97,8 +88,7 @@ export class LocalVehicleHost implements VehicleHost {
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
     if (d.kind === 'linkClosed') return this.shard.linkClosed(vehicleId, d.link.id, d.reason, d.at);
     if (d.kind === 'platformMessage') {
-      const { messageId, body } = platformBody(d.message, d.edition);
-      return this.shard.platformMessage(vehicleId, d.link, messageId, body, d.phone, d.edition);
+      return this.shard.platformMessage(vehicleId, d.link, d.messageId, d.body, d.phone, d.edition);
     }
     if (d.message === null) {
       return this.shard.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);

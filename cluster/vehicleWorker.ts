@@ -23,6 +23,7 @@ import type { Message } from '../jt808/messages.js';
 import {
   FrameBatchBuilder,
   LINK_CLOSED,
+  LINK_NAME,
   PLATFORM_MESSAGE,
   readFrameBatch,
   UPLINK,
@@ -137,11 +138,12 @@ const ready = connect();
 
 /** A terminal connection held by the gateway thread, named by its number. */
 class RemoteLink implements TerminalLink {
-  readonly id: string;
-  readonly node = data.node;
-  constructor(readonly number: number) {
-    this.id = `${data.linkPrefix}${number}`;
-  }
+  /** The gateway's naming, or the name another node gave its terminal's link (LINK_NAME). */
+  constructor(
+    readonly number: number,
+    readonly id = `${data.linkPrefix}${number}`,
+    readonly node = data.node,
+  ) {}
   send(frame: Uint8Array): void {
     out.send(this.number, frame);
     scheduleFlush();
@@ -207,6 +209,8 @@ function onRecord(r: BatchRecord): void {
     offer(r.vehicleId, () =>
       shard.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition),
     );
+  } else if (r.kind === LINK_NAME) {
+    links.set(r.link, new RemoteLink(r.link, r.id, r.node));
   } else if (r.kind === LINK_CLOSED) {
     const link = linkFor(r.link);
     links.delete(r.link);

@@ -11,13 +11,14 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import { realScheduler, type Scheduler } from '../actors/runtime.js';
-import type { AlarmConfirmation, VehicleView } from '../actors/vehicleActor.js';
+import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
-import type { Gateway, GatewayDelivery } from './gateway.js';
+import type { GatewayDelivery } from './gateway.js';
+import { PROXY_LINK_BASE } from './peerLinks.js';
 import { Placement } from './placement.js';
-import { platformBody, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
+import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import type {
   VehicleWorkerApi,
@@ -40,6 +41,18 @@ export interface WorkerHostOptions {
   workerScript?: URL;
   /** Clock and timers of the restart delays (default: the real ones); tests drive their own. */
   scheduler?: Scheduler;
+  /**
+   * The worker that owns a vehicle. Default: placement over this node's workers alone; in a
+   * cluster the router's placement over every node's workers decides (cluster/router.ts).
+   */
+  workerOf?: (vehicleId: string) => number;
+}
+
+/** Where the workers' answers go: terminal links by number (the gateway, or the router's). */
+export interface LinkDirectory {
+  linkByNumber(n: number): TerminalLink | undefined;
+  /** Closes the links of authenticated vehicles that match (their worker died). */
+  closeWhere(match: (vehicleId: string) => boolean, reason: string): number;
 }
 
 interface WorkerSlot {
@@ -48,6 +61,8 @@ interface WorkerSlot {
   api: Comlink.Remote<VehicleWorkerApi>;
   data: MessagePort;
   out: FrameBatchBuilder;
+  /** Links of other nodes' terminals whose name this worker has been told (LINK_NAME). */
+  named: Set<number>;
   inFlight: number;
   storageFull: boolean;
   flushScheduled: boolean;
@@ -88,7 +103,7 @@ export class WorkerVehicleHost implements VehicleHost {
   /** Vehicle → worker: the cluster's placement function over this node's workers. */
   private readonly placement: Placement;
   private readonly wanted = new Set<VehicleEventKind>();
-  private gateway: Gateway | undefined;
+  private gateway: LinkDirectory | undefined;
   private closing = false;
 
   constructor(private readonly opts: WorkerHostOptions) {
@@ -101,7 +116,7 @@ export class WorkerVehicleHost implements VehicleHost {
 
   /** The index of the worker thread that owns the vehicle. */
   workerOf(vehicleId: string): number {
-    return this.placement.ownerOf(vehicleId);
+    return this.opts.workerOf ? this.opts.workerOf(vehicleId) : this.placement.ownerOf(vehicleId);
   }
 
   /** The worker threads, by index (for inspection and fault tests). */
@@ -114,9 +129,9 @@ export class WorkerVehicleHost implements VehicleHost {
     await Promise.all(this.slots.map((s) => s.ready));
   }
 
-  /** The gateway whose links the workers answer on. */
-  attach(gateway: Gateway): void {
-    this.gateway = gateway;
+  /** The links the workers answer on: the gateway's, or the router's (which adds other nodes'). */
+  attach(links: LinkDirectory): void {
+    this.gateway = links;
   }
 
   async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
@@ -150,6 +165,7 @@ export class WorkerVehicleHost implements VehicleHost {
       api,
       data: channel.port1,
       out: new FrameBatchBuilder(),
+      named: new Set(),
       inFlight: 0,
       storageFull: false,
       flushScheduled: false,
@@ -206,13 +222,19 @@ export class WorkerVehicleHost implements VehicleHost {
     if (d.kind === 'linkClosed') {
       // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
       slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
+      slot.named.delete(d.linkNumber);
     } else if (slot.inFlight >= this.maxInFlight) {
       return false;
-    } else if (d.kind === 'uplink') {
-      slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
     } else {
-      const { messageId, body } = platformBody(d.message, d.edition);
-      slot.out.platformMessage(d.linkNumber, d.edition, messageId, d.phone, vehicleId, body);
+      if (d.linkNumber >= PROXY_LINK_BASE && !slot.named.has(d.linkNumber)) {
+        // Another node's terminal: the worker learns the link's cluster-wide name first.
+        slot.out.linkName(d.linkNumber, d.link.id, d.link.node);
+        slot.named.add(d.linkNumber);
+      }
+      if (d.kind === 'uplink')
+        slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+      else
+        slot.out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body);
     }
     slot.inFlight++;
     if (!slot.flushScheduled) {

@@ -8,6 +8,7 @@ import {
   CLOSE,
   FrameBatchBuilder,
   LINK_CLOSED,
+  LINK_NAME,
   PLATFORM_MESSAGE,
   readFrameBatch,
   SEND,
@@ -75,6 +76,12 @@ const record = fc.oneof(
     vehicleId: fc.stringMatching(/^[1-9][0-9]{0,19}$/),
     body: fc.uint8Array({ maxLength: 1100 }),
   }),
+  fc.record({
+    kind: fc.constant(LINK_NAME),
+    link: fc.nat(),
+    id: fc.string({ maxLength: 60 }),
+    node: fc.stringMatching(/^[a-z0-9-]{1,20}$/),
+  }),
   fc.record({ kind: fc.constant(SEND), link: fc.nat(), frame: fc.uint8Array({ maxLength: 3000 }) }),
   fc.record({ kind: fc.constant(CLOSE), link: fc.nat(), reason: fc.string({ maxLength: 40 }) }),
   fc.record({
@@ -93,6 +100,8 @@ function write(b: FrameBatchBuilder, r: BatchRecord): void {
       return b.linkClosed(r.link, r.at, r.reason, r.vehicleId);
     case PLATFORM_MESSAGE:
       return b.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, r.body);
+    case LINK_NAME:
+      return b.linkName(r.link, r.id, r.node);
     case SEND:
       return b.send(r.link, r.frame);
     case CLOSE:

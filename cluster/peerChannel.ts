@@ -1,0 +1,190 @@
+// This node's stream to one peer: frames of vehicles the peer owns, from terminals connected
+// here, go out in one RouteBatch per turn of the event loop (never one message per frame); the
+// peer's answers (frames to send, links to close, authentications) come back on the same stream
+// and go to the links they name. Bounded: at most `maxInFlight` records the peer has not taken
+// yet; past that `deliver` refuses and the gateway pauses the socket (nothing is dropped).
+// When the stream breaks, the links that used it are closed: their terminals reconnect and
+// send again what was not acknowledged (as when a worker dies).
+import type { TerminalLink } from '../actors/vehicleActor.js';
+import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
+import type { GatewayDelivery } from './gateway.js';
+import { peerClient, type PeerClient, type RouteBatch, type RouteStream } from './peerService.js';
+
+export interface PeerChannelOptions {
+  /** This node's name and link id prefix, told to the peer on the stream's first message. */
+  self: string;
+  linkPrefix: string;
+  /** The peer's node name and address (host:port of its peer service). */
+  peer: string;
+  address: string;
+  maxInFlight: number;
+  /** The links answers name (the gateway's, and relayed ones). */
+  linkByNumber(n: number): TerminalLink | undefined;
+  /** The peer took records: sockets paused for this channel may read again. */
+  drained(): void;
+  log?: (line: string) => void;
+  /** How long a broken stream stays closed before the next delivery opens it again. */
+  reconnectDelayMs?: number;
+}
+
+export interface PeerChannelStats {
+  batchesOut: number;
+  recordsOut: number;
+  batchesIn: number;
+  breaks: number;
+  refused: number;
+}
+
+export class PeerChannel {
+  readonly stats: PeerChannelStats = {
+    batchesOut: 0,
+    recordsOut: 0,
+    batchesIn: 0,
+    breaks: 0,
+    refused: 0,
+  };
+  private client: PeerClient | undefined;
+  private stream: RouteStream | undefined;
+  private helloSent = false;
+  /** Records out per hop count (0: our own terminals', 1: relayed for another node). */
+  private readonly out = [new FrameBatchBuilder(), new FrameBatchBuilder()];
+  private flushScheduled = false;
+  private inFlight = 0;
+  /** Links whose frames crossed this stream: closed when it breaks. */
+  private readonly links = new Set<number>();
+  private closedUntil = 0;
+  private reopenTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: PeerChannelOptions) {}
+
+  get address(): string {
+    return this.opts.address;
+  }
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** Queues a record for the peer; false when the peer has too many untaken (or is unreachable). */
+  deliver(vehicleId: string, d: GatewayDelivery, hops: 0 | 1): boolean {
+    if (this.closed) return false;
+    if (d.kind !== 'linkClosed') {
+      if (this.inFlight >= this.opts.maxInFlight || Date.now() < this.closedUntil) {
+        this.stats.refused++;
+        return false;
+      }
+    } else if (!this.links.has(d.linkNumber)) {
+      return true; // nothing of this link reached the peer: nothing to close there
+    }
+    if (!this.open()) return false;
+    const out = this.out[hops]!;
+    if (d.kind === 'uplink') {
+      out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+      this.links.add(d.linkNumber);
+    } else if (d.kind === 'platformMessage') {
+      out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body);
+      this.links.add(d.linkNumber);
+    } else {
+      out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
+      this.links.delete(d.linkNumber);
+    }
+    this.inFlight++;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** A unary control-plane call on the peer. */
+  callClient(): PeerClient {
+    this.client ??= peerClient(this.opts.address);
+    return this.client;
+  }
+
+  private open(): boolean {
+    if (this.stream) return true;
+    try {
+      const stream = this.callClient().route();
+      this.stream = stream;
+      this.helloSent = false;
+      stream.on('data', (b: RouteBatch) => this.answers(b));
+      stream.on('error', (err: Error) => this.broken(stream, err.message));
+      stream.on('end', () => this.broken(stream, 'the peer ended the stream'));
+      return true;
+    } catch (err) {
+      this.broken(undefined, String(err));
+      return false;
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const stream = this.stream;
+    if (!stream) return;
+    for (let hops = 0; hops < this.out.length; hops++) {
+      const out = this.out[hops]!;
+      if (out.count === 0) continue;
+      this.stats.batchesOut++;
+      this.stats.recordsOut += out.count;
+      const batch: RouteBatch = {
+        records: new Uint8Array(out.take()),
+        consumed: 0,
+        fromNode: this.helloSent ? '' : this.opts.self,
+        linkPrefix: this.helloSent ? '' : this.opts.linkPrefix,
+        hops,
+      };
+      this.helloSent = true;
+      stream.write(batch);
+    }
+  }
+
+  private answers(b: RouteBatch): void {
+    this.stats.batchesIn++;
+    if (b.records.length > 0) {
+      const bytes = b.records;
+      const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+      readFrameBatch(buffer as ArrayBuffer, (r) => {
+        if (r.kind !== SEND && r.kind !== CLOSE && r.kind !== AUTHENTICATED) return;
+        const link = this.opts.linkByNumber(r.link);
+        if (!link) return; // the connection is gone
+        if (r.kind === SEND) link.send(r.frame);
+        else if (r.kind === CLOSE) link.close(r.reason);
+        else link.authenticated(r.vehicleId, r.edition);
+      });
+    }
+    if (b.consumed > 0) {
+      const wasFull = this.inFlight >= this.opts.maxInFlight;
+      this.inFlight = Math.max(0, this.inFlight - b.consumed);
+      if (wasFull) this.opts.drained();
+    }
+  }
+
+  private broken(stream: RouteStream | undefined, why: string): void {
+    if (stream !== undefined && stream !== this.stream) return; // an older stream's last words
+    this.stream = undefined;
+    for (const out of this.out) out.take();
+    this.inFlight = 0;
+    if (this.closed) return;
+    this.stats.breaks++;
+    this.opts.log?.(`router: stream to ${this.opts.peer} broke (${why}); closing its links`);
+    const links = [...this.links];
+    this.links.clear();
+    for (const n of links) this.opts.linkByNumber(n)?.close(`peer ${this.opts.peer} unreachable`);
+    const delay = this.opts.reconnectDelayMs ?? 1000;
+    this.closedUntil = Date.now() + delay;
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = setTimeout(() => this.opts.drained(), delay);
+    this.reopenTimer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reopenTimer);
+    this.flush();
+    this.stream?.end();
+    this.stream = undefined;
+    this.client?.close();
+  }
+}

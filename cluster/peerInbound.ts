@@ -1,0 +1,210 @@
+// One peer's stream into this node: records of terminals connected to the peer, for vehicles
+// this node owns (or, while views of the membership differ, relayed once to the owner). Each of
+// the peer's links becomes a proxy link here (cluster/peerLinks.ts) whose frames go back on the
+// same stream. Records the vehicles' side cannot take now wait here in order (bounded by the
+// peer's credit, which counts only what was taken) and are offered again on `retry`.
+import type { TerminalLink } from '../actors/vehicleActor.js';
+import { vehicleIdOf, type Edition } from '../jt808/header.js';
+import {
+  FrameBatchBuilder,
+  LINK_CLOSED,
+  PLATFORM_MESSAGE,
+  readFrameBatch,
+  UPLINK,
+  type BatchRecord,
+} from './frameBatch.js';
+import type { GatewayDelivery } from './gateway.js';
+import type { ProxyLink, ProxyLinkTable } from './peerLinks.js';
+import type { RouteBatch, RouteServerStream } from './peerService.js';
+
+/** Where an inbound record goes: the router decides local or onward (false: not now). */
+export type InboundDeliver = (vehicleId: string, d: GatewayDelivery, hops: number) => boolean;
+
+/** A terminal connected to another node, as this node's vehicles see it. */
+export class ProxyTerminalLink implements TerminalLink {
+  /** The vehicle its frames named (for closing the links of a dead worker's vehicles). */
+  vehicleId: string | undefined;
+  constructor(
+    readonly id: string,
+    readonly node: string,
+    private readonly inbound: PeerInbound,
+    private readonly remote: number,
+  ) {}
+  send(frame: Uint8Array): void {
+    this.inbound.answer((out) => out.send(this.remote, frame));
+  }
+  close(reason: string): void {
+    this.inbound.answer((out) => out.close(this.remote, reason));
+  }
+  authenticated(vehicleId: string, edition: Edition): void {
+    this.inbound.answer((out) => out.authenticated(this.remote, edition, vehicleId));
+  }
+}
+
+let streams = 0;
+
+export class PeerInbound {
+  readonly id = ++streams;
+  peer = '';
+  private prefix = '';
+  private readonly out = new FrameBatchBuilder();
+  private consumed = 0;
+  private flushScheduled = false;
+  private readonly waiting: { vehicleId: string; d: GatewayDelivery; hops: number }[] = [];
+  private ended = false;
+
+  constructor(
+    private readonly stream: RouteServerStream,
+    private readonly proxies: ProxyLinkTable<ProxyTerminalLink>,
+    private readonly deliver: InboundDeliver,
+    private readonly onEnd: (inbound: PeerInbound, links: ProxyLink<ProxyTerminalLink>[]) => void,
+  ) {
+    stream.on('data', (b: RouteBatch) => this.batch(b));
+    stream.on('error', () => this.end());
+    stream.on('end', () => this.end());
+    stream.on('close', () => this.end());
+  }
+
+  /** Records held because the vehicles' side was full. */
+  get held(): number {
+    return this.waiting.length;
+  }
+
+  private batch(b: RouteBatch): void {
+    if (b.fromNode) this.peer = b.fromNode;
+    if (b.linkPrefix) this.prefix = b.linkPrefix;
+    const bytes = b.records;
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    try {
+      readFrameBatch(buffer as ArrayBuffer, (r) => this.record(r, b.hops));
+    } catch (err) {
+      // A peer speaking another format: nothing of it can be trusted.
+      this.stream.destroy(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.retry();
+  }
+
+  private record(r: BatchRecord, hops: number): void {
+    if (r.kind !== UPLINK && r.kind !== LINK_CLOSED && r.kind !== PLATFORM_MESSAGE) return;
+    const vehicleId = r.kind === UPLINK ? vehicleIdOf(r.header.phone) : r.vehicleId;
+    if (r.kind === LINK_CLOSED) {
+      const proxy = this.proxies.proxyFor(this.id, r.link, () => this.proxyLink(r.link));
+      if (!proxy) return;
+      this.proxies.release(proxy.number);
+      this.offer(
+        vehicleId,
+        {
+          kind: 'linkClosed',
+          link: proxy.link,
+          linkNumber: proxy.number,
+          reason: r.reason,
+          at: r.at,
+        },
+        hops,
+      );
+      return;
+    }
+    const proxy = this.proxies.proxyFor(this.id, r.link, () => this.proxyLink(r.link));
+    if (!proxy) {
+      // Too many links from peers: the terminal is closed and reconnects (nothing was acknowledged).
+      this.answer((out) => out.close(r.link, 'too many links on the owner node'));
+      this.consumed++;
+      return;
+    }
+    proxy.link.vehicleId = vehicleId;
+    const d: GatewayDelivery =
+      r.kind === UPLINK
+        ? {
+            kind: 'uplink',
+            link: proxy.link,
+            linkNumber: proxy.number,
+            header: r.header,
+            edition: r.edition,
+            message: null,
+            // A copy: a view would keep the whole batch alive while the record waits.
+            body: r.body.slice(),
+            receivedAt: r.receivedAt,
+          }
+        : {
+            kind: 'platformMessage',
+            link: proxy.link,
+            linkNumber: proxy.number,
+            phone: r.phone,
+            edition: r.edition,
+            messageId: r.messageId,
+            body: r.body.slice(),
+          };
+    this.offer(vehicleId, d, hops);
+  }
+
+  private proxyLink(remote: number): ProxyTerminalLink {
+    return new ProxyTerminalLink(`${this.prefix}${remote}`, this.peer, this, remote);
+  }
+
+  private offer(vehicleId: string, d: GatewayDelivery, hops: number): void {
+    // In order: once one record waits, every later one waits behind it.
+    if (this.waiting.length === 0 && this.deliver(vehicleId, d, hops)) this.taken();
+    else this.waiting.push({ vehicleId, d, hops });
+  }
+
+  private taken(): void {
+    this.consumed++;
+    this.schedule();
+  }
+
+  /** Offers the held records again (the vehicles' side drained, or the placement changed). */
+  retry(): void {
+    let n = 0;
+    while (n < this.waiting.length) {
+      const w = this.waiting[n]!;
+      if (!this.deliver(w.vehicleId, w.d, w.hops)) break;
+      n++;
+    }
+    if (n > 0) {
+      this.waiting.splice(0, n);
+      this.consumed += n;
+      this.schedule();
+    }
+  }
+
+  /** Queues something for the peer's terminals on this stream. */
+  answer(write: (out: FrameBatchBuilder) => void): void {
+    if (this.ended) return;
+    write(this.out);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.flushScheduled || this.ended) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.ended || (this.out.count === 0 && this.consumed === 0)) return;
+    const batch: RouteBatch = {
+      records: new Uint8Array(this.out.take()),
+      consumed: this.consumed,
+      fromNode: '',
+      linkPrefix: '',
+      hops: 0,
+    };
+    this.consumed = 0;
+    this.stream.write(batch);
+  }
+
+  /** The stream is over: its links' vehicles hear they closed; held records are dropped unacknowledged. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.waiting.length = 0;
+    this.onEnd(this, this.proxies.releaseStream(this.id));
+    try {
+      this.stream.end();
+    } catch {
+      // already gone
+    }
+  }
+}

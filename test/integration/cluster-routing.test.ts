@@ -1,0 +1,108 @@
+// Three nodes against one etcd and one MongoDB-protocol server (real sockets, real stores): a
+// terminal may connect to any node, its vehicle lives on exactly one (node, worker) slot, frames
+// cross to the owner and the answers come back; a service may call any node for any vehicle.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { FleetNode } from '../../cluster/node.js';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { vehicleIdOf } from '../../jt808/header.js';
+import { COLLECTIONS } from '../../storage/schema.js';
+import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
+
+let servers: LocalServers;
+before(async () => {
+  servers = await startLocalServers();
+});
+after(async () => {
+  await servers?.stop();
+});
+
+async function startCluster(database: string, names: string[]): Promise<FleetNode[]> {
+  const nodes: FleetNode[] = [];
+  for (const node of names)
+    nodes.push(
+      await startTestNode(servers.mongodbUri, database, {
+        node,
+        workers: 1,
+        membership: { etcdEndpoints: servers.etcdEndpoints, ttlSeconds: 2 },
+      }),
+    );
+  await until(
+    () => nodes.every((n) => n.router!.shardsPerNode().size === names.length),
+    'every node to place vehicles over every node',
+  );
+  return nodes;
+}
+
+const phoneOf = (i: number): string => `0139${String(i).padStart(8, '0')}`;
+
+describe('a cluster of 3 nodes routes vehicles to their owners (real etcd, real store)', () => {
+  it('terminals all on node 1: each vehicle active on one node, reports stored once, commands through node 2', async () => {
+    const database = testDatabase('cluster');
+    const nodes = await startCluster(database, ['n1', 'n2', 'n3']);
+    const [n1, n2] = nodes as [FleetNode, FleetNode, FleetNode];
+    const terminals: SimTerminal[] = [];
+    try {
+      const COUNT = 60;
+      for (let i = 0; i < COUNT; i++) {
+        const t = new SimTerminal({ port: n1.port, phone: phoneOf(i) });
+        await t.connect();
+        assert.equal(await t.register(), 0, `terminal ${i} registers through node 1`);
+        assert.equal(await t.authenticate(), 0, `terminal ${i} authenticates through node 1`);
+        t.answerCommands(() => trackPoint(i));
+        terminals.push(t);
+      }
+      for (let i = 0; i < COUNT; i++) {
+        assert.equal(await terminals[i]!.report(trackPoint(i)), 0, `report of terminal ${i}`);
+      }
+
+      // Every vehicle is active on exactly the node that owns it; the owners span the cluster.
+      const ids = terminals.map((t) => vehicleIdOf(t.options.phone));
+      const activeOn = new Map<string, string[]>();
+      for (const n of nodes)
+        for (const v of await n.router!.localOnline())
+          activeOn.set(v.vehicleId, [...(activeOn.get(v.vehicleId) ?? []), n.node]);
+      const owners = new Set<string>();
+      for (const id of ids) {
+        const owner = n1.router!.ownerOf(id).node;
+        owners.add(owner);
+        assert.deepEqual(activeOn.get(id), [owner], `vehicle ${id} active on its owner only`);
+        for (const n of nodes) assert.equal(n.router!.ownerOf(id).node, owner, 'views agree');
+      }
+      assert.equal(owners.size, 3, 'the vehicles are spread over the 3 nodes');
+      const routed = n1.router!.routing();
+      assert.ok(routed.routedOut > 0, 'node 1 sent frames to other owners');
+      assert.equal(routed.routedIn, 0, 'node 1 holds every socket: nothing comes to it');
+
+      // Every acknowledged report is stored once.
+      await Promise.all(nodes.map((n) => n.flush()));
+      const positions = await n1.client
+        .db(database)
+        .collection(COLLECTIONS.positions)
+        .countDocuments();
+      assert.equal(positions, COUNT);
+
+      // The whole cluster's online list from any node.
+      const listed = (await n2.online()).map((v) => v.vehicleId).sort();
+      assert.deepEqual(listed, [...ids].sort());
+
+      // A command for a vehicle owned by node 3, sent through node 2, delivered and answered.
+      const i3 = ids.findIndex((id) => n1.router!.ownerOf(id).node === 'n3');
+      assert.ok(i3 >= 0);
+      const { settled } = n2.command(ids[i3]!, {
+        type: 'TextMessage',
+        body: { flag: 0x08, text: 'through node 2' },
+      });
+      const ev = await settled;
+      assert.equal(ev.state, 'answered');
+      assert.equal(terminals[i3]!.answered.get('TextMessage'), 1);
+      const view = await n2.vehicle(ids[i3]!);
+      assert.equal(view?.online, true, "node 2 reads node 3's live view");
+    } finally {
+      for (const t of terminals) t.close();
+      for (const n of nodes.reverse()) await n.stop();
+    }
+  });
+});
