@@ -1,5 +1,6 @@
 // The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps.
 import { decodeUsage, runDecode } from './decode.js';
+import { locatorUsage, runLocator } from './locator.js';
 import { runStart, startUsage, UsageError } from './start.js';
 
 const [command, ...args] = process.argv.slice(2);
@@ -9,7 +10,8 @@ const usage = `usage: fleetmesh <command> [options]      (fleetmesh <command> --
                         named, and one node (Ctrl-C stops it); options:
 ${startUsage('    ')}  decode ${decodeUsage}
                         decode JT/T 808 frames to JSON lines (no HEX: one frame per line on stdin)
-`;
+  locator [options]     the locator: sends each terminal to the least-loaded node (0x8105); options:
+${locatorUsage('    ')}`;
 
 async function main(): Promise<number> {
   switch (command) {
@@ -17,6 +19,8 @@ async function main(): Promise<number> {
       return runStart(args);
     case 'decode':
       return runDecode(args);
+    case 'locator':
+      return runLocator(args);
     case undefined:
     case '-h':
     case '--help':

@@ -1,0 +1,130 @@
+// The locator's gRPC front: fleetmesh.v1.LocatorService.Locate (proto/fleetmesh/v1/locator.proto)
+// over the same choice the JT/T 808 endpoint makes, the standard health service and server
+// reflection (grpcurl works without the .proto).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
+import { timingSafeEqual } from 'node:crypto';
+import { join } from 'node:path';
+import { vehicleIdOf } from '../jt808/header.js';
+import { reflectionDefinition } from './grpcReflection.js';
+import { projectRoot } from './localServers.js';
+import { splitHostPort, type Locator } from './locator.js';
+
+export const LOCATOR_SERVICE = 'fleetmesh.v1.LocatorService';
+export const LOCATOR_PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'locator.proto');
+
+export interface LocatorGrpcOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Bearer tokens Locate accepts; none: Locate is open. */
+  tokens?: string[];
+  /** What Locate answers as the time limit (the JT/T 808 endpoint's). */
+  timeLimitMinutes: number;
+}
+
+export interface LocatorGrpc {
+  port: number;
+  health: HealthImplementation;
+  stop(): Promise<void>;
+}
+
+/** A terminal number: what a JT/T 808 header's BCD phone can hold. */
+const TERMINAL_NUMBER = /^[0-9]{1,20}$/;
+
+function grpcError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+interface LocateRequest {
+  phone?: string;
+  vehicleId?: string;
+  province?: number;
+  city?: number;
+}
+
+export async function startLocatorGrpc(
+  locator: Locator,
+  opts: LocatorGrpcOptions,
+): Promise<LocatorGrpc> {
+  const definition = protoLoader.loadSync(LOCATOR_PROTO, {
+    keepCase: false,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    fleetmesh: { v1: { LocatorService: grpc.ServiceClientConstructor } };
+  };
+  const tokens = (opts.tokens ?? []).map((t) => Buffer.from(`Bearer ${t}`));
+  const authorized = (md: grpc.Metadata): boolean => {
+    if (tokens.length === 0) return true;
+    const got = md.get('authorization')[0];
+    if (typeof got !== 'string') return false;
+    const b = Buffer.from(got);
+    return tokens.some((t) => t.length === b.length && timingSafeEqual(t, b));
+  };
+  const server = new grpc.Server();
+  server.addService(loaded.fleetmesh.v1.LocatorService.service, {
+    locate: (
+      call: grpc.ServerUnaryCall<LocateRequest, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
+      if (!authorized(call.metadata)) {
+        callback(grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required'));
+        return;
+      }
+      const req = call.request;
+      const number = req.phone || req.vehicleId || '';
+      if (!TERMINAL_NUMBER.test(number)) {
+        callback(
+          grpcError(
+            grpc.status.INVALID_ARGUMENT,
+            'phone or vehicle_id must be a terminal number of 1 to 20 digits',
+          ),
+        );
+        return;
+      }
+      const region =
+        req.province || req.city ? { province: req.province ?? 0, city: req.city ?? 0 } : undefined;
+      const choice = locator.locate(vehicleIdOf(number), region);
+      if (!choice) {
+        callback(grpcError(grpc.status.UNAVAILABLE, 'no node can take a terminal now'));
+        return;
+      }
+      const { host, port } = splitHostPort(choice.candidate.gateway);
+      callback(null, {
+        node: choice.candidate.node,
+        host,
+        port,
+        zone: choice.candidate.zone,
+        terminalZone: choice.zone ?? '',
+        inZone: choice.inZone,
+        overCapacity: choice.overCapacity,
+        timeLimitMinutes: opts.timeLimitMinutes,
+      });
+    },
+  });
+  const health = new HealthImplementation({ '': 'SERVING', [LOCATOR_SERVICE]: 'SERVING' });
+  health.addToServer(server);
+  new ReflectionService(reflectionDefinition([LOCATOR_PROTO, HEALTH_PROTO])).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err, p) => (err ? reject(err) : resolve(p)),
+    ),
+  );
+  return {
+    port,
+    health,
+    async stop() {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(LOCATOR_SERVICE, 'NOT_SERVING');
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
+  };
+}

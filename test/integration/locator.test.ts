@@ -1,0 +1,212 @@
+// The locator with real processes: etcd, the MongoDB-protocol server, three nodes each in a
+// process of its own and the `fleetmesh locator` process. Terminals start at the locator, follow
+// its 0x8105 to a node, authenticate there and have a report acknowledged; the nodes' own load
+// reports in etcd then show the spread: busiest ≤ 1.05× the mean with equal nodes, each share
+// within 5 % of its capacity share with capacities 1:2:1. The gRPC Locate answers with a node,
+// health and reflection included.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { Etcd3 } from 'etcd3';
+import { followLocator } from '../../bench/locatorTerminal.js';
+import { forkNode, type NodeProcess } from '../../bench/nodeProcess.js';
+import { trackPoint, type SimTerminal } from '../../bench/terminal.js';
+import { completeLoad } from '../../cluster/loadReport.js';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { LOCATOR_PROTO } from '../../cluster/locatorGrpc.js';
+import { MemberWatch } from '../../cluster/membership.js';
+import { testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
+
+type LocateCall = (
+  req: object,
+  cb: (err: grpc.ServiceError | null, res: Record<string, unknown>) => void,
+) => void;
+
+let servers: LocalServers;
+let etcd: Etcd3;
+let watch: MemberWatch;
+let locator: { child: ChildProcess; port: number; grpcPort: number };
+
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+
+async function startLocatorProcess(): Promise<typeof locator> {
+  const child = spawn(
+    process.execPath,
+    [
+      'dist/cli/main.js',
+      'locator',
+      '--etcd-endpoints',
+      servers.etcdEndpoints.join(','),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--grpc-port',
+      '0',
+      '--log-level',
+      'error',
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  const ports = await new Promise<{ port: number; grpcPort: number }>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /JT\/T 808 on port (\d+), gRPC on (\d+)/.exec(out);
+      if (m) resolve({ port: Number(m[1]), grpcPort: Number(m[2]) });
+    });
+    child.once('exit', (code) => reject(new Error(`locator exited (${code}): ${out}`)));
+  });
+  return { child, ...ports };
+}
+
+before(async () => {
+  servers = await startLocalServers();
+  etcd = new Etcd3({ hosts: servers.etcdEndpoints });
+  watch = await MemberWatch.start(etcd);
+  locator = await startLocatorProcess();
+});
+after(async () => {
+  locator?.child.kill('SIGTERM');
+  await watch?.close();
+  etcd?.close();
+  await servers?.stop();
+});
+
+async function startNodes(capacities: number[], tag: string): Promise<NodeProcess[]> {
+  return Promise.all(
+    capacities.map((capacity, i) =>
+      forkNode({
+        node: `${tag}-${i + 1}`,
+        mongodbUri: servers.mongodbUri,
+        database: testDatabase(`locator_${tag}`),
+        workers: 1,
+        writer: { maxDelayMs: 5 },
+        membership: { etcdEndpoints: servers.etcdEndpoints, capacity, ttlSeconds: 5 },
+      }),
+    ),
+  );
+}
+
+/** `count` terminals through the locator, `concurrency` at a time; each reports once on its node. */
+async function throughLocator(first: number, count: number): Promise<SimTerminal[]> {
+  const online: SimTerminal[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = first + next++;
+      const editions = [2011, 2013, 2019] as const;
+      const edition = editions[i % 3]!;
+      const r = await followLocator({
+        locatorPort: locator.port,
+        phone: String(13_900_000_000 + i).padStart(edition === 2019 ? 20 : 12, '0'),
+        edition,
+        timeoutMs: 30_000,
+      });
+      const t = r.terminal!;
+      online.push(t);
+      assert.equal(await t.report(trackPoint(1)), 0, 'the report is acknowledged on the node');
+    }
+  };
+  await Promise.all(Array.from({ length: 100 }, worker));
+  return online;
+}
+
+/** Terminals per node as the nodes report them in etcd, once they add up to `total`. */
+async function reportedSpread(tag: string, total: number): Promise<number[]> {
+  const counts = (): number[] =>
+    watch
+      .members()
+      .filter((m) => m.node.startsWith(`${tag}-`))
+      .map((m) => completeLoad(m.load).terminals);
+  await until(
+    () => counts().reduce((a, b) => a + b, 0) === total,
+    `the nodes to report ${total} terminals`,
+    20_000,
+  );
+  return counts();
+}
+
+describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, locator)', () => {
+  it('equal nodes: a burst through the locator ends with the busiest ≤ 1.05× the mean', async (t) => {
+    const nodes = await startNodes([10_000, 10_000, 10_000], 'eq');
+    let terminals: SimTerminal[] = [];
+    try {
+      await until(() => watch.members().length === 3, 'three nodes in etcd');
+      const n = 900;
+      terminals = await throughLocator(0, n);
+      const spread = await reportedSpread('eq', n);
+      const mean = n / 3;
+      t.diagnostic(
+        `terminals per node ${spread.join(', ')}; busiest/mean ${(Math.max(...spread) / mean).toFixed(3)}`,
+      );
+      assert.ok(Math.max(...spread) <= 1.05 * mean, `spread ${spread.join(', ')}`);
+    } finally {
+      for (const t of terminals) t.close();
+      await Promise.all(nodes.map((x) => x.stop()));
+    }
+    await until(() => watch.members().length === 0, 'the nodes gone from etcd');
+  });
+
+  it('capacities 1:2:1: each node’s share within 5 % of its capacity share', async (t) => {
+    const nodes = await startNodes([2000, 4000, 2000], 'cap');
+    let terminals: SimTerminal[] = [];
+    try {
+      await until(() => watch.members().length === 3, 'three nodes in etcd');
+      const n = 800;
+      terminals = await throughLocator(10_000, n);
+      const spread = await reportedSpread('cap', n);
+      const want = [0.25, 0.5, 0.25];
+      t.diagnostic(`terminals per node ${spread.join(', ')} (capacity shares 1:2:1 of ${n})`);
+      spread.forEach((x, i) =>
+        assert.ok(Math.abs(x / n / want[i]! - 1) <= 0.05, `spread ${spread.join(', ')}`),
+      );
+    } finally {
+      for (const t of terminals) t.close();
+      await Promise.all(nodes.map((x) => x.stop()));
+    }
+  });
+
+  it('gRPC Locate names a live node; health SERVING; bad numbers refused; none live: UNAVAILABLE', async () => {
+    await until(() => watch.members().length === 0, 'no node left');
+    const def = protoLoader.loadSync(LOCATOR_PROTO, {
+      keepCase: false,
+      defaults: true,
+      oneofs: true,
+    });
+    const Service = (
+      grpc.loadPackageDefinition(def) as unknown as {
+        fleetmesh: { v1: { LocatorService: grpc.ServiceClientConstructor } };
+      }
+    ).fleetmesh.v1.LocatorService;
+    const client = new Service(`127.0.0.1:${locator.grpcPort}`, grpc.credentials.createInsecure());
+    const locate = (req: object): Promise<Record<string, unknown>> =>
+      new Promise((resolve, reject) =>
+        (client as unknown as { locate: LocateCall }).locate(req, (err, res) =>
+          err ? reject(err) : resolve(res),
+        ),
+      );
+    try {
+      await assert.rejects(locate({ phone: '013900000001' }), { code: grpc.status.UNAVAILABLE });
+      const nodes = await startNodes([10_000], 'grpc');
+      try {
+        await until(() => watch.members().length === 1, 'the node in etcd');
+        const res = await locate({ phone: '013900000001' });
+        assert.equal(res.node, 'grpc-1');
+        assert.equal(res.host, '127.0.0.1');
+        assert.equal(res.port, nodes[0]!.port);
+        assert.equal(res.timeLimitMinutes, 60);
+        await assert.rejects(locate({ vehicleId: 'abc' }), { code: grpc.status.INVALID_ARGUMENT });
+        await assert.rejects(locate({}), { code: grpc.status.INVALID_ARGUMENT });
+      } finally {
+        await Promise.all(nodes.map((x) => x.stop()));
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
