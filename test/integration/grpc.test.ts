@@ -529,9 +529,12 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
             (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
           >
         ).streamEvents!.call(c, {}, auth());
+      // The first stream is open once its subscription (default kinds, online among them) is
+      // in the node's event hub: the server counts a stream and subscribes in one step.
+      await until(() => !node.events.wantedKinds().has('online'));
       const first = open();
       first.on('error', () => undefined);
-      await new Promise((r) => setTimeout(r, 100)); // the first stream is open
+      await until(() => node.events.wantedKinds().has('online'));
       const second = open();
       const err = await new Promise<grpc.ServiceError>((resolve) => second.on('error', resolve));
       assert.equal(err.code, grpc.status.RESOURCE_EXHAUSTED);

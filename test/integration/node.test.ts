@@ -11,6 +11,7 @@ import { writerTotals } from '../../cluster/vehicleShard.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { withTestNode } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
 
 let servers: LocalServers;
 function withNode(
@@ -30,6 +31,27 @@ async function online(
   assert.equal(await t.register(), 0);
   assert.equal(await t.authenticate(), 0);
   return t;
+}
+
+/** Until an asking condition holds (checked every 10 ms), failing after `ms` naming it. */
+async function untilAnswered(
+  cond: () => Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Until the node's vehicle has taken its terminal's closed connection (holds no link). */
+function offline(node: FleetNode, vehicleId: string): Promise<void> {
+  return untilAnswered(
+    async () => (await node.vehicle(vehicleId))?.online === false,
+    `${vehicleId} offline`,
+  );
 }
 
 async function docs(
@@ -231,8 +253,7 @@ describe('one node end to end (real sockets, real storage)', () => {
       const second = new SimTerminal({ port: node.port, phone: '013900000888' });
       await second.connect();
       assert.equal(await second.authenticate(first.authCode), 0);
-      for (let i = 0; i < 100 && !first.closed; i++) await new Promise((r) => setTimeout(r, 50));
-      assert.equal(first.closed, true, 'the old connection was closed');
+      await until(() => first.closed, 'the old connection closed');
       assert.equal(await second.report(trackPoint(1)), 0);
       second.close();
     });
@@ -246,7 +267,8 @@ describe('one node end to end (real sockets, real storage)', () => {
     const code = t.authCode;
     assert.equal(await t.report(trackPoint(7)), 0);
     t.close();
-    await new Promise((r) => setTimeout(r, 100));
+    // The closed connection reaches the vehicle before the node stops (its offline session).
+    await offline(node, '13900000999');
     await node.stop();
 
     node = await startNode(opts);
@@ -292,7 +314,7 @@ describe('downlink commands (real sockets, real storage)', () => {
       const t = await online(node.port, '013900001001');
       const code = t.authCode;
       t.close();
-      await new Promise((r) => setTimeout(r, 100));
+      await offline(node, '13900001001');
       const { id, settled } = node.command('13900001001', {
         type: 'TextMessage',
         body: { flag: 0x08, text: '请回公司' },
@@ -360,7 +382,7 @@ describe('downlink commands (real sockets, real storage)', () => {
         }
         const active = async (): Promise<number> =>
           (await node.stats()).reduce((n, s) => n + s.actors.active, 0);
-        while ((await active()) > 1) await new Promise((r) => setTimeout(r, 50));
+        await untilAnswered(async () => (await active()) <= 1, 'idle vehicles passivated', 60_000);
         const stats = await node.stats();
         assert.equal(
           stats.reduce((n, s) => n + s.actors.passivations, 0),
@@ -386,7 +408,7 @@ describe('downlink commands (real sockets, real storage)', () => {
     const t = await online(node.port, '013900001002');
     const code = t.authCode;
     t.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await offline(node, '13900001002');
     const queued = node.command('13900001002', {
       type: 'TextMessage',
       body: { flag: 0x08, text: 'after restart' },
@@ -396,8 +418,9 @@ describe('downlink commands (real sockets, real storage)', () => {
       type: 'SetParameters',
       body: { params: [{ id: 0xf001, value: Uint8Array.of(1, 2, 0x7e, 4) }] },
     });
-    // Wait until the actor has stored it, then stop the node before the terminal comes back.
-    await new Promise((r) => setTimeout(r, 200));
+    // Until the actor has taken both and stored them, then stop the node before the terminal
+    // comes back.
+    await node.flush();
     await node.stop();
     // Stopping passivates the vehicle: whoever waited hears the commands stay queued.
     for (const c of [queued, raw]) assert.equal((await c.settled).state, 'queued');
