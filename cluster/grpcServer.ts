@@ -12,6 +12,7 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
+import { addHistoryService, HISTORY_PROTO, HISTORY_SERVICE } from './historyService.js';
 import { reflectionDefinition } from './grpcReflection.js';
 import { vehicleIdOf } from '../jt808/header.js';
 import { VehiclesUnavailable } from './workerHost.js';
@@ -284,10 +285,17 @@ export async function startGrpcServer(
 
   const server = new grpc.Server();
   server.addService(service, handlers);
-  const health = new HealthImplementation({ '': 'SERVING', [VEHICLE_SERVICE]: 'SERVING' });
+  const history = addHistoryService(server, node.client.db(node.database), authorized);
+  const health = new HealthImplementation({
+    '': 'SERVING',
+    [VEHICLE_SERVICE]: 'SERVING',
+    [HISTORY_SERVICE]: 'SERVING',
+  });
   health.addToServer(server);
   // Every service served here but reflection itself, as the .proto files are written.
-  new ReflectionService(reflectionDefinition([PROTO, HEALTH_PROTO])).addToServer(server);
+  new ReflectionService(reflectionDefinition([PROTO, HISTORY_PROTO, HEALTH_PROTO])).addToServer(
+    server,
+  );
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`,
@@ -303,8 +311,10 @@ export async function startGrpcServer(
       unsubscribeCommands();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(VEHICLE_SERVICE, 'NOT_SERVING');
+      health.setStatus(HISTORY_SERVICE, 'NOT_SERVING');
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       server.forceShutdown();
+      await history.stop();
     },
   };
 }

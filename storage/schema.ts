@@ -32,6 +32,10 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.positions)
     .createIndex({ vehicleId: 1, time: 1 }, { name: 'vehicle_time' });
+  // Past-window area queries: positions by coarse cell (storage/cellGrid.ts), then time.
+  await db
+    .collection(COLLECTIONS.positions)
+    .createIndex({ cell: 1, time: 1 }, { name: 'cell_time' });
   await db
     .collection(COLLECTIONS.alarms)
     .createIndex({ vehicleId: 1, startTime: 1 }, { name: 'vehicle_start' });

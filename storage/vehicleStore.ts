@@ -9,6 +9,7 @@ import type { LocationReport } from '../jt808/location.js';
 import type { Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
+import { cellKey } from './cellGrid.js';
 import { COLLECTIONS, DURABLE_WRITE_CONCERN, positionId } from './schema.js';
 import type { RecordChange } from './recordChanges.js';
 import { VehicleLoader, type VehicleLoaderOptions } from './vehicleLoader.js';
@@ -80,6 +81,8 @@ export function positionDocument(
     source,
     latitude: loc.latitude,
     longitude: loc.longitude,
+    // Coarse spatial cell for past-window area queries (no geo index on FerretDB).
+    cell: cellKey(loc.latitude, loc.longitude),
     altitude: loc.altitude,
     speed: loc.speed,
     direction: loc.direction,

@@ -1,0 +1,236 @@
+// fleetmesh.v1.HistoryService (proto/fleetmesh/v1/history.proto): the history queries of
+// storage/history*.ts served beside VehicleService on the node's gRPC server, with the same
+// bearer-token check. Requests are checked here into the storage layer's queries; its
+// refusals become INVALID_ARGUMENT (bad request) or RESOURCE_EXHAUSTED (answer or load past a
+// bound). CPU work runs in the history pool, which this service owns.
+import { once } from 'node:events';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Db } from 'mongodb';
+import { projectRoot } from './localServers.js';
+import {
+  AlarmHistoryReader,
+  alarmPageSize,
+  alarmQuery,
+  statisticsQuery,
+} from '../storage/historyAlarms.js';
+import type { AlarmHistoryRecord, AlarmPointRecord } from '../storage/historyAlarms.js';
+import { areaPageSize, areaWindowQuery, AreaWindowReader } from '../storage/historyArea.js';
+import { HistoryPool, PoolBusy, type HistoryPoolOptions } from '../storage/historyPool.js';
+import { decodeCursor, InvalidQuery, ResultTooLarge } from '../storage/historyQuery.js';
+import {
+  TrackReader,
+  trackPageSize,
+  trackQuery,
+  type TrackPoint,
+} from '../storage/historyTrack.js';
+
+export const HISTORY_SERVICE = 'fleetmesh.v1.HistoryService';
+export const HISTORY_PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'history.proto');
+
+/** History queries running at once (unary and streams); more get RESOURCE_EXHAUSTED. */
+export const MAX_HISTORY_QUERIES = 64;
+
+type Obj = Record<string, unknown>;
+
+export interface HistoryServiceOptions {
+  pool?: HistoryPoolOptions;
+  maxQueries?: number;
+}
+
+export interface HistoryServiceHandle {
+  /** Queries running now. */
+  readonly running: number;
+  /** Ends the pool's threads; call after the server has stopped. */
+  stop(): Promise<void>;
+}
+
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+function grpcError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+}
+
+/** A query's failure as the caller sees it. */
+function statusOf(err: unknown): grpc.ServiceError {
+  if (err instanceof InvalidQuery) return grpcError(grpc.status.INVALID_ARGUMENT, err.message);
+  if (err instanceof ResultTooLarge || err instanceof PoolBusy)
+    return grpcError(grpc.status.RESOURCE_EXHAUSTED, err.message);
+  return grpcError(grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
+}
+
+export function trackPointMessage(p: TrackPoint): Obj {
+  const m: Obj = {
+    timeUnixMs: p.time,
+    blindArea: p.blindArea,
+    timeInvalid: p.timeInvalid,
+    latitude: p.latitude ?? 0,
+    longitude: p.longitude ?? 0,
+    altitudeM: p.altitude ?? 0,
+    speedKmh: p.speed ?? 0,
+    directionDeg: p.direction ?? 0,
+    alarm: p.alarm ?? 0,
+    status: p.status ?? 0,
+    receivedUnixMs: p.receivedAt ?? 0,
+    source: p.source ?? '',
+  };
+  if (p.mileageKm !== undefined) m.mileageKm = p.mileageKm;
+  if (p.fuelL !== undefined) m.fuelL = p.fuelL;
+  if (p.satellites !== undefined) m.satellites = p.satellites;
+  if (p.signal !== undefined) m.signal = p.signal;
+  return m;
+}
+
+function alarmPointMessage(p: AlarmPointRecord): Obj {
+  return {
+    timeUnixMs: p.time,
+    latitude: p.latitude,
+    longitude: p.longitude,
+    speedKmh: p.speed,
+    directionDeg: p.direction,
+    altitudeM: p.altitude,
+  };
+}
+
+function alarmMessage(a: AlarmHistoryRecord): Obj {
+  const m: Obj = {
+    alarmId: a.id,
+    vehicleId: a.vehicleId,
+    typeCode: a.typeCode,
+    start: alarmPointMessage(a.start),
+    handlingStatus: a.handlingStatus,
+    handledBy: a.handledBy,
+    handledUnixMs: a.handledAt,
+    needsConfirmation: a.needsConfirmation,
+  };
+  if (a.end) m.end = alarmPointMessage(a.end);
+  return m;
+}
+
+/**
+ * Adds HistoryService to `server` (before it binds). `authorized` is the server's bearer-token
+ * check, so both services accept the same tokens.
+ */
+export function addHistoryService(
+  server: grpc.Server,
+  db: Db,
+  authorized: (md: grpc.Metadata) => boolean,
+  opts: HistoryServiceOptions = {},
+): HistoryServiceHandle {
+  const loaded = grpc.loadPackageDefinition(
+    protoLoader.loadSync(HISTORY_PROTO, LOADER_OPTIONS),
+  ) as unknown as { fleetmesh: { v1: { HistoryService: grpc.ServiceClientConstructor } } };
+  const pool = new HistoryPool(opts.pool);
+  const tracks = new TrackReader(db, pool);
+  const alarms = new AlarmHistoryReader(db);
+  const areas = new AreaWindowReader(db, pool);
+  const maxQueries = opts.maxQueries ?? MAX_HISTORY_QUERIES;
+  let running = 0;
+
+  /** The token and load checks every call passes; undefined when the call may run. */
+  const refusal = (md: grpc.Metadata): grpc.ServiceError | undefined => {
+    if (!authorized(md))
+      return grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required');
+    if (running >= maxQueries)
+      return grpcError(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${maxQueries} history queries are running: try again later`,
+      );
+    return undefined;
+  };
+
+  const unary =
+    (fn: (req: Obj) => Promise<Obj>): grpc.handleUnaryCall<Obj, Obj> =>
+    (call, callback) => {
+      const refused = refusal(call.metadata);
+      if (refused) return callback(refused);
+      running++;
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => callback(null, res),
+          (err: unknown) => callback(statusOf(err)),
+        )
+        .finally(() => running--);
+    };
+
+  const streamTrack = async (call: grpc.ServerWritableStream<Obj, Obj>): Promise<void> => {
+    const q = trackQuery(call.request);
+    const size = trackPageSize(call.request.pageSize);
+    const after = decodeCursor(call.request.pageToken);
+    let cancelled = false;
+    call.on('cancelled', () => (cancelled = true));
+    const gone = once(call, 'cancelled');
+    gone.catch(() => undefined);
+    for await (const chunk of tracks.chunks(q, size, after)) {
+      if (cancelled) break;
+      // Backpressure: at most one chunk beyond the socket's buffer is held here.
+      if (!call.write({ points: chunk.map(trackPointMessage), nextPageToken: '' }))
+        await Promise.race([once(call, 'drain'), gone]);
+    }
+    if (!cancelled) call.end();
+  };
+
+  const handlers: grpc.UntypedServiceImplementation = {
+    getTrack: unary(async (req) => {
+      const q = trackQuery(req);
+      const page = await tracks.page(q, trackPageSize(req.pageSize), req.pageToken);
+      return { points: page.points.map(trackPointMessage), nextPageToken: page.nextPageToken };
+    }),
+    streamTrack: (call: grpc.ServerWritableStream<Obj, Obj>) => {
+      const refused = refusal(call.metadata);
+      if (refused) {
+        call.emit('error', refused);
+        return;
+      }
+      running++;
+      streamTrack(call)
+        .catch((err: unknown) => call.emit('error', statusOf(err)))
+        .finally(() => running--);
+    },
+    listAlarms: unary(async (req) => {
+      const page = await alarms.page(alarmQuery(req), alarmPageSize(req.pageSize), req.pageToken);
+      return { alarms: page.alarms.map(alarmMessage), nextPageToken: page.nextPageToken };
+    }),
+    getAlarmStatistics: unary(async (req) => {
+      const s = await alarms.statistics(statisticsQuery(req));
+      return {
+        counts: s.counts.map((c) => ({
+          ...(c.typeCode !== undefined ? { typeCode: c.typeCode } : {}),
+          vehicleId: c.vehicleId ?? '',
+          day: c.day ?? '',
+          count: c.count,
+        })),
+        total: s.total,
+      };
+    }),
+    findVehiclesInArea: unary(async (req) => {
+      const q = areaWindowQuery(req);
+      const page = await areas.page(q, areaPageSize(req.pageSize), req.pageToken);
+      return {
+        vehicles: page.vehicles.map((v) => ({
+          vehicleId: v.vehicleId,
+          firstInsideUnixMs: v.firstInside,
+          lastInsideUnixMs: v.lastInside,
+          pointsInside: v.pointsInside,
+        })),
+        nextPageToken: page.nextPageToken,
+        totalVehicles: page.totalVehicles,
+      };
+    }),
+  };
+  server.addService(loaded.fleetmesh.v1.HistoryService.service, handlers);
+  return {
+    get running() {
+      return running;
+    },
+    stop: () => pool.close(),
+  };
+}
