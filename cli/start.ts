@@ -51,6 +51,7 @@ const startOptions: readonly StartOption[] = [
     help: 'gRPC bearer tokens (FLEETMESH_GRPC_TOKENS; .fleetmesh/grpc-token)',
   },
   { name: '--host', value: 'HOST', help: 'address to listen on (0.0.0.0)' },
+  { name: '--dashboard-port', value: 'PORT', help: 'operator web dashboard (8080; 0: off)' },
   { name: '--node', value: 'NAME', help: "this node's name in the membership in etcd (node-1)" },
   {
     name: '--advertise',
@@ -201,6 +202,20 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     port: grpcPort,
     tokens,
   });
+  // The operator's web dashboard (docs/dashboard.md): a client of the gRPC service above.
+  const { startBesideNode } = await import('../dashboard/index.js');
+  const dashboard = await startBesideNode({
+    port: numberFlag(args, '--dashboard-port', 8080, 65535),
+    portGiven: flag(args, '--dashboard-port') !== undefined,
+    host,
+    grpcPort: grpc.port,
+    token: tokens[0] as string,
+    nodeName: node.node,
+  });
+  process.stdout.write(`${dashboard.line}\n`);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void dashboard.stop());
+  }
   const lines = [
     `fleetmesh: MongoDB ${servers.mongodbUri}${servers.storeBackend ? ` (local FerretDB on ${servers.storeBackend})` : ' (external)'}`,
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,

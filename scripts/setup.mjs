@@ -7,7 +7,10 @@
 //   4. our embedded FerretDB (deps/ferretdb) built with `go build` from a vendored copy with our
 //      patches applied, only when its sources or patches changed, unless MONGODB_URI points at a
 //      MongoDB elsewhere;
-//   5. the TypeScript build (incremental).
+//   5. the TypeScript build (incremental);
+//   6. the dashboard's front-end bundle (dashboard/build.mjs), only when its sources changed;
+//   7. with --browser-tests (npm test passes it), Debian's chromium for the dashboard's browser
+//      tests, when /usr/bin/chromium is missing (as root, like etcd).
 // Plain JavaScript on purpose: it runs before anything is compiled.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -22,6 +25,7 @@ import {
 } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDashboard } from '../dashboard/build.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const stateDir = join(root, '.fleetmesh');
@@ -141,12 +145,21 @@ function typescript() {
   return stale.length ? `removed ${stale.length} stale compiled file(s)` : null;
 }
 
+function chromium() {
+  // Only the browser tests need it; `npm start` does not.
+  if (!process.argv.includes('--browser-tests')) return null;
+  if (existsSync('/usr/bin/chromium')) return null;
+  return aptInstall('chromium (for the browser tests)', 'chromium');
+}
+
 try {
   step('npm', npmDependencies);
   step('etcd', etcd);
   step('postgresql', postgresql);
   step('ferretdb', ferretdb);
   step('typescript', typescript);
+  step('dashboard', () => buildDashboard(root));
+  step('chromium', chromium);
   const s = ((Date.now() - started) / 1000).toFixed(1);
   console.error(`setup: ready in ${s} s`);
 } catch (err) {

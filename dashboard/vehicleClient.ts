@@ -1,0 +1,210 @@
+// The dashboard's only way into the cluster: a client of the public fleetmesh.v1.VehicleService
+// (proto/fleetmesh/v1/vehicle.proto) over @grpc/grpc-js, with a bearer token per call. The
+// message shapes below are the proto's, as proto-loader gives them with the options used here
+// (camelCase, int64 as numbers, enums by name, defaults filled in).
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// This runs compiled, from dist/dashboard/: the repository's proto/ is two levels up.
+const PROTO = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'proto',
+  'fleetmesh',
+  'v1',
+  'vehicle.proto',
+);
+
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+export interface Position {
+  timeUnixMs: number;
+  receivedUnixMs: number;
+  latitude: number;
+  longitude: number;
+  altitudeM: number;
+  speedKmh: number;
+  directionDeg: number;
+  alarm: number;
+  status: number;
+}
+
+export interface OpenAlarm {
+  bit: number;
+  startUnixMs: number;
+}
+
+export interface PendingCommand {
+  commandId: string;
+  type: string;
+  createdUnixMs: number;
+}
+
+export interface Registration {
+  plate: string;
+  plateColor: number;
+  maker: string;
+  model: string;
+  terminalId: string;
+}
+
+export interface Vehicle {
+  vehicleId: string;
+  registered: boolean;
+  online: boolean;
+  edition: number;
+  phone: string;
+  node: string;
+  linkId: string;
+  lastSeenUnixMs: number;
+  lastPosition: Position | null;
+  registration: Registration | null;
+  openAlarms: OpenAlarm[];
+  pendingCommands: PendingCommand[];
+}
+
+export interface OnlineVehicle {
+  vehicleId: string;
+  node: string;
+  linkId: string;
+  lastSeenUnixMs: number;
+}
+
+export interface OnlinePage {
+  vehicles: OnlineVehicle[];
+  nextPageToken: string;
+  totalOnline: number;
+}
+
+export type CommandState =
+  'COMMAND_STATE_UNSPECIFIED' | 'QUEUED' | 'SENT' | 'ANSWERED' | 'FAILED' | 'TIMED_OUT' | 'REFUSED';
+
+export interface CommandStatus {
+  commandId: string;
+  vehicleId: string;
+  state: CommandState;
+  updatedUnixMs: number;
+  attempts: number;
+  detail: string;
+  replyType: string;
+  result: number;
+  replyJson: string;
+}
+
+/** The two commands an operator sends from the dashboard. */
+export type OperatorCommand = { kind: 'text'; text: string; flag: number } | { kind: 'location' };
+
+export type EventKind = 'POSITION' | 'ALARM' | 'ONLINE' | 'COMMAND' | 'EVENTS_DROPPED';
+
+export interface VehicleEvent {
+  kind: EventKind;
+  vehicleId: string;
+  atUnixMs: number;
+  position?: Position | null;
+  alarm?: { opened: boolean; bit: number } | null;
+  online?: { online: boolean; reason: string } | null;
+  command?: CommandStatus | null;
+  dropped?: number;
+  source: string;
+}
+
+type Callback = (err: grpc.ServiceError | null, res?: unknown) => void;
+type UnaryMethod = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: Callback) => void;
+type StreamMethod = (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<unknown>;
+
+/** Wraps VehicleService; every call takes the bearer token it acts with. */
+export class VehicleClient {
+  private readonly client: grpc.Client;
+
+  constructor(readonly address: string) {
+    const def = protoLoader.loadSync(PROTO, LOADER_OPTIONS);
+    const Service = (
+      grpc.loadPackageDefinition(def) as unknown as {
+        fleetmesh: { v1: { VehicleService: grpc.ServiceClientConstructor } };
+      }
+    ).fleetmesh.v1.VehicleService;
+    this.client = new Service(address, grpc.credentials.createInsecure());
+  }
+
+  private unary<T>(method: string, token: string, req: object, timeoutMs = 10_000): Promise<T> {
+    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method];
+    if (!fn) throw new Error(`VehicleService has no ${method}`);
+    return new Promise((resolve, reject) =>
+      fn.call(this.client, req, bearer(token), { deadline: Date.now() + timeoutMs }, (err, res) =>
+        err ? reject(err) : resolve(res as T),
+      ),
+    );
+  }
+
+  getVehicle(token: string, vehicleId: string): Promise<Vehicle> {
+    return this.unary('getVehicle', token, { vehicleId });
+  }
+
+  listOnline(token: string, pageSize: number, pageToken = ''): Promise<OnlinePage> {
+    return this.unary('listOnlineVehicles', token, { pageSize, pageToken });
+  }
+
+  getCommand(token: string, commandId: string): Promise<CommandStatus> {
+    return this.unary('getCommand', token, { commandId });
+  }
+
+  confirmAlarms(
+    token: string,
+    vehicleId: string,
+    bits: number,
+  ): Promise<{ confirmed: OpenAlarm[]; commandId: string }> {
+    return this.unary('confirmAlarms', token, { vehicleId, bits });
+  }
+
+  /** Sends and waits up to `waitMs` for the terminal's answer (the command stays queued after). */
+  sendCommand(
+    token: string,
+    vehicleId: string,
+    command: OperatorCommand,
+    waitMs: number,
+  ): Promise<{ commandId: string; status: CommandStatus }> {
+    const body =
+      command.kind === 'text'
+        ? { textMessage: { flag: command.flag, text: command.text } }
+        : { queryPosition: {} };
+    return this.unary(
+      'sendCommand',
+      token,
+      { vehicleId, ...body, wait: waitMs > 0, waitTimeoutMs: waitMs },
+      waitMs + 5_000,
+    );
+  }
+
+  streamEvents(token: string, kinds: EventKind[]): grpc.ClientReadableStream<unknown> {
+    const fn = (this.client as unknown as Record<string, StreamMethod>)
+      .streamEvents as StreamMethod;
+    return fn.call(this.client, { vehicleIds: [], kinds }, bearer(token));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+function bearer(token: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+}
+
+/** The gRPC status code of a failed call, if it is one. */
+export function grpcCode(err: unknown): grpc.status | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? (code as grpc.status) : undefined;
+}
+
+export { grpc };

@@ -1,0 +1,547 @@
+// The dashboard's front-end: log in with a node token, then the cluster and the online
+// vehicles (#/), or one vehicle (#/vehicles/ID): its live position and track, open alarms,
+// commands. Live data comes by server-sent events; every list kept here is bounded too.
+import 'uplot/dist/uPlot.min.css';
+import './app.css';
+import { render } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ALARM_NAMES, api, ApiError, time } from './api.js';
+import { LoadChart } from './loadChart.js';
+import { distance, TrackPlane } from './trackPlane.js';
+import type {
+  ClusterView,
+  CommandEntry,
+  LiveEvent,
+  TrackPoint,
+  VehicleDetail,
+  VehicleList,
+} from './types.js';
+
+const LIVE_LINES = 100;
+const TRACK_POINTS = 5000;
+
+function useHash(): string {
+  const [hash, setHash] = useState(location.hash);
+  useEffect(() => {
+    const on = (): void => setHash(location.hash);
+    addEventListener('hashchange', on);
+    return () => removeEventListener('hashchange', on);
+  }, []);
+  return hash;
+}
+
+/** Runs `fn` now and every `ms` while mounted (and again whenever `deps` change). */
+function usePoll(fn: () => Promise<void>, ms: number, deps: unknown[]): void {
+  useEffect(() => {
+    let stop = false;
+    let timer: number | undefined;
+    const tick = async (): Promise<void> => {
+      await fn().catch(() => undefined);
+      if (!stop) timer = window.setTimeout(tick, ms);
+    };
+    void tick();
+    return () => {
+      stop = true;
+      clearTimeout(timer);
+    };
+  }, deps);
+}
+
+/** Follows the live feed (one vehicle's or everyone's) while mounted. */
+function useLive(vehicle: string | undefined, on: (kind: string, data: unknown) => void): boolean {
+  const [open, setOpen] = useState(false);
+  const handler = useRef(on);
+  handler.current = on;
+  useEffect(() => {
+    const es = new EventSource(`/api/events${vehicle ? `?vehicle=${vehicle}` : ''}`);
+    es.onopen = () => setOpen(true);
+    es.onerror = () => setOpen(false);
+    for (const kind of ['ready', 'position', 'alarm', 'online', 'command', 'dropped']) {
+      es.addEventListener(kind, (e) =>
+        handler.current(kind, JSON.parse((e as MessageEvent<string>).data)),
+      );
+    }
+    return () => es.close();
+  }, [vehicle]);
+  return open;
+}
+
+function Login({ onDone }: { onDone: () => void }) {
+  const [token, setToken] = useState('');
+  const [error, setError] = useState('');
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setError('');
+    try {
+      await api('/api/login', { token });
+      onDone();
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  };
+  return (
+    <form class="login card" onSubmit={submit}>
+      <h1>fleetmesh</h1>
+      <p>Log in with a gRPC token of the node (.fleetmesh/grpc-token).</p>
+      <input
+        type="password"
+        name="token"
+        placeholder="token"
+        autocomplete="current-password"
+        value={token}
+        onInput={(e) => setToken((e.target as HTMLInputElement).value)}
+      />
+      <button type="submit">Log in</button>
+      {error && <p class="error">{error}</p>}
+    </form>
+  );
+}
+
+function Cluster() {
+  const [view, setView] = useState<ClusterView | null>(null);
+  usePoll(async () => setView(await api<ClusterView>('/api/cluster')), 3000, []);
+  if (!view) return <section class="card">loading the cluster…</section>;
+  return (
+    <section class="card cluster">
+      <h2>
+        Cluster <small>{view.totalOnline} vehicles online</small>
+      </h2>
+      <table>
+        <thead>
+          <tr>
+            <th>member</th>
+            <th>vehicles online</th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.members.map((m) => (
+            <tr class="member" data-node={m.node} key={m.node}>
+              <td>
+                {m.node}
+                {m.node === view.self ? ' (this node)' : ''}
+              </td>
+              <td>{m.vehicles}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <LoadChart history={view.history} />
+      <p class="note">
+        Members are the nodes holding vehicles' sessions (sampled every {view.sampleMs / 1000} s);
+        live feed {view.liveFeed.connected ? 'connected' : `down: ${view.liveFeed.lastError}`},{' '}
+        {view.liveFeed.browsers} browser(s) following.
+      </p>
+    </section>
+  );
+}
+
+function Vehicles() {
+  const [q, setQ] = useState('');
+  const [list, setList] = useState<VehicleList | null>(null);
+  const [error, setError] = useState('');
+  usePoll(
+    async () => {
+      try {
+        setList(await api<VehicleList>(`/api/vehicles?q=${encodeURIComponent(q)}&limit=200`));
+        setError('');
+      } catch (err) {
+        setError(err instanceof Error ? err.message : String(err));
+      }
+    },
+    2000,
+    [q],
+  );
+  return (
+    <section class="card vehicles">
+      <h2>
+        Vehicles online <small>{list ? `${list.matched} of ${list.totalOnline}` : ''}</small>
+      </h2>
+      <input
+        type="search"
+        name="search"
+        placeholder="search by vehicle id or node"
+        value={q}
+        onInput={(e) => setQ((e.target as HTMLInputElement).value.trim())}
+      />
+      {error && <p class="error">{error}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>vehicle</th>
+            <th>node</th>
+            <th>last seen</th>
+          </tr>
+        </thead>
+        <tbody>
+          {list?.vehicles.map((v) => (
+            <tr class="vehicle-row" data-vehicle={v.vehicleId} key={v.vehicleId}>
+              <td>
+                <a href={`#/vehicles/${v.vehicleId}`}>{v.vehicleId}</a>
+              </td>
+              <td>{v.node}</td>
+              <td>{time(v.lastSeenUnixMs)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list && list.matched > list.vehicles.length && (
+        <p class="note">{list.matched - list.vehicles.length} more: narrow the search.</p>
+      )}
+    </section>
+  );
+}
+
+function describe(kind: string, d: LiveEvent): string {
+  if (kind === 'position' && d.position)
+    return `${d.position.latitude.toFixed(5)}, ${d.position.longitude.toFixed(5)} ${d.position.speedKmh} km/h (${d.source})`;
+  if (kind === 'alarm' && d.alarm)
+    return `${d.alarm.opened ? 'opened' : 'closed'} ${ALARM_NAMES[d.alarm.bit] ?? `bit ${d.alarm.bit}`}`;
+  if (kind === 'online' && d.online)
+    return `${d.online.online ? 'online' : 'offline'} ${d.online.reason}`;
+  if (kind === 'command' && d.command) return `command ${d.command.state}`;
+  return '';
+}
+
+function LiveLog({ vehicle }: { vehicle?: string }) {
+  const [lines, setLines] = useState<{ n: number; text: string; cls: string }[]>([]);
+  const seq = useRef(0);
+  const open = useLive(vehicle, (kind, data) => {
+    if (kind === 'ready') return;
+    const text =
+      kind === 'dropped'
+        ? `${(data as { count: number }).count} events dropped: this browser fell behind`
+        : `${time((data as LiveEvent).atUnixMs)} ${(data as LiveEvent).vehicleId} ${kind} ${describe(kind, data as LiveEvent)}`;
+    const line = { n: seq.current++, text, cls: kind };
+    setLines((old) => [line, ...old].slice(0, LIVE_LINES));
+  });
+  return (
+    <section class="card live">
+      <h2>
+        Live <small class={open ? 'ok' : 'error'}>{open ? 'connected' : 'reconnecting…'}</small>
+      </h2>
+      <ol>
+        {lines.map((l) => (
+          <li key={l.n} class={`live-${l.cls}`}>
+            {l.text}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
+
+function Overview() {
+  return (
+    <div class="grid">
+      <Cluster />
+      <Vehicles />
+      <LiveLog />
+    </div>
+  );
+}
+
+function bitsOf(alarm: number): number[] {
+  const bits: number[] = [];
+  for (let b = 0; b < 32; b++) if (alarm & (1 << b)) bits.push(b);
+  return bits;
+}
+
+function VehiclePage({ id }: { id: string }) {
+  const [detail, setDetail] = useState<VehicleDetail | null>(null);
+  const [track, setTrack] = useState<TrackPoint[]>([]);
+  const [commands, setCommands] = useState<CommandEntry[]>([]);
+  const [error, setError] = useState('');
+  const [notice, setNotice] = useState('');
+  const load = useCallback(async () => {
+    try {
+      const d = await api<VehicleDetail>(`/api/vehicles/${id}`);
+      setDetail(d);
+      setTrack(d.track);
+      setCommands(d.commands);
+      setError('');
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  }, [id]);
+  useEffect(() => void load(), [load]);
+  useLive(id, (kind, data) => {
+    const e = data as LiveEvent;
+    if (kind === 'position' && e.position) {
+      const p = e.position;
+      setTrack((old) =>
+        [
+          ...old.filter((q) => q.t !== p.timeUnixMs),
+          { t: p.timeUnixMs, lat: p.latitude, lon: p.longitude, speed: p.speedKmh },
+        ]
+          .sort((a, b) => a.t - b.t)
+          .slice(-TRACK_POINTS),
+      );
+      setDetail((d) => (d ? { ...d, vehicle: { ...d.vehicle, lastPosition: p } } : d));
+    } else if (kind === 'alarm' || kind === 'online' || kind === 'dropped') void load();
+    else if (kind === 'command' && e.command) {
+      const s = e.command;
+      setCommands((old) =>
+        old.some((c) => c.commandId === s.commandId)
+          ? old.map((c) => (c.commandId === s.commandId ? { ...c, status: s } : c))
+          : [
+              { commandId: s.commandId, what: '', sentUnixMs: s.updatedUnixMs, status: s },
+              ...old,
+            ].slice(0, 50),
+      );
+    }
+  });
+
+  const confirm = async (bits: number): Promise<void> => {
+    try {
+      const r = await api<{ confirmed: { bit: number }[]; commandId: string }>(
+        `/api/vehicles/${id}/confirm`,
+        { bits },
+      );
+      setNotice(
+        `handled: ${r.confirmed.map((a) => ALARM_NAMES[a.bit] ?? `bit ${a.bit}`).join(', ') || 'none open'}${r.commandId ? ' (0x8203 sent to the terminal)' : ''}`,
+      );
+      await load();
+    } catch (err) {
+      setNotice(err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  if (error && !detail)
+    return (
+      <section class="card">
+        <a href="#/">← all vehicles</a>
+        <p class="error">{error}</p>
+      </section>
+    );
+  if (!detail) return <section class="card">loading {id}…</section>;
+  const v = detail.vehicle;
+  const p = v.lastPosition;
+  const span =
+    track.length > 1
+      ? `${track.length} points over ${((track[track.length - 1]!.t - track[0]!.t) / 60_000).toFixed(0)} min`
+      : `${track.length} point(s)`;
+  return (
+    <div class="grid vehicle" data-vehicle={v.vehicleId}>
+      <section class="card">
+        <a href="#/">← all vehicles</a>
+        <h2>
+          {v.vehicleId}{' '}
+          <small class={v.online ? 'ok' : 'error'}>
+            {v.online ? `online on ${v.node}` : 'offline'}
+          </small>
+        </h2>
+        <dl>
+          <dt>plate</dt>
+          <dd>{v.registration?.plate || '—'}</dd>
+          <dt>terminal</dt>
+          <dd>
+            {v.registration
+              ? `${v.registration.maker} ${v.registration.model} ${v.registration.terminalId}`
+              : '—'}
+            , JT/T 808-{v.edition || '?'}
+          </dd>
+          <dt>last seen</dt>
+          <dd>{time(v.lastSeenUnixMs)}</dd>
+          <dt>position</dt>
+          <dd class="position">
+            {p
+              ? `${p.latitude.toFixed(6)}, ${p.longitude.toFixed(6)} · ${p.speedKmh} km/h · ${p.directionDeg}° · ${time(p.timeUnixMs)}`
+              : 'none yet'}
+          </dd>
+        </dl>
+      </section>
+      <section class="card track-card">
+        <h2>
+          Track{' '}
+          <small>
+            last {detail.trackHours} h seen by this dashboard: {span}
+          </small>
+        </h2>
+        <TrackPlane points={track} />
+        {track.length > 1 && (
+          <p class="note">
+            distance ≈ {distance(pathLength(track))}; green: first point, red: now.
+          </p>
+        )}
+      </section>
+      <section class="card alarms">
+        <h2>Open alarms</h2>
+        {v.openAlarms.length === 0 && <p class="none">none</p>}
+        <ul>
+          {v.openAlarms.map((a) => (
+            <li class="alarm" data-bit={a.bit} key={a.bit}>
+              {ALARM_NAMES[a.bit] ?? `bit ${a.bit}`} since {time(a.startUnixMs)}{' '}
+              <button type="button" onClick={() => void confirm((1 << a.bit) >>> 0)}>
+                Handled
+              </button>
+            </li>
+          ))}
+        </ul>
+        {v.openAlarms.length > 1 && (
+          <button type="button" onClick={() => void confirm(0)}>
+            All handled
+          </button>
+        )}
+        {notice && <p class="notice">{notice}</p>}
+        {p && p.alarm !== 0 && (
+          <p class="note">
+            alarm flags in the last report:{' '}
+            {bitsOf(p.alarm)
+              .map((b) => ALARM_NAMES[b] ?? b)
+              .join(', ')}
+          </p>
+        )}
+      </section>
+      <Commands
+        id={id}
+        commands={commands}
+        onSent={(c) =>
+          setCommands((old) => [c, ...old.filter((x) => x.commandId !== c.commandId)].slice(0, 50))
+        }
+      />
+      <LiveLog vehicle={id} />
+    </div>
+  );
+}
+
+function pathLength(track: TrackPoint[]): number {
+  let m = 0;
+  for (let i = 1; i < track.length; i++) {
+    const a = track[i - 1]!;
+    const b = track[i]!;
+    const dy = (b.lat - a.lat) * 110_574;
+    const dx = (b.lon - a.lon) * 111_320 * Math.cos((a.lat * Math.PI) / 180);
+    m += Math.hypot(dx, dy);
+  }
+  return m;
+}
+
+function Commands({
+  id,
+  commands,
+  onSent,
+}: {
+  id: string;
+  commands: CommandEntry[];
+  onSent: (c: CommandEntry) => void;
+}) {
+  const [kind, setKind] = useState<'text' | 'location'>('text');
+  const [text, setText] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState('');
+  const send = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setBusy(true);
+    setError('');
+    try {
+      const body = kind === 'text' ? { kind, text, flag: 8 } : { kind };
+      onSent(await api<CommandEntry>(`/api/vehicles/${id}/commands`, body));
+      if (kind === 'text') setText('');
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <section class="card commands">
+      <h2>Commands</h2>
+      <form onSubmit={send}>
+        <select
+          name="kind"
+          value={kind}
+          onChange={(e) => setKind((e.target as HTMLSelectElement).value as 'text' | 'location')}
+        >
+          <option value="text">text message (0x8300)</option>
+          <option value="location">location query (0x8201)</option>
+        </select>
+        {kind === 'text' && (
+          <input
+            name="text"
+            placeholder="text to show / speak"
+            maxLength={400}
+            value={text}
+            onInput={(e) => setText((e.target as HTMLInputElement).value)}
+          />
+        )}
+        <button type="submit" disabled={busy}>
+          {busy ? 'Sending…' : 'Send'}
+        </button>
+      </form>
+      {error && <p class="error">{error}</p>}
+      <table>
+        <thead>
+          <tr>
+            <th>sent</th>
+            <th>command</th>
+            <th>state</th>
+            <th>answer</th>
+          </tr>
+        </thead>
+        <tbody>
+          {commands.map((c) => (
+            <tr
+              class="command-row"
+              data-command={c.commandId}
+              data-state={c.status?.state ?? ''}
+              key={c.commandId}
+            >
+              <td>{time(c.sentUnixMs)}</td>
+              <td>{c.what || c.commandId.slice(0, 8)}</td>
+              <td>{c.status?.state ?? '?'}</td>
+              <td class="answer">{answer(c)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function answer(c: CommandEntry): string {
+  const s = c.status;
+  if (!s || s.state !== 'ANSWERED') return s?.detail ?? '';
+  if (s.replyType === 'LocationQueryReply' && s.replyJson) {
+    const r = JSON.parse(s.replyJson) as { location?: { latitude: number; longitude: number } };
+    if (r.location) return `at ${r.location.latitude}, ${r.location.longitude}`;
+  }
+  return `${s.replyType}${s.result >= 0 ? ` result ${s.result}` : ''}`;
+}
+
+function App() {
+  const [authed, setAuthed] = useState<boolean | null>(null);
+  const [node, setNode] = useState('');
+  const hash = useHash();
+  const check = useCallback(async () => {
+    try {
+      setNode((await api<{ node: string }>('/api/session')).node);
+      setAuthed(true);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) setAuthed(false);
+      else throw err;
+    }
+  }, []);
+  useEffect(() => void check(), [check]);
+  if (authed === null) return <p>…</p>;
+  if (!authed) return <Login onDone={() => void check()} />;
+  const m = /^#\/vehicles\/(\d{1,20})$/.exec(hash);
+  return (
+    <>
+      <header>
+        <a href="#/" class="brand">
+          fleetmesh
+        </a>
+        <span>dashboard of {node || 'a node'}</span>
+        <button
+          type="button"
+          onClick={() => void api('/api/logout', {}).then(() => setAuthed(false))}
+        >
+          Log out
+        </button>
+      </header>
+      <main>{m ? <VehiclePage id={m[1] as string} key={m[1]} /> : <Overview />}</main>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app') as HTMLElement);

@@ -1,0 +1,99 @@
+// The JSON the dashboard server answers (dashboard/server.ts), as the browser sees it.
+
+export interface Position {
+  timeUnixMs: number;
+  receivedUnixMs: number;
+  latitude: number;
+  longitude: number;
+  altitudeM: number;
+  speedKmh: number;
+  directionDeg: number;
+  alarm: number;
+  status: number;
+}
+
+export interface OpenAlarm {
+  bit: number;
+  startUnixMs: number;
+}
+
+export interface Vehicle {
+  vehicleId: string;
+  registered: boolean;
+  online: boolean;
+  edition: number;
+  phone: string;
+  node: string;
+  lastSeenUnixMs: number;
+  lastPosition: Position | null;
+  registration: { plate: string; maker: string; model: string; terminalId: string } | null;
+  openAlarms: OpenAlarm[];
+  pendingCommands: { commandId: string; type: string; createdUnixMs: number }[];
+}
+
+export interface OnlineVehicle {
+  vehicleId: string;
+  node: string;
+  lastSeenUnixMs: number;
+}
+
+export interface CommandStatus {
+  commandId: string;
+  vehicleId: string;
+  state: string;
+  updatedUnixMs: number;
+  attempts: number;
+  detail: string;
+  replyType: string;
+  result: number;
+  replyJson: string;
+}
+
+export interface CommandEntry {
+  commandId: string;
+  what: string;
+  sentUnixMs: number;
+  status: CommandStatus | null;
+}
+
+export interface TrackPoint {
+  t: number;
+  lat: number;
+  lon: number;
+  speed: number;
+}
+
+export interface VehicleDetail {
+  vehicle: Vehicle;
+  track: TrackPoint[];
+  trackHours: number;
+  commands: CommandEntry[];
+}
+
+export interface ClusterView {
+  self: string;
+  takenUnixMs: number;
+  totalOnline: number;
+  members: { node: string; vehicles: number }[];
+  history: { tUnixMs: number; online: Record<string, number> }[];
+  sampleMs: number;
+  liveFeed: { connected: boolean; lastError: string; browsers: number };
+}
+
+export interface VehicleList {
+  totalOnline: number;
+  matched: number;
+  truncated: boolean;
+  vehicles: OnlineVehicle[];
+}
+
+export interface LiveEvent {
+  kind: 'position' | 'alarm' | 'online' | 'command';
+  vehicleId: string;
+  atUnixMs: number;
+  source?: string;
+  position?: Position | null;
+  alarm?: { opened: boolean; bit: number } | null;
+  online?: { online: boolean; reason: string } | null;
+  command?: CommandStatus | null;
+}

@@ -1,0 +1,222 @@
+// The operator's dashboard in a real browser (Debian's chromium driven by playwright-core)
+// against a real node, its gRPC server and real storage, with simulated terminals: log in with
+// the node's token, see the vehicles appear, open one, see its track grow live, confirm an alarm
+// (and find it handled in the store, and the 0x8203 at the terminal), send commands and see the
+// terminal's answers. Also the HTTP API's refusals: no token, bad input.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
+import type { LocalServers } from '../../cluster/localServers.js';
+import type { FleetNode } from '../../cluster/node.js';
+import { startDashboard, type Dashboard } from '../../dashboard/index.js';
+import { startMongoForTests } from '../helpers/mongoServer.js';
+import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'dashboard-test-token';
+const database = testDatabase('dashboard');
+const OURS = '13900000001';
+
+let servers: LocalServers;
+let node: FleetNode;
+let api: GrpcServer;
+let dashboard: Dashboard;
+let browser: Browser;
+let page: Page;
+let simulator: ChildProcess | undefined;
+let terminal: SimTerminal;
+/** Uncaught errors of the page's scripts: none is expected. */
+const pageErrors: string[] = [];
+
+/** The simulator's terminals online: resolves on its `ready N` line. */
+function simulate(count: number): Promise<void> {
+  simulator = spawn(
+    process.execPath,
+    [
+      fileURLToPath(new URL('../../bench/simulate.js', import.meta.url)),
+      ...['--port', String(node.port), '--count', String(count), '--interval-ms', '500'],
+      ...['--alarm-every', '0', '--blind-every', '0', '--seed', '7'],
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const sim = simulator;
+  return new Promise((resolve, reject) => {
+    let out = '';
+    sim.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (/^ready \d+/m.test(out)) resolve();
+    });
+    sim.once('exit', (code) => reject(new Error(`the simulator exited with ${code}`)));
+  });
+}
+
+/** Until the page shows what `cond` looks for (checked every 50 ms), failing after 15 s. */
+async function eventually(cond: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!(await cond())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function http(
+  path: string,
+  init: RequestInit = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(new URL(path, dashboard.url), init);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+before(async () => {
+  assert.ok(
+    existsSync(CHROMIUM),
+    `${CHROMIUM} is missing: run node scripts/setup.mjs --browser-tests`,
+  );
+  servers = await startMongoForTests();
+  node = await startTestNode(servers.mongodbUri, database, { workers: 2 });
+  api = await startGrpcServer(node, { tokens: [TOKEN] });
+  dashboard = await startDashboard({
+    grpcAddress: `127.0.0.1:${api.port}`,
+    token: TOKEN,
+    host: '127.0.0.1',
+    port: 0,
+    nodeName: node.node,
+    sampleMs: 500,
+  });
+  // The dashboard's event stream reaches the workers before any terminal reports.
+  await until(() => node.events.wantedKinds().has('position'), 'the dashboard subscribing');
+  await node.eventsReady();
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(15_000);
+  page.on('pageerror', (err) => pageErrors.push(err.message));
+});
+
+after(async () => {
+  simulator?.kill();
+  terminal?.close();
+  await browser?.close();
+  await dashboard?.stop();
+  await api?.stop();
+  await node?.stop();
+  await servers?.stop();
+});
+
+describe('dashboard in a real browser (chromium, real node and storage)', () => {
+  it('refuses a token the node does not accept, then logs in with the node’s token', async () => {
+    await page.goto(dashboard.url);
+    await page.fill('input[name=token]', 'not-a-token');
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.login .error:has-text("does not accept")');
+    await page.fill('input[name=token]', TOKEN);
+    await page.click('button[type=submit]');
+    await page.waitForSelector(`header:has-text("${node.node}")`);
+  });
+
+  it('shows the simulated vehicles as they come online, the member holding them, and searches', async () => {
+    terminal = new SimTerminal({ port: node.port, phone: `0${OURS}` });
+    await terminal.connect();
+    assert.equal(await terminal.register(), 0);
+    assert.equal(await terminal.authenticate(), 0);
+    await simulate(5);
+    for (let i = 0; i < 5; i++) {
+      await page.waitForSelector(`.vehicle-row[data-vehicle="1360000000${i}"]`);
+    }
+    await page.waitForSelector(`.vehicle-row[data-vehicle="${OURS}"]`);
+    const member = page.locator(`.member[data-node="${node.node}"] td`).nth(1);
+    await eventually(async () => Number(await member.textContent()) === 6, 'the member counting 6');
+    await page.fill('input[name=search]', '1390');
+    await eventually(
+      async () => (await page.locator('.vehicle-row').count()) === 1,
+      'the search leaving one vehicle',
+    );
+    assert.equal(await page.locator('.vehicle-row').getAttribute('data-vehicle'), OURS);
+  });
+
+  it('opens a vehicle: its track on the plane with a grid scale, growing as it reports', async () => {
+    for (let step = 1; step <= 6; step++) {
+      // Emergency (bit 0) from the third report on: an alarm the terminal keeps until confirmed.
+      assert.equal(await terminal.report(trackPoint(step, { alarm: step >= 3 ? 1 : 0 })), 0);
+    }
+    await page.click(`.vehicle-row[data-vehicle="${OURS}"] a`);
+    await page.waitForSelector(`.vehicle[data-vehicle="${OURS}"]`);
+    const canvas = page.locator('canvas.track');
+    assert.equal(await canvas.getAttribute('data-points'), '6');
+    assert.ok(Number(await canvas.getAttribute('data-grid-m')) > 0, 'a grid at a round distance');
+    // Live: the page follows this vehicle's feed; a new report moves it and extends the track.
+    await page.waitForSelector('.live small.ok');
+    assert.equal(await terminal.report(trackPoint(7, { alarm: 1 })), 0);
+    await page.waitForSelector('canvas.track[data-points="7"]');
+    const shown = await page.locator('.position').textContent();
+    assert.ok(shown?.startsWith(trackPoint(7).latitude.toFixed(6)), String(shown));
+  });
+
+  it('"Handled" confirms the open alarm: handled in the store, 0x8203 to the terminal', async () => {
+    terminal.answerCommands(() => trackPoint(8));
+    const confirm = terminal.waitFor((f) => f.message?.type === 'AlarmConfirm');
+    await page.click('.alarm[data-bit="0"] button');
+    await page.waitForSelector('.notice:has-text("handled: emergency")');
+    const f = await confirm;
+    assert.ok(f.message?.type === 'AlarmConfirm');
+    await node.flush();
+    const record = await node.client
+      .db(database)
+      .collection('alarms')
+      .findOne({ vehicleId: OURS, bit: 0 });
+    assert.equal(record?.handlingStatus, 2);
+  });
+
+  it('sends a location query and a text; the terminal’s answers show in the command history', async () => {
+    await page.selectOption('select[name=kind]', 'location');
+    await page.click('.commands button[type=submit]');
+    const query = page.locator('.command-row', { hasText: 'location query' });
+    await query.locator('.answer', { hasText: `at ${trackPoint(8).latitude}` }).waitFor();
+    assert.equal(await query.getAttribute('data-state'), 'ANSWERED');
+    await page.selectOption('select[name=kind]', 'text');
+    await page.fill('input[name=text]', '请注意安全');
+    await page.click('.commands button[type=submit]');
+    const text = page.locator('.command-row', { hasText: 'text: 请注意安全' });
+    await text.locator('.answer', { hasText: 'TerminalResponse result 0' }).waitFor();
+    assert.ok((terminal.answered.get('TextMessage') ?? 0) >= 1);
+  });
+
+  it('the HTTP API refuses requests without a token and bad input, with a clear error', async () => {
+    const none = await http('/api/vehicles');
+    assert.equal(none.status, 401);
+    const wrong = await http('/api/vehicles', { headers: { authorization: 'Bearer nope' } });
+    assert.equal(wrong.status, 401);
+    assert.match(String(wrong.body.error), /does not accept/);
+    const bearer = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    const list = await http('/api/vehicles?q=1390', { headers: bearer });
+    assert.equal(list.status, 200);
+    assert.equal(list.body.matched, 1);
+    const badId = await http('/api/vehicles/abc', { headers: bearer });
+    assert.equal(badId.status, 400);
+    assert.match(String(badId.body.error), /1 to 20 digits/);
+    const unknown = await http('/api/vehicles/999', { headers: bearer });
+    assert.equal(unknown.status, 404);
+    const badCommand = await http(`/api/vehicles/${OURS}/commands`, {
+      method: 'POST',
+      headers: bearer,
+      body: JSON.stringify({ kind: 'reboot' }),
+    });
+    assert.equal(badCommand.status, 400);
+    assert.match(String(badCommand.body.error), /kind is 'text' or 'location'/);
+    const notJson = await http(`/api/vehicles/${OURS}/confirm`, {
+      method: 'POST',
+      headers: bearer,
+      body: '{',
+    });
+    assert.equal(notJson.status, 400);
+  });
+
+  it('the page threw no error meanwhile', () => {
+    assert.deepEqual(pageErrors, []);
+  });
+});

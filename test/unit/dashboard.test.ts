@@ -1,0 +1,151 @@
+// The dashboard's bounded memories, alone: a browser's SSE backlog (a slow browser costs at most
+// maxBacklog events, then drops and is told how many), the recent tracks and command log.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { describe, it } from 'node:test';
+import { RecentCommands, RecentTracks } from '../../dashboard/recent.js';
+import { SseChannel, type EventSink } from '../../dashboard/sse.js';
+import type { CommandStatus, Position } from '../../dashboard/vehicleClient.js';
+
+/** A socket that takes `room` writes, then reports itself full until drained. */
+class SlowSink extends EventEmitter implements EventSink {
+  readonly frames: string[] = [];
+  constructor(public room: number) {
+    super();
+  }
+  write(chunk: string): boolean {
+    this.frames.push(chunk);
+    this.room--;
+    return this.room > 0;
+  }
+  drainWith(room: number): void {
+    this.room = room;
+    this.emit('drain');
+  }
+  events(): { event: string; data: unknown }[] {
+    return this.frames.map((f) => {
+      const [e, d] = f.split('\n');
+      return { event: (e as string).slice(7), data: JSON.parse((d as string).slice(6)) };
+    });
+  }
+}
+
+describe('a browser’s SSE channel', () => {
+  it('holds at most maxBacklog events while the socket is full, drops newer ones and says how many once drained', () => {
+    const sink = new SlowSink(2);
+    const ch = new SseChannel(sink, 3);
+    for (let i = 0; i < 10; i++) ch.send('position', { i });
+    // Two went out (the second filled the socket), three wait, five were dropped.
+    assert.equal(sink.frames.length, 2);
+    assert.deepEqual(ch.stats, { sent: 2, waiting: 3, dropped: 5, droppedTotal: 5 });
+    sink.drainWith(100);
+    assert.deepEqual(
+      sink.events().map((e) => [e.event, e.data]),
+      [
+        ['position', { i: 0 }],
+        ['position', { i: 1 }],
+        ['position', { i: 2 }],
+        ['position', { i: 3 }],
+        ['position', { i: 4 }],
+        ['dropped', { count: 5 }],
+      ],
+    );
+    assert.equal(ch.stats.waiting, 0);
+    assert.equal(ch.stats.dropped, 0);
+    // Flowing again: nothing waits.
+    ch.send('alarm', { i: 10 });
+    assert.deepEqual(sink.events().at(-1), { event: 'alarm', data: { i: 10 } });
+  });
+
+  it('a socket that fills again while the backlog drains keeps the rest waiting, in order', () => {
+    const sink = new SlowSink(1);
+    const ch = new SseChannel(sink, 10);
+    for (let i = 0; i < 5; i++) ch.send('position', { i });
+    assert.equal(ch.stats.waiting, 4);
+    sink.drainWith(2); // takes two more, then is full
+    assert.equal(ch.stats.waiting, 2);
+    sink.drainWith(100);
+    assert.deepEqual(
+      sink.events().map((e) => (e.data as { i: number }).i),
+      [0, 1, 2, 3, 4],
+    );
+    assert.equal(ch.stats.droppedTotal, 0);
+  });
+
+  it('refuses a backlog that is not a whole number ≥ 1', () => {
+    assert.throws(() => new SseChannel(new SlowSink(1), 0), RangeError);
+  });
+});
+
+function position(t: number, lat = 31, lon = 121): Position {
+  return {
+    timeUnixMs: t,
+    receivedUnixMs: t,
+    latitude: lat,
+    longitude: lon,
+    altitudeM: 0,
+    speedKmh: 10,
+    directionDeg: 0,
+    alarm: 0,
+    status: 0,
+  };
+}
+
+describe('recent tracks', () => {
+  it('keeps points in time order (late blind-area points slot in), one per time', () => {
+    const tracks = new RecentTracks();
+    for (const t of [1000, 3000, 2000, 3000, 500]) tracks.add('1', position(t, t / 1e6));
+    assert.deepEqual(
+      tracks.track('1').map((p) => p.t),
+      [500, 1000, 2000, 3000],
+    );
+  });
+
+  it('is bounded in points per vehicle, in time span and in vehicles', () => {
+    const tracks = new RecentTracks({ maxPoints: 3, spanMs: 10_000, maxVehicles: 2 });
+    for (let t = 0; t < 10; t++) tracks.add('a', position(t * 1000));
+    assert.deepEqual(
+      tracks.track('a').map((p) => p.t),
+      [7000, 8000, 9000],
+    );
+    tracks.add('b', position(0));
+    tracks.add('b', position(60_000)); // the first point is older than the span
+    assert.deepEqual(
+      tracks.track('b').map((p) => p.t),
+      [60_000],
+    );
+    tracks.add('a', position(10_000)); // a is the most recent again
+    tracks.add('c', position(0)); // b, the least recently updated, is forgotten
+    assert.equal(tracks.vehicles, 2);
+    assert.deepEqual(tracks.track('b'), []);
+    assert.equal(tracks.track('a').length, 3);
+  });
+});
+
+describe('recent commands', () => {
+  const status = (commandId: string, state: CommandStatus['state']): CommandStatus => ({
+    commandId,
+    vehicleId: '7',
+    state,
+    updatedUnixMs: 5,
+    attempts: 1,
+    detail: '',
+    replyType: '',
+    result: -1,
+    replyJson: '',
+  });
+
+  it('newest first, a status change updates its command, at most perVehicle kept', () => {
+    const log = new RecentCommands(2, 10);
+    log.sent('7', { commandId: 'a', what: 'location query', sentUnixMs: 1, status: null });
+    log.status(status('a', 'ANSWERED'));
+    assert.equal(log.of('7')[0]?.status?.state, 'ANSWERED');
+    assert.equal(log.of('7')[0]?.what, 'location query');
+    log.status(status('b', 'QUEUED')); // another client's command, learnt from the stream
+    log.sent('7', { commandId: 'c', what: 'text: hi', sentUnixMs: 9, status: null });
+    assert.deepEqual(
+      log.of('7').map((e) => e.commandId),
+      ['c', 'b'],
+    );
+  });
+});
