@@ -2,6 +2,13 @@
 // measured in batches (one clock read per batch: a clock read costs about as much as the
 // operations we measure), with a baseline run side by side in the same process.
 import hdr from 'hdr-histogram-js';
+import {
+  percentileCurve,
+  type Column,
+  type PercentilePoint,
+  type Row,
+  type TimePoint,
+} from './report.js';
 
 export interface Operation {
   name: string;
@@ -18,7 +25,14 @@ export interface Measurement {
   p999: number;
   max: number;
   samples: number;
+  /** Throughput over the measurement, in at most TIMELINE_POINTS slices. */
+  timeline: TimePoint[];
+  /** The hdr percentile curve, ns per operation. */
+  percentiles: PercentilePoint[];
 }
+
+/** Slices of a measurement's timeline (bounded, whatever its length). */
+export const TIMELINE_POINTS = 20;
 
 let sink = 0;
 
@@ -39,14 +53,22 @@ export function measure(op: Operation, durationMs = 1000, batch = 64): Measureme
   const end = start + BigInt(Math.round(durationMs * 1e6));
   let now = start;
   let i = 0;
+  // Operations done per slice of the duration, for the timeline.
+  const sliceNs = Math.max(1, (durationMs * 1e6) / TIMELINE_POINTS);
+  const slices = new Array<number>(TIMELINE_POINTS + 1).fill(0);
   while (now < end) {
     const t0 = now;
     for (let k = 0; k < batch; k++) sink ^= op.run(i++);
     now = process.hrtime.bigint();
     h.recordValue(Math.max(1, Math.round(Number(now - t0) / batch)));
     ops += batch;
+    slices[Math.min(TIMELINE_POINTS, Math.floor(Number(now - start) / sliceNs))]! += batch;
   }
   const seconds = Number(now - start) / 1e9;
+  // The batch that crossed the end sits in a slice of its own, left out: too short to be a rate.
+  const timeline: TimePoint[] = slices
+    .slice(0, TIMELINE_POINTS)
+    .map((n, k) => ({ atMs: ((k + 0.5) * sliceNs) / 1e6, perSec: (n / sliceNs) * 1e9 }));
   const m: Measurement = {
     name: op.name,
     opsPerSec: ops / seconds,
@@ -55,6 +77,8 @@ export function measure(op: Operation, durationMs = 1000, batch = 64): Measureme
     p999: h.getValueAtPercentile(99.9),
     max: h.maxValue,
     samples: h.totalCount,
+    timeline,
+    percentiles: percentileCurve(h),
   };
   h.destroy();
   return m;
@@ -80,6 +104,8 @@ export function sideBySide(
   baseline: Operation,
   rounds = 7,
   durationMs = 300,
+  /** After each round, with the rounds done. */
+  onRound?: (done: number) => void,
 ): SideBySide {
   let best: Measurement | undefined;
   let bestBase: Measurement | undefined;
@@ -90,6 +116,7 @@ export function sideBySide(
     ratios.push(c.opsPerSec / b.opsPerSec);
     if (!best || c.opsPerSec > best.opsPerSec) best = c;
     if (!bestBase || b.opsPerSec > bestBase.opsPerSec) bestBase = b;
+    onRound?.(r + 1);
   }
   ratios.sort((a, b) => a - b);
   return {
@@ -100,19 +127,30 @@ export function sideBySide(
   };
 }
 
-export function formatRow(m: Measurement, ratio?: number, range?: [number, number]): string {
-  const f = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
-  const cols = [
-    m.name.padEnd(44),
-    `${f(m.opsPerSec).padStart(12)} /s`,
-    `p50 ${f(m.p50).padStart(6)} ns`,
-    `p99 ${f(m.p99).padStart(6)} ns`,
-    `p99.9 ${f(m.p999).padStart(6)} ns`,
-  ];
-  const pct = (x: number): string => (x * 100).toFixed(0);
-  if (ratio !== undefined) cols.push(`${pct(ratio).padStart(4)} % of baseline`);
-  if (range !== undefined) cols.push(`(rounds ${pct(range[0])}–${pct(range[1])} %)`);
-  return cols.join('  ');
+/** The columns of a Measurement in a report table. */
+export const MEASUREMENT_COLUMNS: Column[] = [
+  { key: 'opsPerSec', label: 'ops/s', digits: 0 },
+  { key: 'p50', label: 'p50 ns', digits: 0 },
+  { key: 'p99', label: 'p99 ns', digits: 0 },
+  { key: 'p999', label: 'p99.9 ns', digits: 0 },
+];
+
+function figuresOf(m: Measurement): Record<string, number> {
+  return { opsPerSec: m.opsPerSec, p50: m.p50, p99: m.p99, p999: m.p999 };
+}
+
+/** A report row of a candidate measured beside its baseline (sideBySide). */
+export function sideBySideRow(r: SideBySide): Row {
+  return {
+    name: r.candidate.name,
+    figures: figuresOf(r.candidate),
+    baseline: { name: r.baseline.name, figures: figuresOf(r.baseline) },
+    ratio: { column: 'opsPerSec', value: r.ratio, range: r.ratioRange },
+    timeline: r.candidate.timeline,
+    baselineTimeline: r.baseline.timeline,
+    percentiles: r.candidate.percentiles,
+    baselinePercentiles: r.baseline.percentiles,
+  };
 }
 
 /** The last result kept (exported so nothing treats the store as dead). */

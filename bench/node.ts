@@ -20,6 +20,44 @@ import { writerTotals } from '../cluster/vehicleShard.js';
 import { COLLECTIONS, ensureIndexes } from '../storage/schema.js';
 import { positionDocument } from '../storage/vehicleStore.js';
 import { SimTerminal, trackPoint } from './terminal.js';
+import {
+  percentileCurve,
+  type BenchContext,
+  type PercentilePoint,
+  type Row,
+  type TimePoint,
+} from './report.js';
+
+/**
+ * Samples a running count as a rate over time until stopped: at most ~200 points whatever the
+ * duration. `onTick` sees the seconds elapsed (for a progress bar).
+ */
+function rateTimeline(
+  count: () => number,
+  seconds: number,
+  onTick?: (elapsed: number) => void,
+): () => TimePoint[] {
+  const points: TimePoint[] = [];
+  const t0 = performance.now();
+  let last = { at: t0, n: count() };
+  const timer = setInterval(
+    () => {
+      const now = performance.now();
+      const n = count();
+      points.push({
+        atMs: (now + last.at) / 2 - t0,
+        perSec: ((n - last.n) / (now - last.at)) * 1000,
+      });
+      last = { at: now, n };
+      onTick?.((now - t0) / 1000);
+    },
+    Math.max(250, (seconds * 1000) / 200),
+  );
+  return () => {
+    clearInterval(timer);
+    return points;
+  };
+}
 
 export interface NodeBenchOptions {
   seconds: number;
@@ -51,6 +89,9 @@ interface ModeResult {
   persistLagMs: number;
   stored: number;
   acked: number;
+  /** Acknowledged reports per second over the run, and the ack latency curve (ms). */
+  timeline: TimePoint[];
+  percentiles: PercentilePoint[];
 }
 
 /**
@@ -70,6 +111,7 @@ async function rawInsertRate(
   await ensureIndexes(db);
   const col = db.collection(COLLECTIONS.positions);
   let n = 0;
+  const stopTimeline = rateTimeline(() => n, seconds);
   const end = Date.now() + seconds * 1000;
   const t0 = Date.now();
   const spread = Math.max(1, vehicles);
@@ -89,10 +131,12 @@ async function rawInsertRate(
     await col.insertMany(docs, { ordered: false });
   }
   const rate = n / ((Date.now() - t0) / 1000);
+  const timeline = stopTimeline();
   const cpu = process.cpuUsage(cpu0);
   const storeMs = storePids.length > 0 ? treeCpuMs(storePids) - store0 : undefined;
   await client.close();
   return {
+    timeline,
     docsPerSec: rate,
     clientCpuPerDocUs: ((cpu.user + cpu.system) / n) as number,
     storeCpuPerDocUs: storeMs === undefined ? undefined : (storeMs * 1000) / n,
@@ -101,6 +145,7 @@ async function rawInsertRate(
 
 interface RawRate {
   docsPerSec: number;
+  timeline: TimePoint[];
   /** This process's CPU (the driver building and sending the documents) per document, µs. */
   clientCpuPerDocUs: number;
   storeCpuPerDocUs: number | undefined;
@@ -119,6 +164,7 @@ async function runMode(
   mode: 'durable' | 'receive',
   o: NodeBenchOptions,
   storePids: readonly number[],
+  ctx: BenchContext,
 ): Promise<ModeResult> {
   const database = `fleetmesh_bench_${mode}`;
   await dropDatabase(uri, database);
@@ -166,6 +212,11 @@ async function runMode(
     50,
   );
   const t0 = performance.now();
+  const stopTimeline = rateTimeline(
+    () => acked,
+    o.seconds,
+    (elapsed) => ctx.progress(mode, elapsed, o.seconds),
+  );
   await Promise.all(
     terminals.map(async (t) => {
       let k = 0;
@@ -189,6 +240,7 @@ async function runMode(
   );
   const elapsed = (performance.now() - t0) / 1000;
   clearInterval(lagTimer);
+  const timeline = stopTimeline();
   // Durable: every acknowledged report is stored by now. Receive: the writes may still be going,
   // and their CPU belongs to these reports too.
   await node.flush();
@@ -211,6 +263,8 @@ async function runMode(
     persistLagMs: lag.getValueAtPercentile(99) / 1000,
     stored,
     acked,
+    timeline,
+    percentiles: percentileCurve(h, 1 / 1000),
   };
   h.destroy();
   lag.destroy();
@@ -496,7 +550,30 @@ async function churn(
   };
 }
 
-export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, unknown>> {
+/** Tables of the node suite, in the order they are handed to the reporter. */
+const MODE_COLUMNS = [
+  { key: 'reportsPerSec', label: 'reports/s', digits: 0 },
+  { key: 'ackP50Ms', label: 'ack p50 ms', digits: 1 },
+  { key: 'ackP99Ms', label: 'ack p99 ms', digits: 1 },
+  { key: 'ackP999Ms', label: 'ack p99.9 ms', digits: 1 },
+  { key: 'persistLagMs', label: 'persist lag p99 ms', digits: 1 },
+  { key: 'acked', label: 'acked', digits: 0 },
+  { key: 'stored', label: 'stored', digits: 0 },
+  { key: 'cpuPerReportUs', label: 'node CPU µs/report', digits: 1 },
+  { key: 'storeCpuPerReportUs', label: 'store CPU µs/report', digits: 1 },
+];
+
+/** Figures without the ones not measured (no store CPU with MONGODB_URI). */
+function defined(figures: Record<string, number | undefined>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(figures).filter((e): e is [string, number] => e[1] !== undefined),
+  );
+}
+
+export async function runNodeBench(
+  ctx: BenchContext,
+  o: NodeBenchOptions,
+): Promise<Record<string, unknown>> {
   const servers = await startLocalServers({
     external: {
       etcdEndpoints: ['http://unused:1'],
@@ -506,15 +583,10 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
   // The local store's processes (FerretDB, PostgreSQL and its backends); none for MONGODB_URI.
   const storePids = servers.processes.filter((p) => p.name !== 'etcd').map((p) => p.pid);
   try {
-    const step = (s: string): void => void process.stderr.write(`node bench: ${s}…\n`);
-    const f = (n: number | undefined): string =>
-      n === undefined ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: 1 });
-    const modeLine = (m: ModeResult, raw: RawRate): string =>
-      `  ${m.mode.padEnd(8)} ${f(m.reportsPerSec).padStart(9)} reports/s (${f((m.reportsPerSec / raw.docsPerSec) * 100)} % of raw)  ack p50 ${f(m.ackP50Ms)} ms  p99 ${f(m.ackP99Ms)} ms  p99.9 ${f(m.ackP999Ms)} ms  persist lag p99 ${f(m.persistLagMs)} ms  acked ${m.acked} stored ${m.stored}\n` +
-      `           CPU per report: node ${f(m.cpuPerReportUs)} µs (raw insert client ${f(raw.clientCpuPerDocUs)} µs/doc), store ${f(m.storeCpuPerReportUs)} µs (raw insert ${f(raw.storeCpuPerDocUs)} µs/doc)`;
-    console.log(
-      `node (${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${servers.storeBackend ? `local FerretDB on ${servers.storeBackend}` : 'MONGODB_URI'})`,
-    );
+    const step = (s: string): void => ctx.step(`${s}…`);
+    const database = servers.storeBackend
+      ? `local FerretDB on ${servers.storeBackend}`
+      : 'MONGODB_URI';
     let raw: RawRate | undefined;
     let durable: ModeResult | undefined;
     let receive: ModeResult | undefined;
@@ -522,27 +594,74 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
       const rawSeconds = Math.max(2, o.seconds / 2);
       step('raw insert baseline');
       const before = await rawInsertRate(servers.mongodbUri, rawSeconds, o.terminals, storePids);
-      console.log(
-        `  baseline: raw unordered insertMany of position documents (same indexes): ${f(before.docsPerSec)} docs/s, CPU per doc: client ${f(before.clientCpuPerDocUs)} µs, store ${f(before.storeCpuPerDocUs)} µs`,
-      );
       step('durable acknowledgements');
-      durable = await runMode(servers.mongodbUri, 'durable', o, storePids);
-      console.log(modeLine(durable, before));
+      durable = await runMode(servers.mongodbUri, 'durable', o, storePids, ctx);
       step('acknowledge on receive');
-      receive = await runMode(servers.mongodbUri, 'receive', o, storePids);
-      console.log(modeLine(receive, before));
+      receive = await runMode(servers.mongodbUri, 'receive', o, storePids, ctx);
       step('raw insert baseline again');
       const after = await rawInsertRate(servers.mongodbUri, rawSeconds, o.terminals, storePids);
       const mean = (a: number | undefined, b: number | undefined): number | undefined =>
         a === undefined || b === undefined ? undefined : (a + b) / 2;
-      raw = {
+      const r: RawRate = {
         docsPerSec: (before.docsPerSec + after.docsPerSec) / 2,
         clientCpuPerDocUs: (before.clientCpuPerDocUs + after.clientCpuPerDocUs) / 2,
         storeCpuPerDocUs: mean(before.storeCpuPerDocUs, after.storeCpuPerDocUs),
+        timeline: before.timeline,
       };
-      console.log(
-        `  baseline again: ${f(after.docsPerSec)} docs/s; against the mean ${f(raw.docsPerSec)}: durable ${f((durable.reportsPerSec / raw.docsPerSec) * 100)} %, receive ${f((receive.reportsPerSec / raw.docsPerSec) * 100)} %`,
-      );
+      raw = r;
+      const rawName = 'raw unordered insertMany of position documents, mean of before and after';
+      const modeRow = (m: ModeResult): Row => ({
+        name: m.mode,
+        figures: defined({
+          reportsPerSec: m.reportsPerSec,
+          ackP50Ms: m.ackP50Ms,
+          ackP99Ms: m.ackP99Ms,
+          ackP999Ms: m.ackP999Ms,
+          persistLagMs: m.persistLagMs,
+          acked: m.acked,
+          stored: m.stored,
+          cpuPerReportUs: m.cpuPerReportUs,
+          storeCpuPerReportUs: m.storeCpuPerReportUs,
+        }),
+        baseline: {
+          name: rawName,
+          figures: defined({
+            reportsPerSec: r.docsPerSec,
+            cpuPerReportUs: r.clientCpuPerDocUs,
+            storeCpuPerReportUs: r.storeCpuPerDocUs,
+          }),
+        },
+        ratio: { column: 'reportsPerSec', value: m.reportsPerSec / r.docsPerSec },
+        timeline: m.timeline,
+        baselineTimeline: r.timeline,
+        percentiles: m.percentiles,
+      });
+      ctx.table({
+        title: `node: ${o.terminals} terminals, window ${o.window}, ${o.seconds} s per mode; database: ${database}; baseline: the raw insert rate (CPU: the inserting client's and the store's per document)`,
+        columns: MODE_COLUMNS,
+        rows: [modeRow(durable), modeRow(receive)],
+        timelineUnit: 'reports/s acknowledged',
+        percentileUnit: 'ms report → ack',
+      });
+      const rawRow = (name: string, x: RawRate): Row => ({
+        name,
+        figures: defined({
+          docsPerSec: x.docsPerSec,
+          clientCpuPerDocUs: x.clientCpuPerDocUs,
+          storeCpuPerDocUs: x.storeCpuPerDocUs,
+        }),
+        timeline: x.timeline,
+      });
+      ctx.table({
+        title: `node: the baseline, raw unordered insertMany of 1000 position documents (same indexes), ${rawSeconds} s each`,
+        columns: [
+          { key: 'docsPerSec', label: 'docs/s', digits: 0 },
+          { key: 'clientCpuPerDocUs', label: 'client CPU µs/doc', digits: 1 },
+          { key: 'storeCpuPerDocUs', label: 'store CPU µs/doc', digits: 1 },
+        ],
+        rows: [rawRow('before the modes', before), rawRow('after the modes', after)],
+        timelineUnit: 'docs/s',
+      });
     }
     let activation: ActivationResult | undefined;
     if (o.activations > 0) {
@@ -556,28 +675,84 @@ export async function runNodeBench(o: NodeBenchOptions): Promise<Record<string, 
         o.workers,
       );
       const a = activation;
-      console.log(
-        `  activation burst: ${a.terminals} terminals registered + authenticated (fresh database) in ${f(a.registerMs)} ms; ` +
-          `idle ${a.idle.seconds} s (a heartbeat per terminal every ${a.idle.heartbeatMs / 1000} s): node ${f(a.idle.nodeCpuPercent)} % CPU, store ${f(a.idle.storeCpuPercent)} % of a core; ` +
-          `stop with ${a.terminals} changed vehicles ${f(a.stopMs)} ms; after a restart all authenticated in ${f(a.authenticateAfterRestartMs)} ms, stop ${f(a.stopAfterRestartMs)} ms`,
-      );
+      ctx.table({
+        title: `node: activation burst, ${a.terminals} terminals register and authenticate at once (fresh database), sit idle ${a.idle.seconds} s (a heartbeat each every ${a.idle.heartbeatMs / 1000} s), the node stops and starts again`,
+        columns: [
+          { key: 'registerMs', label: 'all online ms', digits: 0 },
+          { key: 'nodeCpuPercent', label: 'idle node CPU %', digits: 1 },
+          { key: 'storeCpuPercent', label: 'idle store CPU %', digits: 1 },
+          { key: 'stopMs', label: 'stop ms', digits: 0 },
+          { key: 'authenticateAfterRestartMs', label: 'online again ms', digits: 0 },
+          { key: 'stopAfterRestartMs', label: 'stop again ms', digits: 0 },
+        ],
+        rows: [
+          {
+            name: `${a.terminals} terminals`,
+            figures: defined({
+              registerMs: a.registerMs,
+              nodeCpuPercent: a.idle.nodeCpuPercent,
+              storeCpuPercent: a.idle.storeCpuPercent,
+              stopMs: a.stopMs,
+              authenticateAfterRestartMs: a.authenticateAfterRestartMs,
+              stopAfterRestartMs: a.stopAfterRestartMs,
+            }),
+          },
+        ],
+      });
     }
     let churned: ChurnResult | undefined;
     if (o.churn > 0) {
       step(`${o.churn} vehicles coming and going`);
       churned = await churn(servers.mongodbUri, o.churn, o.churnIdleMs, o.workers);
       const c = churned;
-      console.log(
-        `  churn: ${c.vehicles} distinct vehicles connect, register, report once and leave (waves of 10 000, ${f(c.seconds)} s), idle passivation ${c.idlePassivateMs} ms: actors in memory at most ${c.maxActive}, ${c.activeAtEnd} at the end (${c.passivations} passivations); node RSS ${c.rssMb.start} → max ${c.rssMb.max} → ${c.rssMb.end} MB, heap+external ${c.heapMb.start} → max ${c.heapMb.max} → ${c.heapMb.end} MB`,
-      );
+      ctx.table({
+        title: `node: churn, ${c.vehicles} distinct vehicles connect, register, report once and leave (waves of 10 000), idle passivation ${c.idlePassivateMs} ms; node memory MB`,
+        columns: [
+          { key: 'seconds', label: 's', digits: 1 },
+          { key: 'maxActive', label: 'actors max', digits: 0 },
+          { key: 'activeAtEnd', label: 'at end', digits: 0 },
+          { key: 'passivations', label: 'passivations', digits: 0 },
+          { key: 'rssStart', label: 'RSS start', digits: 1 },
+          { key: 'rssMax', label: 'RSS max', digits: 1 },
+          { key: 'rssEnd', label: 'RSS end', digits: 1 },
+          { key: 'heapStart', label: 'heap+ext start', digits: 1 },
+          { key: 'heapMax', label: 'heap+ext max', digits: 1 },
+          { key: 'heapEnd', label: 'heap+ext end', digits: 1 },
+        ],
+        rows: [
+          {
+            name: `${c.vehicles} vehicles`,
+            figures: {
+              seconds: c.seconds,
+              maxActive: c.maxActive,
+              activeAtEnd: c.activeAtEnd,
+              passivations: c.passivations,
+              rssStart: c.rssMb.start,
+              rssMax: c.rssMb.max,
+              rssEnd: c.rssMb.end,
+              heapStart: c.heapMb.start,
+              heapMax: c.heapMb.max,
+              heapEnd: c.heapMb.end,
+            },
+          },
+        ],
+      });
     }
     let memory: IdleMemory | undefined;
     if (o.idleTerminals > 0) {
       step(`${o.idleTerminals} idle terminals`);
+      // Handed over before the node stops: stopping saves every vehicle, which takes long.
       memory = await memoryPerIdleTerminal(servers.mongodbUri, o.idleTerminals, o.workers, (m) =>
-        console.log(
-          `  idle terminals: ${o.idleTerminals} (node side: main thread + workers, after GC): average ${f(m.bytesPerTerminal)} B RSS, ${f(m.heapPerTerminal)} B heap+external per terminal; marginal (second half) ${f(m.marginalBytesPerTerminal)} B RSS, ${f(m.marginalHeapPerTerminal)} B heap+external per terminal`,
-        ),
+        ctx.table({
+          title: `node: ${o.idleTerminals} idle terminals, node side (main thread + workers, after GC), bytes per terminal; marginal: what the second half added`,
+          columns: [
+            { key: 'bytesPerTerminal', label: 'RSS', digits: 0 },
+            { key: 'heapPerTerminal', label: 'heap+ext', digits: 0 },
+            { key: 'marginalBytesPerTerminal', label: 'marginal RSS', digits: 0 },
+            { key: 'marginalHeapPerTerminal', label: 'marginal heap+ext', digits: 0 },
+          ],
+          rows: [{ name: `${o.idleTerminals} terminals`, figures: { ...m } }],
+        }),
       );
     }
     return { raw, durable, receive, activation, churn: churned, memory };

@@ -3,7 +3,8 @@
 // vehicles that move and the spread of the load.
 //   npm run bench -- placement [--seconds S]
 import { Placement, SHARDS, slotKey } from '../cluster/placement.js';
-import { formatRow, sideBySide, type Operation } from './harness.js';
+import { MEASUREMENT_COLUMNS, sideBySide, sideBySideRow, type Operation } from './harness.js';
+import type { BenchContext, Row } from './report.js';
 
 const ids = Array.from({ length: 4096 }, (_, i) => String(13900000000 + i * 7919));
 
@@ -13,37 +14,46 @@ function fnvMod(s: string, n: number): number {
   return (h >>> 0) % n;
 }
 
-export interface PlacementBenchResult {
-  lookup: { opsPerSec: number; p50: number; p99: number; ratio: number };
-  joins: {
-    slots: number;
-    movedRendezvous: number;
-    movedModN: number;
-    maxOverMean: number;
-    /** The same with the 4 096 shards used before (the baseline for the shard count). */
-    maxOverMean4096: number;
-    buildMs: number;
-  }[];
+export interface PlacementBenchOptions {
+  seconds: number;
+  /** Vehicles placed before and after each join. */
+  vehicles: number;
+  /** Slot counts a slot joins. */
+  slotCounts: number[];
 }
 
-export function runPlacementBench(seconds = 2): PlacementBenchResult {
+export function runPlacementBench(
+  ctx: BenchContext,
+  o: PlacementBenchOptions = {
+    seconds: 2,
+    vehicles: 200_000,
+    slotCounts: [2, 8, 16, 64, 128, 256],
+  },
+): void {
   const placement = new Placement(Array.from({ length: 16 }, (_, i) => `node-${i}`));
   const baseline: Operation = {
-    name: 'baseline: FNV-1a mod 16',
+    name: 'FNV-1a mod 16',
     run: (i) => fnvMod(ids[i & 4095]!, 16),
   };
   const op: Operation = {
     name: 'placement: shard + rendezvous owner (16 slots)',
     run: (i) => placement.ownerOf(ids[i & 4095]!),
   };
-  const r = sideBySide(op, baseline, 7, (seconds * 1000) / 7);
-  console.log('placement (one core; ratio: median of paired rounds against hash-mod-N)');
-  console.log(formatRow(r.baseline));
-  console.log(formatRow(r.candidate, r.ratio, r.ratioRange));
+  const steps = 7 + o.slotCounts.length;
+  const r = sideBySide(op, baseline, 7, (o.seconds * 1000) / 7, (done) =>
+    ctx.progress('lookups', done, steps),
+  );
+  ctx.table({
+    title: 'placement: lookups on one core (ratio: median of paired rounds against hash-mod-N)',
+    columns: MEASUREMENT_COLUMNS,
+    rows: [sideBySideRow(r)],
+    timelineUnit: 'lookups/s',
+    percentileUnit: 'ns/lookup',
+  });
 
-  const vehicles = Array.from({ length: 200_000 }, (_, i) => String(13000000000 + i * 104729));
-  const joins: PlacementBenchResult['joins'] = [];
-  for (const n of [2, 8, 16, 64, 128, 256]) {
+  const vehicles = Array.from({ length: o.vehicles }, (_, i) => String(13000000000 + i * 104729));
+  const rows: Row[] = [];
+  o.slotCounts.forEach((n, k) => {
     // Slots as a cluster names them: 8 workers per node.
     const keys = Array.from({ length: n }, (_, i) => slotKey(`node-${i >> 3}`, i & 7));
     const t0 = performance.now();
@@ -58,28 +68,33 @@ export function runPlacementBench(seconds = 2): PlacementBenchResult {
       if (fnvMod(v, n) !== fnvMod(v, n + 1)) movedModN++;
     }
     const load = after.load();
-    const maxOverMean = Math.max(...load) / (SHARDS / (n + 1));
-    const maxOverMean4096 = Math.max(...old) / (4096 / (n + 1));
-    joins.push({
-      slots: n,
-      movedRendezvous: movedRendezvous / vehicles.length,
-      movedModN: movedModN / vehicles.length,
-      maxOverMean,
-      maxOverMean4096,
-      buildMs,
+    rows.push({
+      name: `${n} → ${n + 1} slots`,
+      figures: {
+        moved: (movedRendezvous / vehicles.length) * 100,
+        ideal: (1 / (n + 1)) * 100,
+        maxOverMean: Math.max(...load) / (SHARDS / (n + 1)),
+        buildMs,
+      },
+      // Before: hash-mod-N placement and 4 096 shards.
+      baseline: {
+        name: 'mod-N moves; 4 096 shards',
+        figures: {
+          moved: (movedModN / vehicles.length) * 100,
+          maxOverMean: Math.max(...old) / (4096 / (n + 1)),
+        },
+      },
     });
-    const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
-    console.log(
-      `${n} → ${n + 1} slots: rendezvous moves ${pct(movedRendezvous / vehicles.length)} of 200 000 vehicles (ideal ${pct(1 / (n + 1))}), mod-N ${pct(movedModN / vehicles.length)}; busiest slot ${maxOverMean.toFixed(3)} × the mean with ${SHARDS} shards (${maxOverMean4096.toFixed(3)} with 4096); placement built in ${buildMs.toFixed(1)} ms`,
-    );
-  }
-  return {
-    lookup: {
-      opsPerSec: r.candidate.opsPerSec,
-      p50: r.candidate.p50,
-      p99: r.candidate.p99,
-      ratio: r.ratio,
-    },
-    joins,
-  };
+    ctx.progress('joins', 7 + k + 1, steps);
+  });
+  ctx.table({
+    title: `placement: a slot joins — share of ${vehicles.length} vehicles moved, the busiest slot against the mean (${SHARDS} shards), time to build`,
+    columns: [
+      { key: 'moved', label: 'moved %', digits: 1 },
+      { key: 'ideal', label: 'ideal %', digits: 1 },
+      { key: 'maxOverMean', label: 'busiest ÷ mean', digits: 3 },
+      { key: 'buildMs', label: 'build ms', digits: 1 },
+    ],
+    rows,
+  });
 }

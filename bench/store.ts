@@ -11,6 +11,7 @@ import hdr from 'hdr-histogram-js';
 import { MongoClient, type Collection, type Document } from 'mongodb';
 import { projectRoot, startLocalStore, type LocalStore } from '../cluster/localStore.js';
 import type { StoreBackend } from '../cluster/serverConfig.js';
+import { percentileCurve, type BenchContext, type PercentilePoint, type Row } from './report.js';
 
 export interface StoreBenchOptions {
   documents: number;
@@ -29,6 +30,8 @@ export interface StoreRow {
   p99Ms: number;
   maxMs: number;
   errors: number;
+  /** hdr percentile curve of one operation's latency, ms. */
+  percentiles: PercentilePoint[];
 }
 
 function vehicleDoc(i: number): Document {
@@ -96,7 +99,7 @@ async function timed(
     }),
   );
   const ms = performance.now() - t0;
-  return {
+  const row: StoreRow = {
     store,
     workload,
     ops,
@@ -105,10 +108,18 @@ async function timed(
     p99Ms: h.getValueAtPercentile(99) / 1000,
     maxMs: h.maxValue / 1000,
     errors,
+    percentiles: percentileCurve(h, 1 / 1000),
   };
+  h.destroy();
+  return row;
 }
 
-async function measureStore(store: string, uri: string, n: number): Promise<StoreRow[]> {
+async function measureStore(
+  store: string,
+  uri: string,
+  n: number,
+  onWorkload: () => void,
+): Promise<StoreRow[]> {
   const client = new MongoClient(uri, { maxPoolSize: 64 });
   await client.connect();
   const db = client.db(`bench_store_${Date.now()}`);
@@ -116,9 +127,13 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
   const ids = (from: number, count: number): string[] =>
     Array.from({ length: Math.min(count, n - from) }, (_, k) => `v${from + k}`);
   const rows: StoreRow[] = [];
+  const add = (r: StoreRow): void => {
+    rows.push(r);
+    onWorkload();
+  };
   try {
     const batch = 1000;
-    rows.push(
+    add(
       await timed(
         store,
         `insert, bulk of ${batch}`,
@@ -134,14 +149,14 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
     );
     const reads = Math.min(n, 2000);
     for (const c of [1, 8, 64]) {
-      rows.push(
+      add(
         await timed(store, `findOne by _id, ${c} at once`, reads, c, (i) =>
           col.findOne({ _id: `v${(i * 7919) % n}` } as Document),
         ),
       );
     }
     const inBatch = 256;
-    rows.push(
+    add(
       await timed(
         store,
         `find $in of ${inBatch} ids`,
@@ -153,7 +168,7 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
     );
     const updates = Math.min(n, 500);
     const bulk = 32;
-    rows.push(
+    add(
       await timed(
         store,
         `$set, bulk of ${bulk}`,
@@ -173,7 +188,7 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
       ),
     );
     for (const c of [1, 8]) {
-      rows.push(
+      add(
         await timed(store, `updateOne $set, ${c} at once`, updates, c, (i) =>
           col.updateOne({ _id: `v${(i * 7919) % n}` } as Document, {
             $set: { online: true, lastSeen: Date.now() },
@@ -188,8 +203,14 @@ async function measureStore(store: string, uri: string, n: number): Promise<Stor
   return rows;
 }
 
-export async function runStoreBench(o: StoreBenchOptions): Promise<StoreRow[]> {
+/** Workloads measured per store (for the progress bar). */
+const WORKLOADS = 7;
+
+export async function runStoreBench(ctx: BenchContext, o: StoreBenchOptions): Promise<void> {
   const rows: StoreRow[] = [];
+  const total = (o.localStores.length + Object.keys(o.stores).length) * WORKLOADS;
+  let done = 0;
+  const onWorkload = (): void => ctx.progress('workloads', ++done, total);
   for (const backend of o.localStores) {
     const dir = join(
       projectRoot,
@@ -199,40 +220,49 @@ export async function runStoreBench(o: StoreBenchOptions): Promise<StoreRow[]> {
     );
     let local: LocalStore | undefined;
     try {
+      ctx.step(`starting the local store on ${backend}`);
       local = await startLocalStore({ dataDir: dir, logDir: join(dir, 'logs'), backend });
-      rows.push(...(await measureStore(backend, local.uri, o.documents)));
+      rows.push(...(await measureStore(backend, local.uri, o.documents, onWorkload)));
     } finally {
       await local?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   }
   for (const [name, uri] of Object.entries(o.stores))
-    rows.push(...(await measureStore(name, uri, o.documents)));
+    rows.push(...(await measureStore(name, uri, o.documents, onWorkload)));
   const baseline = rows[0]?.store ?? '';
   const base = new Map(rows.filter((r) => r.store === baseline).map((r) => [r.workload, r]));
-  console.log(`\nstore suite: ${o.documents} vehicle documents in the collection`);
-  console.log(
-    'store'.padEnd(12) +
-      'workload'.padEnd(32) +
-      'docs/s'.padStart(10) +
-      'p50 ms'.padStart(10) +
-      'p99 ms'.padStart(10) +
-      'max ms'.padStart(10) +
-      'errors'.padStart(8) +
-      `  × ${baseline}`,
-  );
-  for (const r of rows) {
-    const b = base.get(r.workload);
-    console.log(
-      r.store.padEnd(12) +
-        r.workload.padEnd(32) +
-        r.perSecond.toFixed(0).padStart(10) +
-        r.p50Ms.toFixed(2).padStart(10) +
-        r.p99Ms.toFixed(2).padStart(10) +
-        r.maxMs.toFixed(1).padStart(10) +
-        String(r.errors).padStart(8) +
-        (b ? `  ${(r.perSecond / b.perSecond).toFixed(2)}` : ''),
-    );
-  }
-  return rows;
+  const figures = (r: StoreRow): Record<string, number> => ({
+    perSecond: r.perSecond,
+    p50Ms: r.p50Ms,
+    p99Ms: r.p99Ms,
+    maxMs: r.maxMs,
+    errors: r.errors,
+  });
+  ctx.table({
+    title: `store: ${o.documents} vehicle documents in the collection; baseline: ${baseline}, the same workload`,
+    columns: [
+      { key: 'perSecond', label: 'docs/s', digits: 0 },
+      { key: 'p50Ms', label: 'p50 ms', digits: 2 },
+      { key: 'p99Ms', label: 'p99 ms', digits: 2 },
+      { key: 'maxMs', label: 'max ms', digits: 1 },
+      { key: 'errors', label: 'errors', digits: 0 },
+    ],
+    rows: rows.map((r): Row => {
+      const b = r.store === baseline ? undefined : base.get(r.workload);
+      return {
+        name: `${r.store}: ${r.workload}`,
+        figures: figures(r),
+        percentiles: r.percentiles,
+        ...(b
+          ? {
+              baseline: { name: `${b.store}: ${b.workload}`, figures: figures(b) },
+              ratio: { column: 'perSecond', value: r.perSecond / b.perSecond },
+              baselinePercentiles: b.percentiles,
+            }
+          : {}),
+      };
+    }),
+    percentileUnit: 'ms per operation',
+  });
 }
