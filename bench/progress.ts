@@ -23,11 +23,13 @@ export class ProgressBar {
     const fraction = Math.min(1, Math.max(0, done / total));
     if (fraction < 1 && now - this.lastDraw < this.everyMs) return;
     this.lastDraw = now;
-    const width = Math.max(10, Math.min(40, (this.stream.columns ?? 80) - label.length - 12));
+    // A terminal of unknown width (0 under some wrappers) is taken as 80 columns.
+    const columns = this.stream.columns || 80;
+    const width = Math.max(10, Math.min(40, columns - label.length - 12));
     const filled = Math.round(fraction * width);
     const line = `${label} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)} %`;
     // \r back to the line's start, \x1b[K clears what a longer line left.
-    this.stream.write(`\r${line.slice(0, (this.stream.columns ?? 80) - 1)}\x1b[K`);
+    this.stream.write(`\r${line.slice(0, columns - 1)}\x1b[K`);
     this.shown = true;
   }
 

@@ -28,6 +28,12 @@ describe('bench progress bar', () => {
     assert.equal(s.written.length, 3, 'nothing to clear twice');
   });
 
+  it('a terminal of unknown width (0 columns) gets the whole line', () => {
+    const s = { ...stream(), columns: 0 };
+    new ProgressBar(s, true, 0).update('node', 1, 2);
+    assert.ok(s.written[0]!.endsWith(' 50 %\x1b[K'), JSON.stringify(s.written[0]));
+  });
+
   it('draws nothing when not on a terminal', () => {
     const s = stream();
     const bar = new ProgressBar(s, false);
