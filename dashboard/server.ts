@@ -3,7 +3,7 @@
 // bundle built at setup (.fleetmesh/dashboard, by dashboard/build.mjs). Pages and their JSON:
 //   GET  /api/cluster                 members (nodes holding sessions) and their load over time
 //   GET  /api/vehicles?q=&limit=      online vehicles, searched by id or node
-//   GET  /api/vehicles/ID?hours=H     state, open alarms, recent track, recent commands
+//   GET  /api/vehicles/ID?hours=H     state, open alarms, track of its last H hours, commands
 //   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm)
 //   POST /api/vehicles/ID/commands    {kind:'text',text,flag} | {kind:'location'}: SendCommand
 //   GET  /api/events[?vehicle=ID]     server-sent events: position, alarm, online, command
@@ -15,7 +15,7 @@ import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetSnapshot } from './fleetSnapshot.js';
 import { LiveFeed } from './liveFeed.js';
-import { RecentCommands, RecentTracks, type TrackLimits } from './recent.js';
+import { RecentCommands, RecentTracks, type TrackLimits, type TrackPoint } from './recent.js';
 import { NotAuthenticated, SESSION_COOKIE, Sessions } from './sessions.js';
 import { SseChannel } from './sse.js';
 import { grpc, grpcCode, VehicleClient, type OperatorCommand } from './vehicleClient.js';
@@ -62,6 +62,8 @@ class HttpError extends Error {
 const VEHICLE_ID = /^\d{1,20}$/;
 const MAX_BODY = 16 * 1024;
 const WAIT_FOR_ANSWER_MS = 10_000;
+/** Track points a page gets at most (the stored track is downsampled to fit). */
+const MAX_TRACK_POINTS = 2000;
 const STATIC: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
@@ -158,12 +160,18 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       if (m[2] === undefined && method === 'GET') {
         const hours = intParam(url, 'hours', 3, 1, 6);
         const vehicle = await client.getVehicle(token, vehicleId);
-        const all = tracks.track(vehicleId);
-        const newest = all[all.length - 1]?.t ?? 0;
+        // The last hours of its reports: up to its newest position's time (a terminal's clock
+        // may be off, and a parked vehicle's last hours of driving are what an operator wants).
+        const seen = tracks.track(vehicleId);
+        const toMs =
+          Math.max(vehicle.lastPosition?.timeUnixMs ?? 0, seen[seen.length - 1]?.t ?? 0) + 1;
+        const fromMs = toMs - hours * 3600_000;
+        const { points, source } = await trackOf(token, vehicleId, fromMs, toMs);
         return {
           vehicle,
-          track: all.filter((p) => p.t >= newest - hours * 3600_000),
+          track: points,
           trackHours: hours,
+          trackSource: source,
           commands: commands.of(vehicleId),
         };
       }
@@ -187,6 +195,31 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       }
     }
     throw new HttpError(404, `no ${method} ${path}`);
+  }
+
+  /**
+   * The track in [fromMs, toMs): the stored one (HistoryService), with the points the live feed
+   * brought since (not stored yet when the page asks), or only those when the node has no
+   * history service.
+   */
+  async function trackOf(
+    token: string,
+    vehicleId: string,
+    fromMs: number,
+    toMs: number,
+  ): Promise<{ points: TrackPoint[]; source: 'store' | 'live feed' }> {
+    const seen = tracks.track(vehicleId, fromMs).filter((p) => p.t < toMs);
+    let stored: TrackPoint[];
+    try {
+      stored = (await client.storedTrack(token, vehicleId, fromMs, toMs, MAX_TRACK_POINTS)).map(
+        (p) => ({ t: p.timeUnixMs, lat: p.latitude, lon: p.longitude, speed: p.speedKmh }),
+      );
+    } catch (err) {
+      if (grpcCode(err) !== grpc.status.UNIMPLEMENTED) throw err;
+      return { points: seen.slice(-MAX_TRACK_POINTS), source: 'live feed' };
+    }
+    const last = stored[stored.length - 1]?.t ?? -Infinity;
+    return { points: [...stored, ...seen.filter((p) => p.t > last)], source: 'store' };
   }
 
   async function events(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {

@@ -1,5 +1,6 @@
-// The dashboard's only way into the cluster: a client of the public fleetmesh.v1.VehicleService
-// (proto/fleetmesh/v1/vehicle.proto) over @grpc/grpc-js, with a bearer token per call. The
+// The dashboard's only way into the cluster: clients of the public fleetmesh.v1.VehicleService
+// (proto/fleetmesh/v1/vehicle.proto) and, for stored tracks, fleetmesh.v1.HistoryService
+// (history.proto), over @grpc/grpc-js, with a bearer token per call. The
 // message shapes below are the proto's, as proto-loader gives them with the options used here
 // (camelCase, int64 as numbers, enums by name, defaults filled in).
 import * as grpc from '@grpc/grpc-js';
@@ -8,14 +9,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // This runs compiled, from dist/dashboard/: the repository's proto/ is two levels up.
-const PROTO = join(
+const PROTO_DIR = join(
   dirname(fileURLToPath(import.meta.url)),
   '..',
   '..',
   'proto',
   'fleetmesh',
   'v1',
-  'vehicle.proto',
 );
 
 const LOADER_OPTIONS: protoLoader.Options = {
@@ -103,6 +103,15 @@ export interface CommandStatus {
 /** The two commands an operator sends from the dashboard. */
 export type OperatorCommand = { kind: 'text'; text: string; flag: number } | { kind: 'location' };
 
+/** A point of HistoryService.GetTrack with the fields the dashboard asks for. */
+export interface StoredPoint {
+  timeUnixMs: number;
+  latitude: number;
+  longitude: number;
+  speedKmh: number;
+  blindArea: boolean;
+}
+
 export type EventKind = 'POSITION' | 'ALARM' | 'ONLINE' | 'COMMAND' | 'EVENTS_DROPPED';
 
 export interface VehicleEvent {
@@ -124,25 +133,70 @@ type StreamMethod = (req: object, md: grpc.Metadata) => grpc.ClientReadableStrea
 /** Wraps VehicleService; every call takes the bearer token it acts with. */
 export class VehicleClient {
   private readonly client: grpc.Client;
+  private readonly history: grpc.Client;
 
   constructor(readonly address: string) {
-    const def = protoLoader.loadSync(PROTO, LOADER_OPTIONS);
-    const Service = (
+    const def = protoLoader.loadSync(
+      [join(PROTO_DIR, 'vehicle.proto'), join(PROTO_DIR, 'history.proto')],
+      LOADER_OPTIONS,
+    );
+    const v1 = (
       grpc.loadPackageDefinition(def) as unknown as {
-        fleetmesh: { v1: { VehicleService: grpc.ServiceClientConstructor } };
+        fleetmesh: {
+          v1: Record<'VehicleService' | 'HistoryService', grpc.ServiceClientConstructor>;
+        };
       }
-    ).fleetmesh.v1.VehicleService;
-    this.client = new Service(address, grpc.credentials.createInsecure());
+    ).fleetmesh.v1;
+    this.client = new v1.VehicleService(address, grpc.credentials.createInsecure());
+    // The same channel options and address make grpc-js share one connection between the two.
+    this.history = new v1.HistoryService(address, grpc.credentials.createInsecure());
   }
 
-  private unary<T>(method: string, token: string, req: object, timeoutMs = 10_000): Promise<T> {
-    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method];
-    if (!fn) throw new Error(`VehicleService has no ${method}`);
+  private unary<T>(
+    method: string,
+    token: string,
+    req: object,
+    timeoutMs = 10_000,
+    client = this.client,
+  ): Promise<T> {
+    const fn = (client as unknown as Record<string, UnaryMethod>)[method];
+    if (!fn) throw new Error(`no gRPC method ${method}`);
     return new Promise((resolve, reject) =>
-      fn.call(this.client, req, bearer(token), { deadline: Date.now() + timeoutMs }, (err, res) =>
+      fn.call(client, req, bearer(token), { deadline: Date.now() + timeoutMs }, (err, res) =>
         err ? reject(err) : resolve(res as T),
       ),
     );
+  }
+
+  /**
+   * The stored track in [fromMs, toMs): latitude, longitude and speed, one point per time bucket
+   * so that at most `maxPoints` come back in one page whatever the vehicle's report rate.
+   */
+  async storedTrack(
+    token: string,
+    vehicleId: string,
+    fromMs: number,
+    toMs: number,
+    maxPoints: number,
+  ): Promise<StoredPoint[]> {
+    const bucketMs = Math.max(1000, Math.ceil((toMs - fromMs) / maxPoints));
+    const page = await this.unary<{ points: StoredPoint[] }>(
+      'getTrack',
+      token,
+      {
+        vehicleId,
+        fromUnixMs: fromMs,
+        toUnixMs: toMs,
+        fields: ['latitude', 'longitude', 'speed'],
+        downsampling: 'DOWNSAMPLING_TIME_BUCKET',
+        bucketMs,
+        // A bucket boundary may let one more point in.
+        pageSize: maxPoints + 1,
+      },
+      10_000,
+      this.history,
+    );
+    return page.points;
   }
 
   getVehicle(token: string, vehicleId: string): Promise<Vehicle> {
@@ -192,6 +246,7 @@ export class VehicleClient {
 
   close(): void {
     this.client.close();
+    this.history.close();
   }
 }
 

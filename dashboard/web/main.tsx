@@ -353,8 +353,8 @@ function VehiclePage({ id }: { id: string }) {
       <section class="card track-card">
         <h2>
           Track{' '}
-          <small>
-            last {detail.trackHours} h seen by this dashboard: {span}
+          <small class="track-source" data-source={detail.trackSource}>
+            last {detail.trackHours} h of reports ({detail.trackSource}): {span}
           </small>
         </h2>
         <TrackPlane points={track} />

@@ -67,6 +67,8 @@ export interface VehicleDetail {
   vehicle: Vehicle;
   track: TrackPoint[];
   trackHours: number;
+  /** Where the track comes from: the node's stored history, or only what the feed brought. */
+  trackSource: 'store' | 'live feed';
   commands: CommandEntry[];
 }
 

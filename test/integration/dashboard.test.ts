@@ -146,6 +146,7 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     }
     await page.click(`.vehicle-row[data-vehicle="${OURS}"] a`);
     await page.waitForSelector(`.vehicle[data-vehicle="${OURS}"]`);
+    await page.waitForSelector('.track-source[data-source="store"]');
     const canvas = page.locator('canvas.track');
     assert.equal(await canvas.getAttribute('data-points'), '6');
     assert.ok(Number(await canvas.getAttribute('data-grid-m')) > 0, 'a grid at a round distance');
@@ -214,6 +215,30 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
       body: '{',
     });
     assert.equal(notJson.status, 400);
+  });
+
+  it('a vehicle’s track comes from the stored history: a dashboard started after the reports shows it', async () => {
+    const fresh = await startDashboard({
+      grpcAddress: `127.0.0.1:${api.port}`,
+      token: TOKEN,
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      const res = await fetch(new URL(`/api/vehicles/${OURS}`, fresh.url), {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { track: { t: number }[]; trackSource: string };
+      assert.equal(body.trackSource, 'store');
+      // The seven reports and the location query's answer (trackPoint(8)), stored as a point.
+      assert.deepEqual(
+        body.track.map((p) => p.t),
+        [1, 2, 3, 4, 5, 6, 7, 8].map((step) => trackPoint(step).time),
+      );
+    } finally {
+      await fresh.stop();
+    }
   });
 
   it('the page threw no error meanwhile', () => {
