@@ -318,7 +318,7 @@ function VehiclePage({ id }: { id: string }) {
   const p = v.lastPosition;
   const span =
     track.length > 1
-      ? `${track.length} points over ${((track[track.length - 1]!.t - track[0]!.t) / 60_000).toFixed(0)} min`
+      ? `${track.length} points over ${duration(track[track.length - 1]!.t - track[0]!.t)}`
       : `${track.length} point(s)`;
   return (
     <div class="grid vehicle" data-vehicle={v.vehicleId}>
@@ -402,6 +402,12 @@ function VehiclePage({ id }: { id: string }) {
       <LiveLog vehicle={id} />
     </div>
   );
+}
+
+function duration(ms: number): string {
+  if (ms < 120_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 7_200_000) return `${Math.round(ms / 60_000)} min`;
+  return `${(ms / 3_600_000).toFixed(1)} h`;
 }
 
 function pathLength(track: TrackPoint[]): number {

@@ -1,7 +1,7 @@
 // A vehicle's track drawn on a plane, no map tiles: coordinates are projected to metres around
 // the track's centre (equirectangular, exact enough over a few tens of km), with a grid at a
 // round distance, a scale bar and north up. The newest point is the live position.
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { TrackPoint } from './types.js';
 
 const M_PER_DEG_LAT = 110_574;
@@ -25,8 +25,19 @@ interface Props {
   height?: number;
 }
 
-export function TrackPlane({ points, width = 640, height = 420 }: Props) {
+export function TrackPlane({ points, width: most = 640, height = 420 }: Props) {
   const canvas = useRef<HTMLCanvasElement>(null);
+  // As wide as its card allows (up to `most`): drawn at the size shown, never stretched.
+  const [width, setWidth] = useState(most);
+  useEffect(() => {
+    const box = canvas.current?.parentElement;
+    if (!box) return;
+    const fit = (): void => setWidth(Math.max(200, Math.min(most, box.clientWidth - 32)));
+    fit();
+    const watch = new ResizeObserver(fit);
+    watch.observe(box);
+    return () => watch.disconnect();
+  }, [most]);
   useEffect(() => {
     const c = canvas.current;
     if (c) draw(c, points, width, height);
@@ -74,7 +85,7 @@ function draw(c: HTMLCanvasElement, points: TrackPoint[], width: number, height:
   const px = (x: number): number => width / 2 + (x - cx) * scale;
   const py = (y: number): number => height / 2 - (y - cy) * scale;
 
-  // Grid at a round distance, labelled in metres from the track's centre.
+  // Grid at a round distance, labelled by distance and side from the track's centre.
   const step = gridStep(Math.max(width, height) / scale, 8);
   c.dataset.gridM = String(step);
   g.strokeStyle = '#e2e2dc';
@@ -87,14 +98,18 @@ function draw(c: HTMLCanvasElement, points: TrackPoint[], width: number, height:
     g.moveTo(px(x), 0);
     g.lineTo(px(x), height);
     g.stroke();
-    g.fillText(distance(Math.abs(x)), px(x) + 2, height - 4);
+    g.fillText(
+      `${distance(Math.abs(x))}${x < 0 ? ' W' : x > 0 ? ' E' : ''}`,
+      px(x) + 2,
+      height - 4,
+    );
   }
   for (let y = Math.ceil(y0 / step) * step; y < y0 + height / scale; y += step) {
     g.beginPath();
     g.moveTo(0, py(y));
     g.lineTo(width, py(y));
     g.stroke();
-    g.fillText(distance(Math.abs(y)), 2, py(y) - 2);
+    g.fillText(`${distance(Math.abs(y))}${y < 0 ? ' S' : y > 0 ? ' N' : ''}`, 2, py(y) - 2);
   }
 
   // The track, oldest to newest.
