@@ -203,16 +203,29 @@ function describe(kind: string, d: LiveEvent): string {
 }
 
 function LiveLog({ vehicle }: { vehicle?: string }) {
-  const [lines, setLines] = useState<{ n: number; text: string; cls: string }[]>([]);
+  type Line = { n: number; text: string; cls: string };
+  const [lines, setLines] = useState<Line[]>([]);
   const seq = useRef(0);
+  // A whole fleet's feed is many events a second: they are shown a few times a second, the
+  // newest LIVE_LINES only, instead of one render per event.
+  const fresh = useRef<Line[]>([]);
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (fresh.current.length === 0) return;
+      const add = fresh.current.reverse();
+      fresh.current = [];
+      setLines((old) => [...add, ...old].slice(0, LIVE_LINES));
+    }, 250);
+    return () => clearInterval(timer);
+  }, []);
   const open = useLive(vehicle, (kind, data) => {
     if (kind === 'ready') return;
     const text =
       kind === 'dropped'
         ? `${(data as { count: number }).count} events dropped: this browser fell behind`
         : `${time((data as LiveEvent).atUnixMs)} ${(data as LiveEvent).vehicleId} ${kind} ${describe(kind, data as LiveEvent)}`;
-    const line = { n: seq.current++, text, cls: kind };
-    setLines((old) => [line, ...old].slice(0, LIVE_LINES));
+    fresh.current.push({ n: seq.current++, text, cls: kind });
+    if (fresh.current.length > LIVE_LINES) fresh.current.shift();
   });
   return (
     <section class="card live">
@@ -252,9 +265,10 @@ function VehiclePage({ id }: { id: string }) {
   const [commands, setCommands] = useState<CommandEntry[]>([]);
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
+  const [hours, setHours] = useState(3);
   const load = useCallback(async () => {
     try {
-      const d = await api<VehicleDetail>(`/api/vehicles/${id}`);
+      const d = await api<VehicleDetail>(`/api/vehicles/${id}?hours=${hours}`);
       setDetail(d);
       setTrack(d.track);
       setCommands(d.commands);
@@ -262,7 +276,7 @@ function VehiclePage({ id }: { id: string }) {
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
     }
-  }, [id]);
+  }, [id, hours]);
   useEffect(() => void load(), [load]);
   useLive(id, (kind, data) => {
     const e = data as LiveEvent;
@@ -354,7 +368,19 @@ function VehiclePage({ id }: { id: string }) {
         <h2>
           Track{' '}
           <small class="track-source" data-source={detail.trackSource}>
-            last {detail.trackHours} h of reports ({detail.trackSource}): {span}
+            last{' '}
+            <select
+              name="hours"
+              value={hours}
+              onChange={(e) => setHours(Number((e.target as HTMLSelectElement).value))}
+            >
+              {[1, 3, 6].map((h) => (
+                <option value={h} key={h}>
+                  {h} h
+                </option>
+              ))}
+            </select>{' '}
+            of reports ({detail.trackSource}): {span}
           </small>
         </h2>
         <TrackPlane points={track} />

@@ -129,6 +129,8 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
       await page.waitForSelector(`.vehicle-row[data-vehicle="1360000000${i}"]`);
     }
     await page.waitForSelector(`.vehicle-row[data-vehicle="${OURS}"]`);
+    // The live feed: the simulated terminals' positions as they arrive.
+    await page.waitForSelector('.live li.live-position:has-text("13600000")');
     const member = page.locator(`.member[data-node="${node.node}"] td`).nth(1);
     await eventually(async () => Number(await member.textContent()) === 6, 'the member counting 6');
     await page.fill('input[name=search]', '1390');
