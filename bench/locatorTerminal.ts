@@ -42,6 +42,7 @@ export async function followLocator(o: FollowOptions): Promise<Redirect> {
   let serial: number;
   try {
     const command = at.waitFor((f) => f.message?.type === 'TerminalControl');
+    command.catch(() => undefined); // awaited below unless registering fails first
     if (o.authCode === undefined) {
       const reg = await at.register();
       if (reg !== 0) throw new Error(`registration at the locator answered ${reg}`);
@@ -80,15 +81,22 @@ export async function followLocator(o: FollowOptions): Promise<Redirect> {
     timeoutMs: o.timeoutMs ?? 10_000,
   });
   await t.connect();
+  try {
+    return { target, terminal: await onNode(t, target), redirectMs };
+  } catch (err) {
+    t.close();
+    throw err;
+  }
+}
+
+/** Authenticates on the node with the 0x8105's code, or registers there first. */
+async function onNode(t: SimTerminal, target: ConnectToServer): Promise<SimTerminal> {
   let ok = target.authCode !== undefined && (await t.authenticate(target.authCode)) === 0;
   if (!ok) {
     const reg = await t.register();
     if (reg !== 0) throw new Error(`registration at the node answered ${reg}`);
     ok = (await t.authenticate()) === 0;
   }
-  if (!ok) {
-    t.close();
-    throw new Error('authentication at the node failed');
-  }
-  return { target, terminal: t, redirectMs };
+  if (!ok) throw new Error('authentication at the node failed');
+  return t;
 }

@@ -64,6 +64,11 @@ export interface LocatorOptions {
   maxGarbageBytes?: number;
   /** Bytes written that the terminal has not read; past this it is closed. */
   maxWriteBufferBytes?: number;
+  /**
+   * false: choose from the last reports alone, without counting our own assignments (only to
+   * measure the herd it prevents; `npm run bench -- locator`). Default true.
+   */
+  antiHerding?: boolean;
   random?: () => number;
   now?: () => number;
   /** Told where a connection or frame is refused or closed (the points counted in `stats`). */
@@ -167,7 +172,9 @@ export class Locator {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
     this.server = createServer((socket) => this.accept(socket));
-    // A new report of a node takes in the assignments made before it.
+    // A new report of a node takes in the assignments made before it was sampled: its
+    // reportedAt (the node's clock), or its arrival if that clock is ahead of ours. (Arrival
+    // alone undercounts when a busy node's report takes long to reach us.)
     const seen = (members: Member[]): void => {
       const at = this.now();
       const names = new Set<string>();
@@ -175,7 +182,7 @@ export class Locator {
         names.add(m.node);
         if (this.lastReport.get(m.node) !== m.reportedAt) {
           this.lastReport.set(m.node, m.reportedAt);
-          this.ledger.reported(m.node, at);
+          this.ledger.reported(m.node, Math.min(at, m.reportedAt));
         }
       }
       this.ledger.retain(names);
@@ -207,8 +214,9 @@ export class Locator {
   ): (Choice & { zone: string | undefined }) | undefined {
     const now = this.now();
     const zone = zoneOf(vehicleId, region, this.options.zones ?? {});
+    const ledger = this.options.antiHerding === false ? new AssignmentLedger() : this.ledger;
     const choice = chooseNode(
-      candidatesOf(this.options.members.members(), this.ledger, now),
+      candidatesOf(this.options.members.members(), ledger, now),
       zone,
       this.random,
     );

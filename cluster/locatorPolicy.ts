@@ -50,10 +50,10 @@ export function chooseNode(
   const pool = inZone.length > 0 ? inZone : withRoom.length > 0 ? withRoom : live;
   let min = Infinity;
   for (const c of pool) min = Math.min(min, utilisation(c));
-  // The lightest: within one terminal of the minimum (ties, in effect). Two of them at random,
-  // the lighter wins; a single locator then fills nodes evenly, several locators differ in
-  // their picks instead of herding on the same one.
-  const lightest = pool.filter((c) => utilisation(c) <= min + 1 / c.capacity + 1e-12);
+  // The lightest: less than one terminal above the minimum (ties, also between nodes of
+  // different capacities). Two of them at random, the lighter wins: a single locator fills nodes
+  // evenly, several locators differ in their picks instead of herding on the same one.
+  const lightest = pool.filter((c) => utilisation(c) < min + 1 / c.capacity - 1e-12);
   const a = lightest[Math.floor(random() * lightest.length)]!;
   const b = lightest[Math.floor(random() * lightest.length)]!;
   const ua = utilisation(a);

@@ -21,6 +21,7 @@ export interface LocatorServiceOptions {
   zones?: ZoneMap;
   timeLimitMinutes?: number;
   unsupported?: LocatorOptions['unsupported'];
+  antiHerding?: boolean;
   limits?: Pick<
     LocatorOptions,
     | 'maxConnections'
@@ -62,6 +63,7 @@ export async function startLocatorService(o: LocatorServiceOptions): Promise<Loc
     ...(o.zones ? { zones: o.zones } : {}),
     timeLimitMinutes,
     ...(o.unsupported ? { unsupported: o.unsupported } : {}),
+    ...(o.antiHerding !== undefined ? { antiHerding: o.antiHerding } : {}),
     ...o.limits,
     ...(logger
       ? {

@@ -92,28 +92,52 @@ async function startNodes(capacities: number[], tag: string): Promise<NodeProces
   );
 }
 
-/** `count` terminals through the locator, `concurrency` at a time; each reports once on its node. */
-async function throughLocator(first: number, count: number): Promise<SimTerminal[]> {
+/**
+ * `count` terminals through the locator, 100 at a time; each reports once on its node. A terminal
+ * whose visit fails (a connection closed, an answer missing) starts again at the locator, as a
+ * device does, at most 3 times; `retries` counts those.
+ */
+async function throughLocator(
+  first: number,
+  count: number,
+): Promise<{ online: SimTerminal[]; retries: number; failed: string[] }> {
   const online: SimTerminal[] = [];
+  const failed: string[] = [];
+  let retries = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < count) {
       const i = first + next++;
       const editions = [2011, 2013, 2019] as const;
       const edition = editions[i % 3]!;
-      const r = await followLocator({
-        locatorPort: locator.port,
-        phone: String(13_900_000_000 + i).padStart(edition === 2019 ? 20 : 12, '0'),
-        edition,
-        timeoutMs: 30_000,
-      });
-      const t = r.terminal!;
-      online.push(t);
-      assert.equal(await t.report(trackPoint(1)), 0, 'the report is acknowledged on the node');
+      for (let attempt = 1; ; attempt++) {
+        let t: SimTerminal | undefined;
+        try {
+          t = (
+            await followLocator({
+              locatorPort: locator.port,
+              phone: String(13_900_000_000 + i).padStart(edition === 2019 ? 20 : 12, '0'),
+              edition,
+              timeoutMs: 30_000,
+            })
+          ).terminal!;
+          const result = await t.report(trackPoint(1));
+          if (result !== 0) throw new Error(`report answered ${result}`);
+          online.push(t);
+          break;
+        } catch (err) {
+          t?.close();
+          if (attempt === 3) {
+            failed.push(`${i}: ${String(err)}`);
+            break;
+          }
+          retries++;
+        }
+      }
     }
   };
   await Promise.all(Array.from({ length: 100 }, worker));
-  return online;
+  return { online, retries, failed };
 }
 
 /** Terminals per node as the nodes report them in etcd, once they add up to `total`. */
@@ -138,9 +162,16 @@ describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, l
     try {
       await until(() => watch.members().length === 3, 'three nodes in etcd');
       const n = 900;
-      terminals = await throughLocator(0, n);
+      const r = await throughLocator(0, n);
+      terminals = r.online;
+      assert.deepEqual(
+        r.failed,
+        [],
+        'every terminal reaches a node and has its report acknowledged',
+      );
       const spread = await reportedSpread('eq', n);
       const mean = n / 3;
+      t.diagnostic(`visits started again: ${r.retries}`);
       t.diagnostic(
         `terminals per node ${spread.join(', ')}; busiest/mean ${(Math.max(...spread) / mean).toFixed(3)}`,
       );
@@ -158,8 +189,15 @@ describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, l
     try {
       await until(() => watch.members().length === 3, 'three nodes in etcd');
       const n = 800;
-      terminals = await throughLocator(10_000, n);
+      const r = await throughLocator(10_000, n);
+      terminals = r.online;
+      assert.deepEqual(
+        r.failed,
+        [],
+        'every terminal reaches a node and has its report acknowledged',
+      );
       const spread = await reportedSpread('cap', n);
+      t.diagnostic(`visits started again: ${r.retries}`);
       const want = [0.25, 0.5, 0.25];
       t.diagnostic(`terminals per node ${spread.join(', ')} (capacity shares 1:2:1 of ${n})`);
       spread.forEach((x, i) =>

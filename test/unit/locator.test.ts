@@ -265,18 +265,20 @@ describe('locator endpoint (loopback sockets)', () => {
     }
   });
 
-  it('a node report takes in earlier assignments; a node gone is not chosen', async () => {
+  it('a node report takes in the assignments made before it was sampled; a node gone is not chosen', async () => {
+    let now = 10_000;
     const members = new FixedMembers([member('a', 'h:1', 0), member('b', 'h:2', 0)]);
-    const { locator } = await startLocator({ members });
-    for (let i = 0; i < 10; i++) locator.locate(String(i));
-    // Both reported their 5 new terminals: counts start again from the reports.
-    members.set([
-      { ...member('a', 'h:1', 5), reportedAt: 2 },
-      { ...member('b', 'h:2', 5), reportedAt: 2 },
-    ]);
-    // Without the report the next 10 would still split 5/5; with it they do too: no double count.
-    const picks = Array.from({ length: 10 }, (_, i) => locator.locate(`x${i}`)!.candidate.node);
-    assert.equal(picks.filter((p) => p === 'a').length, 5);
+    const { locator } = await startLocator({ members, now: () => now });
+    for (let i = 0; i < 10; i++) locator.locate(String(i)); // 5 each, at 10 000
+    now = 12_000;
+    locator.locate('late'); // after a's sample below: not in its report
+    const lateNode = locator.locate('probe')!.candidate.node; // the other one, to even up
+    // a's report sampled at 11 000 with its 5 arrived, reaching us at 13 000 (a busy node).
+    now = 13_000;
+    members.set([{ ...member('a', 'h:1', 5), reportedAt: 11_000 }, member('b', 'h:2', 0)]);
+    // a: 5 reported + the late one if it went there; b: 0 reported + 5 + the other, still counted.
+    const picks = Array.from({ length: 12 }, (_, i) => locator.locate(`x${i}`)!.candidate.node);
+    assert.equal(picks.filter((p) => p === 'a').length, 6, `${lateNode} ${picks.join(',')}`);
     members.set([member('b', 'h:2', 10)]);
     assert.equal(locator.locate('y')!.candidate.node, 'b');
   });
