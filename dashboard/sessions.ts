@@ -2,7 +2,8 @@
 // checked by asking the node (a one-vehicle ListOnlineVehicles page), never against a list of
 // our own, so the dashboard takes exactly the tokens the node takes. A browser logs in once and
 // gets a session cookie (random, HttpOnly, SameSite=Strict) that stands for its token; a script
-// may send `Authorization: Bearer <token>` instead. Both stores are bounded.
+// may send `Authorization: Bearer <token>` instead. A token the node accepted is asked about
+// again after 30 s, so a revoked one stops working within that. Both stores are bounded.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { grpc, grpcCode, type VehicleClient } from './vehicleClient.js';
@@ -77,6 +78,14 @@ export class Sessions {
     if (!s || s.expiresUnixMs < Date.now()) {
       if (id !== undefined) this.sessions.delete(id);
       throw new NotAuthenticated('log in with a token first');
+    }
+    // Checked again (at most every 30 s): a token the node stops accepting ends its sessions,
+    // even for pages served from the dashboard's shared snapshot.
+    try {
+      await this.check(s.token);
+    } catch (err) {
+      if (err instanceof NotAuthenticated) this.sessions.delete(id as string);
+      throw err;
     }
     return s.token;
   }

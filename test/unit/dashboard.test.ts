@@ -1,11 +1,19 @@
 // The dashboard's bounded memories, alone: a browser's SSE backlog (a slow browser costs at most
-// maxBacklog events, then drops and is told how many), the recent tracks and command log.
+// maxBacklog events, then drops and is told how many), the recent tracks and command log, the
+// login sessions.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
+import type { IncomingMessage } from 'node:http';
 import { RecentCommands, RecentTracks } from '../../dashboard/recent.js';
+import { NotAuthenticated, SESSION_COOKIE, Sessions } from '../../dashboard/sessions.js';
 import { SseChannel, type EventSink } from '../../dashboard/sse.js';
-import type { CommandStatus, Position } from '../../dashboard/vehicleClient.js';
+import {
+  grpc,
+  type CommandStatus,
+  type Position,
+  type VehicleClient,
+} from '../../dashboard/vehicleClient.js';
 
 /** A socket that takes `room` writes, then reports itself full until drained. */
 class SlowSink extends EventEmitter implements EventSink {
@@ -147,5 +155,44 @@ describe('recent commands', () => {
       log.of('7').map((e) => e.commandId),
       ['c', 'b'],
     );
+  });
+});
+
+describe('dashboard sessions', () => {
+  /** A node that accepts the tokens in `accepted` (ListOnlineVehicles answers or is refused). */
+  function node(accepted: Set<string>): VehicleClient {
+    return {
+      listOnline: async (token: string) => {
+        if (accepted.has(token)) return { vehicles: [], nextPageToken: '', totalOnline: 0 };
+        throw Object.assign(new Error('no'), { code: grpc.status.UNAUTHENTICATED });
+      },
+    } as unknown as VehicleClient;
+  }
+  const request = (headers: Record<string, string>): IncomingMessage =>
+    ({ headers }) as IncomingMessage;
+  const cookieOf = (id: string): IncomingMessage => request({ cookie: `${SESSION_COOKIE}=${id}` });
+
+  it('takes only tokens the node accepts; a token the node stops accepting ends its sessions', async () => {
+    const accepted = new Set(['t1']);
+    const sessions = new Sessions(node(accepted), 60_000, 10, 0);
+    await assert.rejects(sessions.login('t2'), NotAuthenticated);
+    const id = await sessions.login('t1');
+    assert.equal(await sessions.tokenOf(cookieOf(id)), 't1');
+    assert.equal(await sessions.tokenOf(request({ authorization: 'Bearer t1' })), 't1');
+    await assert.rejects(sessions.tokenOf(request({ authorization: 'Basic x' })), NotAuthenticated);
+    accepted.delete('t1');
+    await assert.rejects(sessions.tokenOf(cookieOf(id)), NotAuthenticated);
+    accepted.add('t1');
+    await assert.rejects(sessions.tokenOf(cookieOf(id)), NotAuthenticated, 'the session is gone');
+  });
+
+  it('keeps at most maxSessions: the oldest is logged out first', async () => {
+    const sessions = new Sessions(node(new Set(['t'])), 60_000, 2, 0);
+    const a = await sessions.login('t');
+    const b = await sessions.login('t');
+    const c = await sessions.login('t');
+    await assert.rejects(sessions.tokenOf(cookieOf(a)), NotAuthenticated);
+    assert.equal(await sessions.tokenOf(cookieOf(b)), 't');
+    assert.equal(await sessions.tokenOf(cookieOf(c)), 't');
   });
 });
