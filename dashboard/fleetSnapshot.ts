@@ -56,15 +56,20 @@ export class FleetSnapshot {
   /** Takes a snapshot now and records it as a load sample. */
   async sample(token: string): Promise<LoadSample> {
     const snap = await this.online(token);
-    const online: Record<string, number> = {};
-    if (this.selfNode) online[this.selfNode] = 0;
-    for (const v of snap.vehicles) online[v.node] = (online[v.node] ?? 0) + 1;
-    const s = { tUnixMs: snap.takenUnixMs, online };
+    const s = { tUnixMs: snap.takenUnixMs, online: this.byNode(snap) };
     const prev = this.samples[this.samples.length - 1];
     if (prev?.tUnixMs === s.tUnixMs) return prev;
     this.samples.push(s);
     if (this.samples.length > this.options.maxSamples) this.samples.shift();
     return s;
+  }
+
+  /** Vehicles online per member: each node holding sessions, and this dashboard's node. */
+  byNode(snap: OnlineSnapshot): Record<string, number> {
+    const online: Record<string, number> = {};
+    if (this.selfNode) online[this.selfNode] = 0;
+    for (const v of snap.vehicles) online[v.node] = (online[v.node] ?? 0) + 1;
+    return online;
   }
 
   history(): LoadSample[] {

@@ -121,9 +121,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     }
     if (path === '/api/cluster' && method === 'GET') {
       const snap = await fleet.online(token);
-      const online: Record<string, number> = {};
-      if (opts.nodeName) online[opts.nodeName] = 0;
-      for (const v of snap.vehicles) online[v.node] = (online[v.node] ?? 0) + 1;
+      const online = fleet.byNode(snap);
       return {
         self: opts.nodeName ?? '',
         takenUnixMs: snap.takenUnixMs,
