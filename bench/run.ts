@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
 import { runPlacementBench } from './placement.js';
+import { runQueriesBench } from './queries.js';
 import { Reporter, writeReport, type BenchContext } from './report.js';
 import { runStoreBench } from './store.js';
 import { localStoreBackend } from '../cluster/serverConfig.js';
@@ -79,6 +80,12 @@ const SUITES: Record<string, Suite> = {
       });
       return runStoreBench(ctx, { documents: num('--documents', 10_000), localStores, stores });
     },
+  },
+  queries: {
+    about: 'track playback over HistoryService beside the raw find of the same vehicle-day',
+    // --other-vehicles N vehicle-days stored beside it, --rounds R (each runs every query once).
+    run: (ctx) =>
+      runQueriesBench(ctx, { vehicles: num('--other-vehicles', 10), rounds: num('--rounds', 20) }),
   },
 };
 

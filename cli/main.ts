@@ -2,6 +2,7 @@
 import { decodeUsage, runDecode } from './decode.js';
 import { locatorUsage, runLocator } from './locator.js';
 import { runStart, startUsage, UsageError } from './start.js';
+import { runTrack, trackUsage } from './track.js';
 
 const [command, ...args] = process.argv.slice(2);
 
@@ -11,7 +12,9 @@ const usage = `usage: fleetmesh <command> [options]      (fleetmesh <command> --
 ${startUsage('    ')}  decode ${decodeUsage}
                         decode JT/T 808 frames to JSON lines (no HEX: one frame per line on stdin)
   locator [options]     the locator: sends each terminal to the least-loaded node (0x8105); options:
-${locatorUsage('    ')}`;
+${locatorUsage('    ')}  track ${trackUsage}
+                        a vehicle's stored track from a node's HistoryService, as CSV or GeoJSON
+`;
 
 async function main(): Promise<number> {
   switch (command) {
@@ -21,6 +24,8 @@ async function main(): Promise<number> {
       return runDecode(args);
     case 'locator':
       return runLocator(args);
+    case 'track':
+      return runTrack(args);
     case undefined:
     case '-h':
     case '--help':

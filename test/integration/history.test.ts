@@ -9,7 +9,9 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import type { Db, Document } from 'mongodb';
+import { Writable } from 'node:stream';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { runTrack } from '../../cli/track.js';
 import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
 import { addHistoryService, HISTORY_PROTO } from '../../cluster/historyService.js';
 import type { LocalServers } from '../../cluster/localServers.js';
@@ -867,5 +869,77 @@ describe('the service', () => {
       server.forceShutdown();
       await history.stop();
     }
+  });
+});
+
+describe('fleetmesh track', () => {
+  /** Runs the command against the test node's server; its output as text. */
+  async function track(args: string[]): Promise<string> {
+    let text = '';
+    const out = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        text += chunk.toString('utf8');
+        done();
+      },
+    });
+    const code = await runTrack(
+      [...args, '--server', `127.0.0.1:${api.port}`, '--token', TOKEN],
+      out,
+    );
+    assert.equal(code, 0);
+    return text;
+  }
+  const v = VEHICLES[2]!;
+  const from = new Date(DAY0 + 3_600_000).toISOString();
+  const to = String(DAY0 + 2 * DAY);
+  const want = (): Document[] => storedTrack(v, DAY0 + 3_600_000, DAY0 + 2 * DAY);
+
+  it('CSV: one line per stored point in time order, blind-area points marked', async () => {
+    const lines = (await track([v, '--from', from, '--to', to])).trimEnd().split('\n');
+    assert.match(lines[0]!, /^time,time_unix_ms,latitude,longitude/);
+    assert.deepEqual(
+      lines.slice(1).map((l) => {
+        const c = l.split(',');
+        return [Number(c[1]), Number(c[2]), Number(c[3]), c[10] === '1', c[11]];
+      }),
+      want().map((d) => [
+        (d.time as Date).getTime(),
+        d.latitude,
+        d.longitude,
+        d.source === 'blind-area',
+        d.source,
+      ]),
+    );
+  });
+
+  it('GeoJSON: a FeatureCollection of the same points, [longitude, latitude]', async () => {
+    const fc = JSON.parse(await track([v, '--from', from, '--to', to, '--format', 'geojson'])) as {
+      type: string;
+      features: { geometry: { coordinates: number[] }; properties: Obj }[];
+    };
+    assert.equal(fc.type, 'FeatureCollection');
+    assert.deepEqual(
+      fc.features.map((f) => [
+        f.properties.timeUnixMs,
+        ...f.geometry.coordinates,
+        f.properties.blindArea,
+      ]),
+      want().map((d) => [
+        (d.time as Date).getTime(),
+        d.longitude,
+        d.latitude,
+        d.source === 'blind-area',
+      ]),
+    );
+  });
+
+  it("a bad range is the service's INVALID_ARGUMENT; bad options are usage errors", async () => {
+    await assert.rejects(track([v, '--from', to, '--to', from]), /INVALID_ARGUMENT: to_unix_ms/);
+    await assert.rejects(
+      track([v, '--from', from, '--to', to, '--format', 'kml']),
+      /csv or geojson/,
+    );
+    await assert.rejects(track([v, '--from', 'yesterday', '--to', to]), /not a time/);
+    await assert.rejects(track([v, '--to', to]), /--from is required/);
   });
 });
