@@ -21,6 +21,13 @@ import { cellKey } from '../../storage/cellGrid.js';
 import { AreaWindowReader } from '../../storage/historyArea.js';
 import { HistoryPool } from '../../storage/historyPool.js';
 import { ResultTooLarge } from '../../storage/historyQuery.js';
+import {
+  parseRetention,
+  RetentionSweeper,
+  sweepRetention,
+  type RetentionPolicy,
+  type SweepResult,
+} from '../../storage/historyRetention.js';
 import { contains, type AreaShape } from '../../storage/historyShapes.js';
 import { TrackReader, trackQuery } from '../../storage/historyTrack.js';
 import { segmentDistanceM, simplifyKeep } from '../../storage/historyWorker.js';
@@ -941,5 +948,85 @@ describe('fleetmesh track', () => {
     );
     await assert.rejects(track([v, '--from', 'yesterday', '--to', to]), /not a time/);
     await assert.rejects(track([v, '--to', to]), /--from is required/);
+  });
+});
+
+describe('retention', () => {
+  const NOW = DAY0 + 400 * DAY;
+  const AGE: Record<keyof RetentionPolicy, string> = {
+    positions: 'time',
+    alarms: 'endTime',
+    sessions: 'at',
+    commands: 'at',
+  };
+
+  /** A database of its own with 60 documents per collection aged 0 to 500 days (some alarms open). */
+  async function aged(rnd: () => number): Promise<{ db: Db; docs: Record<string, Document[]> }> {
+    const own = node.client.db(testDatabase('retention'));
+    const docs: Record<string, Document[]> = {};
+    for (const name of Object.keys(AGE) as (keyof RetentionPolicy)[]) {
+      docs[name] = Array.from({ length: 60 }, (_, i) => {
+        const at = new Date(NOW - Math.floor(rnd() * 500 * DAY));
+        const d: Document = { _id: `${name}:${i}`, vehicleId: VEHICLES[i % VEHICLES.length] };
+        if (name === 'alarms') {
+          d.startTime = at;
+          d.endTime = i % 5 === 0 ? null : at; // every fifth open, whatever its age
+        } else d[AGE[name]] = at;
+        return d;
+      });
+      await own.collection(COLLECTIONS[name]).insertMany(docs[name]);
+    }
+    return { db: own, docs };
+  }
+
+  const kept = (policy: RetentionPolicy, name: keyof RetentionPolicy, d: Document): boolean => {
+    const t = d[AGE[name]] as Date | null;
+    return policy[name] === 0 || t === null || t.getTime() >= NOW - policy[name] * DAY;
+  };
+
+  it('sweeps delete exactly what is older than each collection keeps, in bounded sweeps', async () => {
+    const { db: own, docs } = await aged(random(14));
+    const policy = parseRetention('positions=180,alarms=365,sessions=90,commands=0');
+    let sweeps = 0;
+    let r: SweepResult;
+    do {
+      r = await sweepRetention(own, policy, NOW, { batch: 7, maxPerSweep: 20 });
+      for (const n of Object.values(r.deleted)) assert.ok(n <= 20, `${n} deleted in one sweep`);
+      assert.ok(++sweeps < 20, 'sweeps do not end');
+    } while (r.more.length > 0);
+    assert.ok(sweeps > 1, 'the bound made it take more than one sweep');
+    for (const name of Object.keys(AGE) as (keyof RetentionPolicy)[]) {
+      const left = (await own.collection(COLLECTIONS[name]).find({}).toArray()).map((d) => d._id);
+      const want = docs[name]!.filter((d) => kept(policy, name, d)).map((d) => d._id);
+      assert.deepEqual(left.sort(), want.sort(), name);
+      if (name !== 'commands') assert.ok(want.length < 60, `${name}: something was old enough`);
+    }
+    await own.dropDatabase();
+  });
+
+  it('the sweeper runs on its timer until stopped', async () => {
+    const { db: own } = await aged(random(15));
+    const policy = parseRetention('positions=1');
+    let sweeper: RetentionSweeper | undefined;
+    const swept = new Promise<SweepResult>((resolve) => {
+      sweeper = new RetentionSweeper(own, policy, { now: () => NOW, onSweep: resolve });
+      sweeper.start(0);
+    });
+    const r = await swept;
+    await sweeper!.stop();
+    assert.ok(r.deleted.positions > 0);
+    assert.equal(
+      await own
+        .collection(COLLECTIONS.positions)
+        .countDocuments({ time: { $lt: new Date(NOW - DAY) } }),
+      0,
+    );
+    await own.dropDatabase();
+  });
+
+  it('a bad policy is refused with what is wrong', () => {
+    assert.throws(() => parseRetention('tracks=10'), /unknown collection 'tracks'/);
+    assert.throws(() => parseRetention('positions=-1'), /whole days/);
+    assert.deepEqual(parseRetention('').positions, 180);
   });
 });
