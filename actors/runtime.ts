@@ -79,6 +79,8 @@ class Cell<M> implements ActorContext<M> {
   lastMessageAt: number;
   idleTimer: unknown;
   passivateRequested = false;
+  /** Passivate once the mailbox is empty (handed to another owner); resolved when gone. */
+  leaving: (() => void)[] | undefined;
   /** Failed activations in a row. */
   activateFailures = 0;
   retryTimer: unknown;
@@ -229,7 +231,7 @@ export class ActorSystem<M> {
     } finally {
       cell.running = false;
     }
-    if (cell.passivateRequested) {
+    if (cell.passivateRequested || (cell.leaving && cell.mailbox.length === 0)) {
       await this.passivateCell(cell);
       return;
     }
@@ -282,6 +284,8 @@ export class ActorSystem<M> {
         cell.state = 'active';
         cell.running = false;
         cell.passivateRequested = false;
+        for (const done of cell.leaving ?? []) done();
+        cell.leaving = undefined;
         this.armIdle(cell);
         if (cell.mailbox.length > 0) this.schedule(cell);
         this.notifyIdle();
@@ -291,6 +295,7 @@ export class ActorSystem<M> {
     this.cells.delete(cell.id);
     this.stats.active--;
     this.stats.passivations++;
+    for (const done of cell.leaving ?? []) done();
     // Messages that arrived while saving go to a fresh activation, which loads what was saved.
     const late = cell.mailbox.splice(0);
     this.stats.queued -= late.length;
@@ -324,6 +329,28 @@ export class ActorSystem<M> {
 
   private notifyIdle(): void {
     for (const w of [...this.idleWaiters]) w();
+  }
+
+  /**
+   * Passivates the actors that match once each has taken what its mailbox holds (their vehicles
+   * moved to another owner: what arrived before the move is theirs to answer). Resolves when all
+   * are gone, or stayed because their save failed (see passivateCell).
+   */
+  async passivateWhere(match: (id: string) => boolean): Promise<number> {
+    const leaving: Promise<void>[] = [];
+    for (const cell of this.cells.values()) {
+      if (!match(cell.id)) continue;
+      leaving.push(
+        new Promise<void>((resolve) => {
+          (cell.leaving ??= []).push(resolve);
+        }),
+      );
+      // Idle, or never loaded (its activation waits for a retry): it goes now.
+      if (!cell.running && (cell.mailbox.length === 0 || cell.state === 'activating'))
+        void this.passivateCell(cell);
+    }
+    await Promise.all(leaving);
+    return leaving.length;
   }
 
   /** Passivates every actor (saving its state), e.g. before the node stops. */

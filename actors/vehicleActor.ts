@@ -9,7 +9,7 @@ import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor } from '../jt808/reassembly.js';
 import type { MediaUpload } from '../storage/mediaStore.js';
 import { RecordSnapshot } from '../storage/recordChanges.js';
-import type { WriteOutcome } from '../storage/batchWriter.js';
+import { StaleOwner, type WriteOutcome } from '../storage/batchWriter.js';
 import {
   positionDocument,
   type LastState,
@@ -113,6 +113,12 @@ export interface VehicleActorDeps {
   policy: VehiclePolicy;
   events?: VehicleEvents;
   now?: () => number;
+  /**
+   * The owner epoch this node holds the vehicle under (cluster/router.ts), read at activation:
+   * every state write carries it and the store refuses it once a newer owner has written.
+   * Undefined: writes are not fenced (a node alone).
+   */
+  ownerEpoch?: () => number | undefined;
 }
 
 const RESULT_OK = 0;
@@ -126,6 +132,12 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private nextSerial = 0;
   private isLoaded = false;
   private dirty = false;
+  /** The owner epoch of this activation (see VehicleActorDeps.ownerEpoch). */
+  private epoch: number | undefined;
+  /** A newer owner wrote the vehicle: this actor writes nothing more and leaves memory. */
+  private superseded = false;
+  /** The link a previous owner's session was on, until a frame arrives on it or it closes. */
+  private handedLinkId: string | undefined;
   /** What the store holds of `record`, as far as this actor knows: saves write the difference. */
   private snapshot = new RecordSnapshot();
   /** This actor's context (the same object for its whole life), to re-arm a save from outside a turn. */
@@ -158,9 +170,12 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   async activate(): Promise<void> {
+    this.epoch = this.deps.ownerEpoch?.();
     const saved = await this.deps.store.load(this.vehicleId);
     this.snapshot = new RecordSnapshot(saved);
     if (saved) this.record = saved;
+    // Handed over by another owner while its terminal was online: the session goes on.
+    this.handedLinkId = saved?.online === true ? saved.linkId : undefined;
     // A vehicle loaded from storage is offline until its terminal authenticates on this node.
     this.record.online = false;
     this.alarms = new AlarmTracker(
@@ -188,7 +203,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   async passivate(): Promise<void> {
-    await this.saveState();
+    // A newer owner has the vehicle: what this one holds must not overwrite it.
+    if (!this.superseded) await this.saveState();
     // Whoever waits on a command hears where it stands now: it stays in the stored queue and
     // goes out when the terminal is back (its later states reach the commands log only).
     for (const [commandId, settled] of this.settled)
@@ -219,7 +235,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
         );
         return;
       case 'linkClosed':
-        if (this.link?.id === msg.linkId) this.goOffline(msg.reason, msg.at, ctx);
+        if (this.link?.id === msg.linkId || (!this.link && this.handedLinkId === msg.linkId))
+          this.goOffline(msg.reason, msg.at, ctx);
         return;
       case 'saveState':
         return this.saveState().then(() => undefined);
@@ -250,6 +267,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
           ctx,
         );
     }
+    if (this.link === undefined && this.handedLinkId !== undefined && link.id === this.handedLinkId)
+      this.resumeSession(link, ctx);
     if (this.link?.id !== link.id) {
       // The gateway lets only authenticated links through; a stale link (replaced) is refused.
       this.reply(link, header, RESULT_FAIL, msg.edition);
@@ -318,6 +337,12 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.alarms.setEdition(edition);
       // The terminal keeps the code it is given: store it before handing it out.
       await this.writeChanges();
+      if (this.superseded) {
+        // A newer owner refused this code's write: handing it out would fail the terminal's
+        // authentication there. It connects again and registers with the owner.
+        link.close('vehicle moved to another owner');
+        return;
+      }
     }
     const body8100 =
       result === 0
@@ -355,9 +380,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
       );
     }
     this.link = link;
+    this.handedLinkId = undefined;
     this.record.phone = header.phone;
     this.record.edition = edition;
     this.record.online = true;
+    this.record.linkId = link.id;
     this.record.node = link.node;
     this.record.lastSeen = at;
     this.alarms.setEdition(edition);
@@ -581,9 +608,26 @@ export class VehicleActor implements Actor<VehicleMessage> {
     link.send(encodeFrame({ type: 'MediaDataReply', body: reply }, this.out(header, edition)));
   }
 
+  /**
+   * The first frame on the link the previous owner's terminal session was on (the vehicle moved
+   * here in a handoff): the terminal authenticated there, so it is online here without a new
+   * authentication, and its queued commands go out.
+   */
+  private resumeSession(link: TerminalLink, ctx: ActorContext<VehicleMessage>): void {
+    this.link = link;
+    this.handedLinkId = undefined;
+    this.record.online = true;
+    this.record.node = link.node;
+    this.deps.events?.online?.(this.vehicleId, true, 'handed over');
+    this.markDirty(ctx);
+    this.pumpCommands(ctx);
+  }
+
   private goOffline(reason: string, at: number, ctx: ActorContext<VehicleMessage>): void {
     const link = this.link;
     this.link = undefined;
+    this.handedLinkId = undefined;
+    delete this.record.linkId;
     const requeued = this.commands.offline(at);
     if (requeued) this.logCommand(requeued);
     this.record.online = false;
@@ -617,9 +661,17 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   /** Hands the store the record's fields that changed since the last write. */
   private writeChanges(): Promise<unknown> {
+    if (this.superseded) return Promise.resolve();
     const change = this.snapshot.take(this.record);
     if (!change) return Promise.resolve();
-    return this.deps.store.saveChanges(this.vehicleId, change).catch((err: unknown) => {
+    return this.deps.store.saveChanges(this.vehicleId, change, this.epoch).catch((err: unknown) => {
+      if (err instanceof StaleOwner) {
+        // Another node owns the vehicle now and has written: this actor stops writing and
+        // leaves memory (the store counted and refused the write).
+        this.superseded = true;
+        this.ctx?.passivate();
+        return;
+      }
       // Not stored: a save is due again (a connected, quiet vehicle might otherwise never save
       // them), and it writes these fields again.
       this.snapshot.forget(change);

@@ -16,7 +16,8 @@ import { dispatchEvent, kindsOf, type VehicleEvent } from '../actors/vehicleEven
 import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { EventHub } from './eventHub.js';
-import { Gateway, type GatewayOptions } from './gateway.js';
+import { Gateway, type GatewayDelivery, type GatewayOptions } from './gateway.js';
+import { HandoffBoard } from './handoffBoard.js';
 import type { FleetLog } from './log.js';
 import { NodeMetrics, restartCounter, serveMetrics, watchStore } from './metrics.js';
 import type { Member } from './memberTable.js';
@@ -184,11 +185,23 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   };
   // A member of a cluster places its vehicles over every member's workers and reaches the
   // others' through the router; a node alone keeps them all.
+  const boardEtcd = opts.membership
+    ? new Etcd3({ hosts: opts.membership.etcdEndpoints })
+    : undefined;
+  const board = boardEtcd ? new HandoffBoard(boardEtcd) : undefined;
+  try {
+    await board?.start();
+  } catch (err) {
+    boardEtcd?.close();
+    await client.close();
+    throw err;
+  }
   const router = opts.membership
     ? new ClusterRouter({
         node,
         linkPrefix,
         workers: Math.max(1, workers),
+        ...(board ? { board } : {}),
         ...(log ? { log } : {}),
       })
     : undefined;
@@ -209,7 +222,12 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       onEvent,
       ...(opts.maxInFlight !== undefined ? { maxInFlight: opts.maxInFlight } : {}),
       ...(log ? { log } : {}),
-      ...(router ? { workerOf: (vehicleId: string) => router.localWorkerOf(vehicleId) } : {}),
+      ...(router
+        ? {
+            workerOf: (vehicleId: string) => router.localWorkerOf(vehicleId),
+            onBounce: (vehicleId: string, d: GatewayDelivery) => router.reroute(vehicleId, d),
+          }
+        : {}),
     });
     await workerHost.ready();
     host = workerHost;
@@ -284,6 +302,8 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     // Not a member (etcd unreachable, the name in use): this node must not serve.
     await gateway.close();
     await host.close();
+    await board?.close();
+    boardEtcd?.close();
     await client.close();
     throw err;
   }
@@ -344,11 +364,17 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       stopWatch?.();
       metrics?.detach();
       await served?.close();
+      // The nodes that gain this one's vehicles wait for their saves ("leaving", then "left").
+      await router?.announceLeaving().catch((err: unknown) => log?.(`router: ${String(err)}`));
       // Leave first: a locator stops sending terminals here before the gateway closes.
       await joined?.stop();
+      // Every vehicle goes to the others, saved first; the terminals here follow them there.
+      await router?.handOffAll();
       await gateway.close();
       // Passivation saves every vehicle's state; then the writers flush what is left.
       await host.close();
+      await board?.close();
+      boardEtcd?.close();
       await client.close();
     },
   };

@@ -24,7 +24,9 @@ import {
   type PeerReply,
   type RouteServerStream,
 } from './peerService.js';
-import { clusterSlots, parseSlotKey, Placement } from './placement.js';
+import type { HandoffBoard } from './handoffBoard.js';
+import { planHandoff, PlacementView } from './handoffPlan.js';
+import { SHARDS, shardOf } from './placement.js';
 import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
 import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
 import { VehiclesUnavailable, type LinkDirectory } from './workerHost.js';
@@ -39,6 +41,12 @@ export interface RouterOptions {
   maxInFlightPerPeer?: number;
   /** Links of other nodes' terminals this node serves at most (default 1 000 000). */
   maxProxyLinks?: number;
+  /** Other nodes' handoff markers (etcd); none: gained shards do not wait (routing tests). */
+  board?: HandoffBoard;
+  /** A placement change applies this long after the membership's last change (default 300 ms). */
+  settleMs?: number;
+  /** Gained shards wait at most this long for their previous owner's marker (default 10 s). */
+  handoffTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -53,6 +61,14 @@ export interface RouterStats {
   callsOut: number;
   proxyLinks: number;
   placementChanges: number;
+  /** Shards this node gained and lost over placement changes, vehicles it handed off. */
+  shardsGained: number;
+  shardsLost: number;
+  vehiclesHandedOff: number;
+  /** Gained shards released because the previous owner's marker never came. */
+  handoffTimeouts: number;
+  /** Records a worker sent back after a placement change, routed again. */
+  rerouted: number;
 }
 
 /** Not this node's vehicle (views of the membership differ for a moment): try again. */
@@ -69,14 +85,31 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     callsOut: 0,
     proxyLinks: 0,
     placementChanges: 0,
+    shardsGained: 0,
+    shardsLost: 0,
+    vehiclesHandedOff: 0,
+    handoffTimeouts: 0,
+    rerouted: 0,
   };
   private local: VehicleHost | undefined;
   private gateway: LinkDirectory | undefined;
-  private placement: Placement;
-  /** Per slot index of the placement: its node, and its worker index there. */
-  private slotNodes: string[] = [];
-  private slotWorkers: number[] = [];
-  private slotSignature = '';
+  /** The placement applied now, with each slot's node and worker. */
+  private view: PlacementView;
+  private applied = false;
+  /** A placement waiting for the membership to settle. */
+  private latest: { view: PlacementView; revision: number } | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private members: readonly Member[] = [];
+  private live = new Set<string>();
+  private leaving = false;
+  /** Shards gained from each previous owner that wait for its handoff marker. */
+  private readonly pending = new Map<string, Set<number>>();
+  private readonly pendingShard = new Uint8Array(SHARDS);
+  private readonly pendingTimers = new Map<string, NodeJS.Timeout>();
+  private releaseWaiters: (() => void)[] = [];
+  /** This node's threads letting go of lost shards, one placement after another. */
+  private handoff: Promise<void> = Promise.resolve();
+  private readonly bounced: { vehicleId: string; d: GatewayDelivery }[] = [];
   private readonly addresses = new Map<string, string>();
   private readonly channels = new Map<string, PeerChannel>();
   private readonly inbound = new Set<PeerInbound>();
@@ -89,7 +122,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   constructor(private readonly opts: RouterOptions) {
     this.proxies = new ProxyLinkTable(opts.maxProxyLinks ?? 1_000_000);
-    this.placement = this.place([{ node: opts.node, workers: opts.workers }]);
+    this.view = new PlacementView([{ node: opts.node, workers: opts.workers }]);
+    opts.board?.onMarker(() => this.checkPending());
   }
 
   get bodies(): 'decode' | 'raw' {
@@ -112,26 +146,16 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     return this.local;
   }
 
-  private place(members: readonly { node: string; workers: number }[]): Placement {
-    const slots = clusterSlots(members);
-    const placement = new Placement(slots);
-    this.slotNodes = slots.map((k) => parseSlotKey(k).node);
-    this.slotWorkers = slots.map((k) => parseSlotKey(k).worker);
-    this.slotSignature = slots.join(',');
-    return placement;
-  }
-
   /**
-   * The members changed (etcd watch): the placement is rebuilt when the slots changed, peers'
-   * addresses are kept current. Members without a peer address host nothing of the cluster's.
+   * The members changed (etcd watch): peers' addresses are kept current, and when the slots
+   * changed the new placement is applied once the membership has been quiet for `settleMs` (a
+   * flapping node does not move shards back and forth); the first view applies at once.
+   * Members without a peer address host nothing of the cluster's.
    */
   setMembers(members: readonly Member[], revision: number): void {
-    const hosting = members.filter(
-      (m) => m.workers > 0 && (m.node === this.opts.node || m.peer !== undefined),
-    );
-    if (!hosting.some((m) => m.node === this.opts.node))
-      hosting.push({ node: this.opts.node, workers: this.opts.workers } as Member);
-    for (const m of hosting)
+    this.members = members;
+    this.live = new Set(members.map((m) => m.node));
+    for (const m of members)
       if (m.node !== this.opts.node && m.peer !== undefined) {
         const known = this.channels.get(m.node);
         if (known && known.address !== m.peer) {
@@ -140,40 +164,185 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         }
         this.addresses.set(m.node, m.peer);
       }
-    const signature = clusterSlots(hosting).join(',');
-    if (signature === this.slotSignature) return;
-    this.placement = this.place(hosting);
-    this.revision = revision;
+    this.checkPending();
+    const hosting = this.hosting(members);
+    if (hosting.length === 0) return;
+    const next = new PlacementView(hosting);
+    if (this.applied && next.signature === this.view.signature) {
+      this.latest = undefined;
+      clearTimeout(this.settleTimer);
+      return;
+    }
+    this.latest = { view: next, revision };
+    clearTimeout(this.settleTimer);
+    if (!this.applied) this.apply();
+    else {
+      this.settleTimer = setTimeout(() => this.apply(), this.opts.settleMs ?? 300);
+      this.settleTimer.unref();
+    }
+  }
+
+  /** The members that host vehicles (with a peer address), this node included unless leaving. */
+  private hosting(members: readonly Member[]): { node: string; workers: number }[] {
+    const self = this.opts.node;
+    const out = members
+      .filter((m) => m.workers > 0 && (m.node === self || m.peer !== undefined))
+      .filter((m) => !(this.leaving && m.node === self))
+      .map((m) => ({ node: m.node, workers: m.node === self ? this.opts.workers : m.workers }));
+    if (!this.leaving && !out.some((m) => m.node === self))
+      out.push({ node: self, workers: this.opts.workers });
+    return out;
+  }
+
+  /**
+   * Applies the latest placement: frames route by it from now on; shards gained from a live
+   * node wait for its handoff marker; this node's threads let go of what they lost (saved and
+   * written before the marker says so).
+   */
+  private apply(): void {
+    const latest = this.latest;
+    this.latest = undefined;
+    if (!latest) return;
+    const self = this.opts.node;
+    // Before the first view, the others owned everything (a joining node waits for them).
+    const others = this.hosting(this.members).filter((m) => m.node !== self);
+    const before = this.applied
+      ? this.view
+      : others.length > 0
+        ? new PlacementView(others)
+        : undefined;
+    const plan = planHandoff(before, latest.view, self, this.opts.workers);
+    this.view = latest.view;
+    this.applied = true;
+    this.revision = latest.revision;
     this.counters.placementChanges++;
-    // Peers no longer in the cluster: their streams go.
-    const live = new Set(hosting.map((m) => m.node));
+    this.counters.shardsGained += [...plan.gained.values()].reduce((n, l) => n + l.length, 0);
+    this.counters.shardsLost += plan.lost;
+    // Pending shards now owned elsewhere do not wait any more; newly gained ones do.
+    for (const [node, shards] of this.pending) {
+      const still = new Set([...shards].filter((s) => latest.view.nodeOfShard(s) === self));
+      if (still.size === shards.size) continue;
+      for (const s of shards) if (!still.has(s)) this.pendingShard[s] = 0;
+      if (still.size === 0) this.release(node, 'no longer gained');
+      else this.pending.set(node, still);
+    }
+    for (const [node, shards] of plan.gained) {
+      const set = this.pending.get(node) ?? new Set<number>();
+      for (const s of shards) {
+        set.add(s);
+        this.pendingShard[s] = 1;
+      }
+      this.pending.set(node, set);
+      if (!this.pendingTimers.has(node)) {
+        const timer = setTimeout(
+          () => this.release(node, 'timed out waiting for its handoff marker'),
+          this.opts.handoffTimeoutMs ?? 10_000,
+        );
+        timer.unref();
+        this.pendingTimers.set(node, timer);
+      }
+    }
+    // Peers no longer in the placement: their streams go.
+    const nodes = new Set(latest.view.nodes);
     for (const [node, channel] of this.channels)
-      if (!live.has(node)) {
+      if (!nodes.has(node)) {
         channel.close();
         this.channels.delete(node);
-        this.addresses.delete(node);
       }
+    const signature = latest.view.signature;
+    const epoch = latest.revision;
+    this.handoff = this.handoff
+      .then(async () => {
+        const left = (await this.local?.assign(epoch, plan.owned)) ?? 0;
+        this.counters.vehiclesHandedOff += left;
+        await this.opts.board?.publish(self, signature, this.leaving ? 'left' : 'serving');
+      })
+      .catch((err: unknown) => this.opts.log?.(`router: handoff failed: ${String(err)}`));
+    this.checkPending();
     // Held records may belong elsewhere now; paused sockets try again.
     this.drained();
   }
 
+  /** Releases the shards gained from nodes that handed off, left, died or timed out. */
+  private checkPending(): void {
+    for (const node of [...this.pending.keys()]) {
+      const marker = this.opts.board?.marker(node);
+      if (marker && (marker.signature === this.view.signature || marker.state === 'left'))
+        this.release(node, 'handed off');
+      else if (!this.live.has(node) && marker?.state !== 'leaving')
+        this.release(node, 'gone without a handoff (its writes are fenced)');
+      else if (!this.opts.board) this.release(node, 'no handoff board');
+    }
+  }
+
+  private release(node: string, why: string): void {
+    const shards = this.pending.get(node);
+    this.pending.delete(node);
+    clearTimeout(this.pendingTimers.get(node));
+    this.pendingTimers.delete(node);
+    if (!shards) return;
+    for (const s of shards) this.pendingShard[s] = 0;
+    if (why.startsWith('timed out')) this.counters.handoffTimeouts++;
+    this.opts.log?.(`router: ${shards.size} shards from ${node} released: ${why}`);
+    for (const w of this.releaseWaiters.splice(0)) w();
+    this.drained();
+  }
+
+  /** Resolves once the shard no longer waits for its previous owner. */
+  private async whenReleased(shard: number): Promise<void> {
+    while (this.pendingShard[shard] === 1)
+      await new Promise<void>((resolve) => this.releaseWaiters.push(resolve));
+  }
+
+  /** Shards waiting for their previous owner's handoff now. */
+  get pendingShards(): number {
+    let n = 0;
+    for (const s of this.pending.values()) n += s.size;
+    return n;
+  }
+
+  /** Resolves once this node's threads have let go of every shard they lost so far. */
+  handoffDone(): Promise<void> {
+    return this.handoff;
+  }
+
+  /** Tells the cluster this node is about to leave (its gainers then wait for its last saves). */
+  async announceLeaving(): Promise<void> {
+    await this.opts.board?.publish(this.opts.node, this.view.signature, 'leaving');
+  }
+
+  /**
+   * After leaving the membership: every vehicle of this node goes to the others (saved first,
+   * then the marker says "left"). A last node keeps its vehicles (they are saved at close).
+   */
+  async handOffAll(): Promise<void> {
+    this.leaving = true;
+    const hosting = this.hosting(this.members);
+    if (hosting.length > 0) {
+      clearTimeout(this.settleTimer);
+      this.latest = { view: new PlacementView(hosting), revision: this.revision };
+      this.apply();
+    }
+    await this.handoff;
+  }
+
   /** The node and worker that own the vehicle under the current placement. */
   ownerOf(vehicleId: string): { node: string; worker: number } {
-    const i = this.placement.ownerOf(vehicleId);
-    return { node: this.slotNodes[i]!, worker: this.slotWorkers[i]! };
+    const i = this.view.placement.ownerOf(vehicleId);
+    return { node: this.view.nodes[i]!, worker: this.view.workers[i]! };
   }
 
   /** The local worker that owns the vehicle; -1 when another node owns it. */
   localWorkerOf(vehicleId: string): number {
-    const i = this.placement.ownerOf(vehicleId);
-    return this.slotNodes[i] === this.opts.node ? this.slotWorkers[i]! : -1;
+    const i = this.view.placement.ownerOf(vehicleId);
+    return this.view.nodes[i] === this.opts.node ? this.view.workers[i]! : -1;
   }
 
   /** Shards per node under the current placement (for status and tests). */
   shardsPerNode(): Map<string, number> {
     const out = new Map<string, number>();
-    this.placement.load().forEach((n, i) => {
-      const node = this.slotNodes[i]!;
+    this.view.placement.load().forEach((n, i) => {
+      const node = this.view.nodes[i]!;
       out.set(node, (out.get(node) ?? 0) + n);
     });
     return out;
@@ -182,8 +351,13 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   // --- data plane ---
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
-    const owner = this.ownerOf(vehicleId).node;
-    if (owner === this.opts.node) return this.host.deliver(vehicleId, d);
+    const shard = shardOf(vehicleId);
+    const owner = this.view.nodeOfShard(shard);
+    if (owner === this.opts.node) {
+      // Gained from a node still saving it: the frame waits (the socket pauses).
+      if (this.pendingShard[shard] === 1) return false;
+      return this.host.deliver(vehicleId, d);
+    }
     const ok = this.channel(owner)?.deliver(vehicleId, d, 0) ?? false;
     if (ok) this.counters.routedOut++;
     return ok;
@@ -191,8 +365,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   /** A record from a peer's stream: ours, or relayed once to the owner we see. */
   private deliverFromPeer(vehicleId: string, d: GatewayDelivery, hops: number): boolean {
-    const owner = this.ownerOf(vehicleId).node;
+    const shard = shardOf(vehicleId);
+    const owner = this.view.nodeOfShard(shard);
     if (owner === this.opts.node) {
+      if (this.pendingShard[shard] === 1) return false;
       const ok = this.host.deliver(vehicleId, d);
       if (ok) this.counters.routedIn++;
       return ok;
@@ -203,6 +379,16 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const ok = this.channel(owner)?.deliver(vehicleId, d, 1) ?? false;
     if (ok) this.counters.relayed++;
     return ok;
+  }
+
+  /**
+   * A record a worker sent back (its vehicle moved after the record was posted): routed again,
+   * in order behind any others sent back. Bounded by the workers' credit.
+   */
+  reroute(vehicleId: string, d: GatewayDelivery): void {
+    this.counters.rerouted++;
+    if (this.bounced.length === 0 && this.deliver(vehicleId, d)) return;
+    this.bounced.push({ vehicleId, d });
   }
 
   private channel(node: string): PeerChannel | undefined {
@@ -240,6 +426,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   }
 
   private drained(): void {
+    let n = 0;
+    while (n < this.bounced.length && this.deliver(this.bounced[n]!.vehicleId, this.bounced[n]!.d))
+      n++;
+    if (n > 0) this.bounced.splice(0, n);
     for (const i of this.inbound) i.retry();
     if (this.local?.storageFull()) return;
     for (const fn of this.drainListeners) fn();
@@ -325,16 +515,22 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     if (method === 'online') return toPeerJson(await this.host.online());
     const vehicleId = String(args[0]);
     // Only the owner answers for a vehicle: a caller with an older view tries again.
-    if (this.ownerOf(vehicleId).node !== this.opts.node)
+    if ((await this.answering(vehicleId)) !== this.opts.node)
       throw new NotOwner(`${this.opts.node} does not own vehicle ${vehicleId} (views differ)`);
     switch (method) {
       case 'command':
-        return toPeerJson(await this.host.command(vehicleId, String(args[1]), args[2] as Message));
+        return toPeerJson(
+          await this.onThisNode(() =>
+            this.host.command(vehicleId, String(args[1]), args[2] as Message),
+          ),
+        );
       case 'vehicle':
         return toPeerJson((await this.host.vehicle(vehicleId)) ?? null);
       case 'confirmAlarms':
         return toPeerJson(
-          await this.host.confirmAlarms(vehicleId, Number(args[1]), String(args[2])),
+          await this.onThisNode(() =>
+            this.host.confirmAlarms(vehicleId, Number(args[1]), String(args[2])),
+          ),
         );
       default:
         throw new Error(`unknown peer call ${String(req.method)}`);
@@ -362,27 +558,60 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   // --- the services' operations, answered by the owner ---
 
-  command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
-    const owner = this.ownerOf(vehicleId).node;
-    if (owner === this.opts.node) return this.host.command(vehicleId, id, message);
+  /**
+   * The node that answers for the vehicle now: this one once any handoff of its shard is over
+   * (the previous owner's state is in the database), else the owner elsewhere.
+   */
+  private async answering(vehicleId: string): Promise<string> {
+    for (;;) {
+      const shard = shardOf(vehicleId);
+      const owner = this.view.nodeOfShard(shard);
+      if (owner !== this.opts.node || this.pendingShard[shard] !== 1) return owner;
+      await this.whenReleased(shard);
+    }
+  }
+
+  async command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+    const owner = await this.answering(vehicleId);
+    if (owner === this.opts.node)
+      return this.onThisNode(() => this.host.command(vehicleId, id, message));
     return this.call(owner, 'command', [vehicleId, id, message]);
   }
 
   async vehicle(vehicleId: string): Promise<VehicleView | undefined> {
-    const owner = this.ownerOf(vehicleId).node;
+    const owner = await this.answering(vehicleId);
     if (owner === this.opts.node) return this.host.vehicle(vehicleId);
     return (await this.call<VehicleView | null>(owner, 'vehicle', [vehicleId])) ?? undefined;
   }
 
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
-    const owner = this.ownerOf(vehicleId).node;
-    if (owner === this.opts.node) return this.host.confirmAlarms(vehicleId, bits, commandId);
+  async confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+  ): Promise<AlarmConfirmation> {
+    const owner = await this.answering(vehicleId);
+    if (owner === this.opts.node)
+      return this.onThisNode(() => this.host.confirmAlarms(vehicleId, bits, commandId));
     return this.call(owner, 'confirmAlarms', [vehicleId, bits, commandId]);
+  }
+
+  /** A call on this node's threads; one that raced a placement change is UNAVAILABLE (retry). */
+  private async onThisNode<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof Error && err.name === 'NotOwnedHere') throw new NotOwner(err.message);
+      throw err;
+    }
+  }
+
+  assign(): Promise<number> {
+    return Promise.reject(new Error('the router assigns its own threads (setMembers)'));
   }
 
   /** Online vehicles of the whole cluster: this node's and every peer's (a peer down: skipped). */
   async online(): Promise<OnlineVehicle[]> {
-    const peers = [...new Set(this.slotNodes)].filter((n) => n !== this.opts.node);
+    const peers = [...new Set(this.view.nodes)].filter((n) => n !== this.opts.node);
     const lists = await Promise.all([
       this.host.online(),
       ...peers.map((n) =>
@@ -430,6 +659,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** Streams to peers end; the service stops taking streams; the local host closes. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.settleTimer);
+    for (const t of this.pendingTimers.values()) clearTimeout(t);
     for (const c of this.channels.values()) c.close();
     this.channels.clear();
     for (const i of [...this.inbound]) i.end();

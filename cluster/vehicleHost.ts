@@ -54,6 +54,12 @@ export interface VehicleHost {
   memory(): Promise<ThreadMemory[]>;
   /** The event kinds to produce from now on (others cost nothing). */
   wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void>;
+  /**
+   * A new placement over the cluster (cluster/router.ts): `owned[i]` has one bit per shard that
+   * thread i owns. The vehicles no longer owned save their state and leave memory before this
+   * resolves; later activations write under `epoch`. Resolves with how many left.
+   */
+  assign(epoch: number, owned: readonly Uint8Array[]): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -83,6 +89,10 @@ export class LocalVehicleHost implements VehicleHost {
   async wantEvents(kinds: Iterable<VehicleEventKind>): Promise<void> {
     this.wanted.clear();
     for (const k of kinds) this.wanted.add(k);
+  }
+
+  assign(epoch: number, owned: readonly Uint8Array[]): Promise<number> {
+    return this.shard.assign(epoch, owned[0] ?? null);
   }
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {

@@ -23,6 +23,7 @@ import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
 import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
 import { errorText, type FleetLog } from './log.js';
+import { shardOf } from './placement.js';
 
 export interface ShardOptions {
   policy: VehiclePolicy;
@@ -56,10 +57,24 @@ export interface ShardStats {
   locationLayouts: LayoutStats;
 }
 
+/**
+ * The vehicle's shard is another thread's or node's now (a call raced a placement change). Its
+ * name survives the trip from a worker (comlink keeps an error's name): callers try again.
+ */
+export class NotOwnedHere extends Error {
+  override name = 'NotOwnedHere';
+}
+
 export class VehicleShard {
   readonly store: VehicleStore;
   readonly actors: ActorSystem<VehicleMessage>;
   malformedBodies = 0;
+  /** Vehicles handed to another owner since start. */
+  handedOff = 0;
+  /** The owner epoch actors activated from now on write under (undefined: not fenced). */
+  private epoch: number | undefined;
+  /** One bit per shard (cluster/placement.ts) this thread owns; null: every vehicle. */
+  private owned: Uint8Array | null = null;
 
   constructor(db: Db, opts: ShardOptions) {
     const log = opts.log;
@@ -82,6 +97,7 @@ export class VehicleShard {
       store: this.store,
       policy: opts.policy,
       ...(opts.events ? { events: opts.events } : {}),
+      ownerEpoch: () => this.epoch,
     };
     this.actors = new ActorSystem<VehicleMessage>({
       create: (id) => new VehicleActor(id, deps),
@@ -98,6 +114,35 @@ export class VehicleShard {
           }
         : {}),
     });
+  }
+
+  /** True when this thread owns the vehicle under the last assignment. */
+  owns(vehicleId: string): boolean {
+    const owned = this.owned;
+    if (owned === null) return true;
+    const shard = shardOf(vehicleId);
+    return (owned[shard >>> 3]! & (1 << (shard & 7))) !== 0;
+  }
+
+  /**
+   * A new placement (cluster/router.ts): actors activated from now on write under `epoch`; the
+   * actors of shards no longer owned take what their mailboxes hold, save their state and leave
+   * memory, and their writes reach the database before this resolves (then the new owner may
+   * read them). Returns how many vehicles left.
+   */
+  async assign(epoch: number, owned: Uint8Array | null): Promise<number> {
+    this.epoch = epoch;
+    this.owned = owned;
+    const left = await this.actors.passivateWhere((id) => !this.owns(id));
+    this.handedOff += left;
+    await this.store.flush();
+    return left;
+  }
+
+  private notOwned(vehicleId: string): Promise<never> {
+    return Promise.reject(
+      new NotOwnedHere(`vehicle ${vehicleId} is not owned by this thread any more`),
+    );
   }
 
   /** Hands a decoded uplink message to its vehicle; false when the mailbox is full. */
@@ -171,6 +216,7 @@ export class VehicleShard {
    * 'timed-out'), or 'refused' when the vehicle's mailbox or queue is full.
    */
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
+    if (!this.owns(vehicleId)) return this.notOwned(vehicleId);
     return new Promise<CommandEvent>((resolve) => {
       const accepted = this.actors.tell(vehicleId, {
         kind: 'command',
@@ -189,6 +235,7 @@ export class VehicleShard {
 
   /** Marks a vehicle's open alarms handled (0 = all); see VehicleActor.confirmAlarms. */
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+    if (!this.owns(vehicleId)) return this.notOwned(vehicleId);
     return new Promise((resolve, reject) => {
       const accepted = this.actors.tell(vehicleId, {
         kind: 'confirmAlarms',

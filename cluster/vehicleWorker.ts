@@ -76,6 +76,8 @@ export interface VehicleWorkerApi {
   flush(): Promise<void>;
   passivateAll(): Promise<void>;
   wantEvents(kinds: VehicleEventKind[]): void;
+  /** A new placement: see VehicleShard.assign (owned: one bit per shard; null: all). */
+  assign(epoch: number, owned: Uint8Array | null): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -201,21 +203,41 @@ function onRecord(r: BatchRecord): void {
     // mailbox (up to maxInFlight records per worker).
     const body = r.body.slice();
     offer(vehicleId, () =>
-      shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt),
+      shard.owns(vehicleId)
+        ? shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt)
+        : bounce(() => out.uplink(r.link, r.receivedAt, r.header, r.edition, body)),
     );
   } else if (r.kind === PLATFORM_MESSAGE) {
     const link = linkFor(r.link);
     const body = r.body.slice();
     offer(r.vehicleId, () =>
-      shard.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition),
+      shard.owns(r.vehicleId)
+        ? shard.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition)
+        : bounce(() =>
+            out.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, body),
+          ),
     );
   } else if (r.kind === LINK_NAME) {
     links.set(r.link, new RemoteLink(r.link, r.id, r.node));
   } else if (r.kind === LINK_CLOSED) {
     const link = linkFor(r.link);
     links.delete(r.link);
-    offer(r.vehicleId, () => shard.linkClosed(r.vehicleId, link.id, r.reason, r.at));
+    offer(r.vehicleId, () =>
+      shard.owns(r.vehicleId)
+        ? shard.linkClosed(r.vehicleId, link.id, r.reason, r.at)
+        : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId)),
+    );
   }
+}
+
+/**
+ * A record for a vehicle this thread no longer owns (it arrived after a placement change): it
+ * goes back to the node's thread, which routes it to the owner. Taken, as far as credit goes.
+ */
+function bounce(write: () => void): true {
+  write();
+  scheduleFlush();
+  return true;
 }
 
 port.on('message', (batch: ArrayBuffer) => {
@@ -237,6 +259,7 @@ const api: VehicleWorkerApi = {
     wanted.clear();
     for (const k of kinds) wanted.add(k);
   },
+  assign: (epoch, owned) => shard.assign(epoch, owned),
   close: async () => {
     await shard.close();
     flushOutbound();

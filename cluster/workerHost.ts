@@ -14,7 +14,18 @@ import { realScheduler, type Scheduler } from '../actors/runtime.js';
 import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
-import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
+import {
+  AUTHENTICATED,
+  CLOSE,
+  FrameBatchBuilder,
+  LINK_CLOSED,
+  PLATFORM_MESSAGE,
+  readFrameBatch,
+  SEND,
+  UPLINK,
+  type BatchRecord,
+} from './frameBatch.js';
+import { vehicleIdOf } from '../jt808/header.js';
 import type { GatewayDelivery } from './gateway.js';
 import { PROXY_LINK_BASE } from './peerLinks.js';
 import { Placement } from './placement.js';
@@ -46,6 +57,8 @@ export interface WorkerHostOptions {
    * cluster the router's placement over every node's workers decides (cluster/router.ts).
    */
   workerOf?: (vehicleId: string) => number;
+  /** A record a worker sent back: its vehicle is not that worker's any more (route it again). */
+  onBounce?: (vehicleId: string, d: GatewayDelivery) => void;
 }
 
 /** Where the workers' answers go: terminal links by number (the gateway, or the router's). */
@@ -73,6 +86,15 @@ interface WorkerSlot {
   died: Promise<never>;
   die: (err: Error) => void;
 }
+
+/** Stands for a link already closed when a bounced record about it comes back. */
+const closedLink: TerminalLink = {
+  id: '',
+  node: '',
+  send: () => undefined,
+  close: () => undefined,
+  authenticated: () => undefined,
+};
 
 /** The placement slot keys of a node's worker threads. */
 export function workerSlots(workers: number): string[] {
@@ -105,6 +127,8 @@ export class WorkerVehicleHost implements VehicleHost {
   private readonly wanted = new Set<VehicleEventKind>();
   private gateway: LinkDirectory | undefined;
   private closing = false;
+  /** The last assignment, for a worker started again after it. */
+  private epoch: { epoch: number; owned: readonly Uint8Array[] } | undefined;
 
   constructor(private readonly opts: WorkerHostOptions) {
     this.maxInFlight = opts.maxInFlight ?? 4096;
@@ -174,7 +198,12 @@ export class WorkerVehicleHost implements VehicleHost {
       died,
       die,
     };
-    slot.ready = this.call(slot, (a) => a.ready());
+    slot.ready = this.call(slot, async (a) => {
+      await a.ready();
+      // A restarted worker owns what its predecessor owned, under the same epoch.
+      const last = this.epoch;
+      if (last) await a.assign(last.epoch, last.owned[index] ?? null);
+    });
     // Awaited by ready() at start; a restarted worker's is nobody's to await.
     slot.ready.catch(() => undefined);
     channel.port1.on('message', (m: WorkerOutbound) => this.fromWorker(slot, m));
@@ -255,6 +284,10 @@ export class WorkerVehicleHost implements VehicleHost {
     const gateway = this.gateway;
     if (gateway) {
       readFrameBatch(m.batch, (r) => {
+        if (r.kind === UPLINK || r.kind === PLATFORM_MESSAGE || r.kind === LINK_CLOSED) {
+          this.bounced(gateway, r);
+          return;
+        }
         const link = gateway.linkByNumber(r.link);
         if (!link) return; // the connection is gone
         if (r.kind === SEND) link.send(r.frame);
@@ -267,6 +300,42 @@ export class WorkerVehicleHost implements VehicleHost {
     slot.storageFull = m.storageFull;
     for (const e of m.events) this.opts.onEvent(e);
     if (wasFull && !slot.storageFull) this.drained();
+  }
+
+  private bounced(links: LinkDirectory, r: BatchRecord): void {
+    const link = links.linkByNumber(r.link) ?? closedLink;
+    if (r.kind === UPLINK) {
+      if (link === closedLink) return; // the connection is gone: nothing to answer
+      this.opts.onBounce?.(vehicleIdOf(r.header.phone), {
+        kind: 'uplink',
+        link,
+        linkNumber: r.link,
+        header: r.header,
+        edition: r.edition,
+        message: null,
+        body: r.body.slice(),
+        receivedAt: r.receivedAt,
+      });
+    } else if (r.kind === PLATFORM_MESSAGE) {
+      if (link === closedLink) return;
+      this.opts.onBounce?.(r.vehicleId, {
+        kind: 'platformMessage',
+        link,
+        linkNumber: r.link,
+        phone: r.phone,
+        edition: r.edition,
+        messageId: r.messageId,
+        body: r.body.slice(),
+      });
+    } else if (r.kind === LINK_CLOSED) {
+      this.opts.onBounce?.(r.vehicleId, {
+        kind: 'linkClosed',
+        link,
+        linkNumber: r.link,
+        reason: r.reason,
+        at: r.at,
+      });
+    }
   }
 
   private drained(): void {
@@ -334,6 +403,14 @@ export class WorkerVehicleHost implements VehicleHost {
     // Frames batched here but not posted yet go first.
     for (const s of this.slots) this.flushTo(s);
     await Promise.all(this.live.map((s) => this.call(s, (a) => a.flush())));
+  }
+
+  async assign(epoch: number, owned: readonly Uint8Array[]): Promise<number> {
+    this.epoch = { epoch, owned };
+    const left = await Promise.all(
+      this.live.map((s) => this.call(s, (a) => a.assign(epoch, owned[s.index] ?? null))),
+    );
+    return left.reduce((a, b) => a + b, 0);
   }
 
   async passivateAll(): Promise<void> {

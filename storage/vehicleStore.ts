@@ -49,6 +49,11 @@ export interface VehicleRecord {
   phone?: string;
   /** Serial of the last frame taken from the terminal. */
   lastUplinkSerial?: number;
+  /**
+   * The cluster-wide id of the link the terminal authenticated on, while online: a new owner
+   * after a handoff resumes the session on that link instead of refusing its frames.
+   */
+  linkId?: string;
 }
 
 export type PositionSource = 'live' | 'batch' | 'blind-area' | 'query-reply';

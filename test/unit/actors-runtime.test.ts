@@ -244,4 +244,26 @@ describe('ActorSystem activation failures', () => {
     await new Promise((r) => setImmediate(r));
     assert.equal(store.get('a'), 13, 'both messages were applied to the loaded state');
   });
+
+  it('passivateWhere lets the matching actors take what their mailboxes hold, saves them, keeps the rest', async () => {
+    const store = new Map<string, number>();
+    const log: string[] = [];
+    const sys = new ActorSystem<Msg>({ create: counters(store, log) });
+    for (let i = 1; i <= 5; i++) sys.tell('moving', { kind: 'add', n: i, delayMs: 2 });
+    sys.tell('staying', { kind: 'add', n: 7 });
+    sys.tell('idle-moving', { kind: 'add', n: 1 });
+    await new Promise((r) => setTimeout(r, 1)); // 'moving' is mid-mailbox now
+    const left = await sys.passivateWhere((id) => id.endsWith('moving'));
+    assert.equal(left, 2);
+    assert.equal(
+      store.get('moving'),
+      15,
+      'every message queued before the move was taken, then saved',
+    );
+    assert.equal(store.get('idle-moving'), 1);
+    assert.equal(sys.has('moving'), false);
+    assert.equal(sys.has('idle-moving'), false);
+    assert.equal(sys.has('staying'), true);
+    assert.equal(store.get('staying'), undefined, 'the others were not saved');
+  });
 });

@@ -7,6 +7,7 @@ import { ActorSystem } from '../../actors/runtime.js';
 import { VehicleActor, type TerminalLink, type VehicleMessage } from '../../actors/vehicleActor.js';
 import { decodeFrame, encodeFrame } from '../../jt808/codec.js';
 import type { Message } from '../../jt808/messages.js';
+import { StaleOwner } from '../../storage/batchWriter.js';
 import type { RecordChange } from '../../storage/recordChanges.js';
 import type { VehicleRecord, VehicleStore } from '../../storage/vehicleStore.js';
 import { trackPoint } from '../../bench/terminal.js';
@@ -219,6 +220,7 @@ describe('VehicleActor', () => {
     await scheduler.advance(SAVE_EVERY_MS);
     assert.deepEqual(Object.keys(changes[1]!.set).sort(), [
       'lastSeen',
+      'linkId',
       'node',
       'online',
       'openAlarms',
@@ -301,5 +303,97 @@ describe('VehicleActor', () => {
     }
     assert.equal(changes.length, written + 1, 'written by the next save, not at passivation');
     assert.equal(saves.at(-1)!.lastState?.time, trackPoint(11).time);
+  });
+
+  it('a vehicle handed over while online resumes its session on the same link, and no other', async () => {
+    const scheduler = new FakeScheduler();
+    const saved: VehicleRecord = {
+      _id: ID,
+      authCode: 'abc',
+      edition: 2013,
+      online: true,
+      linkId: 'node-a/1/7',
+      pendingCommands: [
+        { id: 'c1', message: { type: 'TextMessage', body: { flag: 8, text: 'hi' } }, createdAt: 0 },
+      ],
+    };
+    const { store, changes } = recordingStore(async () => structuredClone(saved));
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+        }),
+    });
+    const other = new RecordingLink('node-b/1/3');
+    sys.tell(ID, uplink(other, { type: 'Heartbeat', body: {} }, scheduler.now()));
+    await sys.whenIdle();
+    const refused = other.last();
+    assert.ok(refused?.type === 'PlatformResponse' && refused.body.result === 1, 'another link');
+
+    const same = new RecordingLink('node-a/1/7');
+    sys.tell(ID, uplink(same, { type: 'Heartbeat', body: {} }, scheduler.now()));
+    await sys.whenIdle();
+    const types = same.sent.map((f) => {
+      const r = decodeFrame(f.subarray(1, -1));
+      return r.ok ? r.message?.type : undefined;
+    });
+    assert.ok(types.includes('TextMessage'), 'its queued command goes out on the resumed session');
+    assert.ok(types.includes('PlatformResponse'));
+    const ack = same.sent
+      .map((f) => decodeFrame(f.subarray(1, -1)))
+      .find((r) => r.ok && r.message?.type === 'PlatformResponse');
+    assert.ok(ack?.ok && ack.message?.type === 'PlatformResponse' && ack.message.body.result === 0);
+    await scheduler.advance(SAVE_EVERY_MS);
+    assert.ok(
+      changes.every((c) => c.set.online !== false && !c.unset.includes('linkId')),
+      'the stored session stays online',
+    );
+  });
+
+  it('a write refused for a newer owner stops the actor writing and it leaves memory', async () => {
+    const scheduler = new FakeScheduler();
+    let newerOwner = false;
+    const epochs: (number | undefined)[] = [];
+    const { store, changes } = recordingStore();
+    const fenced = {
+      ...store,
+      load: store.load,
+      saveChanges: (id: string, change: RecordChange, epoch?: number) => {
+        epochs.push(epoch);
+        if (newerOwner) return Promise.reject(new StaleOwner(id));
+        return store.saveChanges(id, change);
+      },
+    } as unknown as VehicleStore;
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store: fenced,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+          ownerEpoch: () => 41,
+        }),
+    });
+    const link = new RecordingLink('l1');
+    sys.tell(ID, uplink(link, REGISTER, scheduler.now()));
+    await sys.whenIdle();
+    assert.deepEqual(epochs, [41], 'the registration was written under the owner epoch');
+    const reply = link.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    const authCode = reply.body.authCode as string;
+    sys.tell(ID, uplink(link, { type: 'Authenticate', body: { authCode } }, scheduler.now()));
+    await sys.whenIdle();
+    newerOwner = true;
+    sys.tell(ID, { kind: 'linkClosed', linkId: 'l1', reason: 'gone', at: scheduler.now() });
+    await sys.whenIdle();
+    await scheduler.advance(SAVE_EVERY_MS);
+    await sys.whenIdle();
+    assert.equal(sys.has(ID), false, 'the superseded actor left memory');
+    const writesAfter = epochs.length;
+    assert.ok(writesAfter >= 2, 'it tried once, was refused');
+    assert.equal(changes.length, 1, 'nothing was stored after the refusal');
   });
 });
