@@ -4,6 +4,7 @@
 // Bad requests are INVALID_ARGUMENT; every page, chunk and result set stays within its bound.
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -35,6 +36,7 @@ import { COLLECTIONS } from '../../storage/schema.js';
 import { positionDocument, type PositionSource } from '../../storage/vehicleStore.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
 
 type Obj = Record<string, unknown>;
 type Call = (
@@ -847,6 +849,105 @@ describe('the service', () => {
       assert.equal(res.status, 'SERVING');
     } finally {
       health.close();
+    }
+  });
+
+  it('reflection publishes it: a client built from what grpcurl reads calls GetTrack', async () => {
+    const proto = join(
+      require.resolve('@grpc/reflection').replace(/build[/\\]src[/\\]index\.js$/, ''),
+      'build/proto/grpc/reflection/v1/reflection.proto',
+    );
+    const Reflection = loadService(proto, 'grpc.reflection.v1.ServerReflection');
+    const r = new Reflection(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure());
+    const ask = async (req: Obj): Promise<Obj> => {
+      const s = (
+        r as unknown as Record<string, () => grpc.ClientDuplexStream<Obj, Obj>>
+      ).serverReflectionInfo!.call(r);
+      const answer = new Promise<Obj>((resolve, reject) => {
+        s.once('data', resolve);
+        s.once('error', reject);
+      });
+      s.write(req);
+      const res = await answer;
+      s.end();
+      return res;
+    };
+    try {
+      const listed = await ask({ listServices: '*' });
+      const names = ((listed.listServicesResponse as Obj).service as Obj[]).map((x) => x.name);
+      assert.ok(names.includes('fleetmesh.v1.HistoryService'), String(names));
+      const res = await ask({ fileContainingSymbol: 'fleetmesh.v1.HistoryService' });
+      const files = (res.fileDescriptorResponse as Obj).fileDescriptorProto as Buffer[];
+      const desc = protoLoader.loadSync('google/protobuf/descriptor.proto');
+      const File = desc['google.protobuf.FileDescriptorProto'] as protoLoader.MessageTypeDefinition<
+        Obj,
+        Obj
+      >;
+      const Set = desc['google.protobuf.FileDescriptorSet'] as protoLoader.MessageTypeDefinition<
+        Obj,
+        Obj
+      >;
+      const def = protoLoader.loadFileDescriptorSetFromBuffer(
+        Set.serialize({ file: files.map((f) => File.deserialize(f)) }),
+        LOADER,
+      );
+      const History = (
+        grpc.loadPackageDefinition(def) as unknown as {
+          fleetmesh: { v1: { HistoryService: grpc.ServiceClientConstructor } };
+        }
+      ).fleetmesh.v1.HistoryService;
+      const c = new History(
+        `127.0.0.1:${api.port}`,
+        grpc.credentials.createInsecure(),
+      ) as typeof client;
+      try {
+        // As grpcurl sends it: the published (snake_case) field names.
+        const page = await call(
+          'GetTrack',
+          { vehicle_id: VEHICLES[0], from_unix_ms: DAY0, to_unix_ms: DAY0 + DAY, page_size: 5 },
+          auth(),
+          c,
+        );
+        assert.equal((page.points as Obj[]).length, 5);
+      } finally {
+        c.close();
+      }
+    } finally {
+      r.close();
+    }
+  });
+
+  it('a stream the client cancels stops reading the track and frees its place', async () => {
+    const server = new grpc.Server();
+    const history = addHistoryService(server, db, () => true);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
+    const History = loadService(HISTORY_PROTO, 'fleetmesh.v1.HistoryService');
+    const c = new History(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    try {
+      const s = (
+        c as unknown as Record<
+          string,
+          (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
+        >
+      ).streamTrack!.call(
+        c,
+        { vehicleId: VEHICLES[1], fromUnixMs: DAY0, toUnixMs: DAY0 + 3 * DAY, pageSize: 1 },
+        auth(),
+      );
+      s.on('error', () => undefined); // CANCELLED, expected
+      const first = await new Promise<Obj>((resolve) => s.once('data', resolve));
+      assert.equal((first.points as Obj[]).length, 1);
+      assert.equal(history.running, 1);
+      s.cancel();
+      await until(() => history.running === 0, 'the cancelled stream to end on the server');
+    } finally {
+      c.close();
+      server.forceShutdown();
+      await history.stop();
     }
   });
 
