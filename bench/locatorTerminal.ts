@@ -92,11 +92,13 @@ export async function followLocator(o: FollowOptions): Promise<Redirect> {
 /** Authenticates on the node with the 0x8105's code, or registers there first. */
 async function onNode(t: SimTerminal, target: ConnectToServer): Promise<SimTerminal> {
   let ok = target.authCode !== undefined && (await t.authenticate(target.authCode)) === 0;
+  let answer = -1;
   if (!ok) {
     const reg = await t.register();
     if (reg !== 0) throw new Error(`registration at the node answered ${reg}`);
-    ok = (await t.authenticate()) === 0;
+    answer = await t.authenticate();
+    ok = answer === 0;
   }
-  if (!ok) throw new Error('authentication at the node failed');
+  if (!ok) throw new Error(`authentication at the node answered ${answer}`);
   return t;
 }

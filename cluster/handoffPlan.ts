@@ -17,7 +17,12 @@ export class PlacementView {
     this.placement = new Placement(slots);
     this.nodes = slots.map((k) => parseSlotKey(k).node);
     this.workers = slots.map((k) => parseSlotKey(k).worker);
-    this.signature = createHash('sha1').update(slots.join(',')).digest('base64url');
+    this.signature = PlacementView.signatureOf(members);
+  }
+
+  /** The signature of the placement over these members, without building it (cheap). */
+  static signatureOf(members: readonly { node: string; workers: number }[]): string {
+    return createHash('sha1').update(clusterSlots(members).join(',')).digest('base64url');
   }
 
   nodeOfShard(shard: number): string {

@@ -99,6 +99,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** A placement waiting for the membership to settle. */
   private latest: { view: PlacementView; revision: number } | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  private settlingSince: number | undefined;
   private members: readonly Member[] = [];
   private live = new Set<string>();
   private leaving = false;
@@ -167,19 +168,30 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.checkPending();
     const hosting = this.hosting(members);
     if (hosting.length === 0) return;
-    const next = new PlacementView(hosting);
-    if (this.applied && next.signature === this.view.signature) {
+    // Most changes are load reports: the placement is built only when the slots changed.
+    const signature = PlacementView.signatureOf(hosting);
+    if (this.applied && signature === this.view.signature) {
+      // Back to the placement applied now (a node flapped): nothing moves.
       this.latest = undefined;
+      this.settlingSince = undefined;
       clearTimeout(this.settleTimer);
       return;
     }
-    this.latest = { view: next, revision };
-    clearTimeout(this.settleTimer);
-    if (!this.applied) this.apply();
-    else {
-      this.settleTimer = setTimeout(() => this.apply(), this.opts.settleMs ?? 300);
-      this.settleTimer.unref();
+    if (this.latest?.view.signature === signature) return; // a load report, not churn
+    this.latest = { view: new PlacementView(hosting), revision };
+    if (!this.applied) {
+      clearTimeout(this.settleTimer);
+      this.apply();
+      return;
     }
+    // Churn restarts the wait, up to a bound: a steady trickle of changes cannot starve it.
+    const settleMs = this.opts.settleMs ?? 300;
+    const now = Date.now();
+    this.settlingSince ??= now;
+    const wait = Math.min(settleMs, Math.max(0, this.settlingSince + 5 * settleMs - now));
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => this.apply(), wait);
+    this.settleTimer.unref();
   }
 
   /** The members that host vehicles (with a peer address), this node included unless leaving. */
@@ -202,6 +214,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   private apply(): void {
     const latest = this.latest;
     this.latest = undefined;
+    this.settlingSince = undefined;
     if (!latest) return;
     const self = this.opts.node;
     // Before the first view, the others owned everything (a joining node waits for them).

@@ -78,12 +78,14 @@ after(async () => {
 });
 
 async function startNodes(capacities: number[], tag: string): Promise<NodeProcess[]> {
+  // One cluster, one store: a vehicle that moves between nodes finds its record.
+  const database = testDatabase(`locator_${tag}`);
   return Promise.all(
     capacities.map((capacity, i) =>
       forkNode({
         node: `${tag}-${i + 1}`,
         mongodbUri: servers.mongodbUri,
-        database: testDatabase(`locator_${tag}`),
+        database,
         workers: 1,
         writer: { maxDelayMs: 5 },
         membership: { etcdEndpoints: servers.etcdEndpoints, capacity, ttlSeconds: 5 },
@@ -100,11 +102,18 @@ async function startNodes(capacities: number[], tag: string): Promise<NodeProces
 async function throughLocator(
   first: number,
   count: number,
-): Promise<{ online: SimTerminal[]; retries: number; failed: string[] }> {
+): Promise<{
+  online: SimTerminal[];
+  retries: number;
+  failed: string[];
+  /** Why visits started again, with how often (a test prints them). */
+  reasons: Map<string, number>;
+}> {
   const online: SimTerminal[] = [];
   const failed: string[] = [];
   let retries = 0;
   let next = 0;
+  const reasons = new Map<string, number>();
   const worker = async (): Promise<void> => {
     while (next < count) {
       const i = first + next++;
@@ -132,12 +141,14 @@ async function throughLocator(
             break;
           }
           retries++;
+          const why = String(err).slice(0, 120);
+          reasons.set(why, (reasons.get(why) ?? 0) + 1);
         }
       }
     }
   };
   await Promise.all(Array.from({ length: 100 }, worker));
-  return { online, retries, failed };
+  return { online, retries: retries, failed, reasons };
 }
 
 /** Terminals per node as the nodes report them in etcd, once they add up to `total`. */
@@ -171,7 +182,7 @@ describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, l
       );
       const spread = await reportedSpread('eq', n);
       const mean = n / 3;
-      t.diagnostic(`visits started again: ${r.retries}`);
+      t.diagnostic(`visits started again: ${r.retries} ${JSON.stringify([...r.reasons])}`);
       t.diagnostic(
         `terminals per node ${spread.join(', ')}; busiest/mean ${(Math.max(...spread) / mean).toFixed(3)}`,
       );
@@ -197,7 +208,7 @@ describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, l
         'every terminal reaches a node and has its report acknowledged',
       );
       const spread = await reportedSpread('cap', n);
-      t.diagnostic(`visits started again: ${r.retries}`);
+      t.diagnostic(`visits started again: ${r.retries} ${JSON.stringify([...r.reasons])}`);
       const want = [0.25, 0.5, 0.25];
       t.diagnostic(`terminals per node ${spread.join(', ')} (capacity shares 1:2:1 of ${n})`);
       spread.forEach((x, i) =>
