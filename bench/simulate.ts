@@ -18,9 +18,14 @@
 //     [--blind-for N]      a coverage loss lasts N intervals (default: 5 to 14 at random)
 //     [--seconds S]        stop after S seconds online and print the summary
 //     [--seed S]           random choices are reproducible
+//     [--locator]          --port is a locator's: each terminal starts there, follows its 0x8105
+//                          to a node, follows later ones too (a draining node's), and goes back
+//                          to the locator when a node closes it (bench/locatorTerminal.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import hdr from 'hdr-histogram-js';
 import type { LocationReport } from '../jt808/location.js';
+import type { Message } from '../jt808/messages.js';
+import { RoamingTerminal } from './locatorTerminal.js';
 import { SimTerminal, trackPoint } from './terminal.js';
 
 const args = process.argv.slice(2);
@@ -40,6 +45,13 @@ const codesFile = flag('--codes');
 const register = authCode === undefined && !args.includes('--no-register');
 const concurrency = Number(flag('--concurrency') ?? 200);
 const brief = args.includes('--brief');
+const viaLocator = args.includes('--locator');
+if (viaLocator && !register) {
+  process.stderr.write(
+    'simulate: --locator registers at the locator: no --auth-code or --no-register\n',
+  );
+  process.exit(2);
+}
 const knownCodes: Record<string, string> =
   !register && codesFile !== undefined
     ? (JSON.parse(readFileSync(codesFile, 'utf8')) as Record<string, string>)
@@ -96,7 +108,16 @@ const BLIND_BATCH = 15; // items per 0x0704: stays inside one frame's 1023-byte 
  * send a heartbeat every 60 s by default (well inside the gateway's 180 s idle timeout), the others report
  * every interval.
  */
-function drive(t: SimTerminal, index: number): void {
+/** What driving needs of a terminal: a direct one, or one that follows the locator. */
+interface Driven {
+  closed: boolean;
+  send(message: Message): unknown;
+  report(loc: LocationReport): Promise<number>;
+  request(message: Message): Promise<number>;
+  answerCommands(where: () => LocationReport): void;
+}
+
+function drive(t: Driven, index: number): void {
   let step = 0;
   let alarmLeft = 0;
   let blindLeft = 0;
@@ -176,11 +197,21 @@ function finish(): void {
 process.once('SIGINT', finish);
 process.once('SIGTERM', finish);
 
-const terminals: SimTerminal[] = [];
+const terminals: (SimTerminal | RoamingTerminal)[] = [];
 const onlineStarted = performance.now();
 for (let i = 0; i < count; i += concurrency) {
   const group = await Promise.all(
     Array.from({ length: Math.min(concurrency, count - i) }, async (_, j) => {
+      if (viaLocator) {
+        const phone = `0136${String(first + i + j).padStart(8, '0')}`;
+        const r = new RoamingTerminal({ host, locatorPort: port, phone, timeoutMs: 60_000 });
+        await r.start();
+        if (brief) {
+          await r.report(trackPoint(0));
+          r.close();
+        } else drive(r, i + j);
+        return r;
+      }
       const t = new SimTerminal({
         host,
         port,

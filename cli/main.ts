@@ -1,5 +1,7 @@
-// The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps.
+// The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps,
+// `locator` runs a locator, `drain` empties a node of its terminals, `track` prints a track.
 import { decodeUsage, runDecode } from './decode.js';
+import { drainOptions, drainUsage, runDrain } from './drain.js';
 import { locatorUsage, runLocator } from './locator.js';
 import { runStart, startUsage, UsageError } from './start.js';
 import { runTrack, trackUsage } from './track.js';
@@ -8,11 +10,13 @@ const [command, ...args] = process.argv.slice(2);
 
 const usage = `usage: fleetmesh <command> [options]      (fleetmesh <command> --help: its options)
   start [options]       start the local system: etcd and the MongoDB-protocol server unless
-                        named, and one node (Ctrl-C stops it); options:
+                        named, the locator and --nodes nodes (Ctrl-C stops it); options:
 ${startUsage('    ')}  decode ${decodeUsage}
                         decode JT/T 808 frames to JSON lines (no HEX: one frame per line on stdin)
   locator [options]     the locator: sends each terminal to the least-loaded node (0x8105); options:
-${locatorUsage('    ')}  track ${trackUsage}
+${locatorUsage('    ')}  drain ${drainUsage}
+                        send a node's terminals to the other nodes (0x8105) until it holds none:
+${drainOptions('    ')}  track ${trackUsage}
                         a vehicle's stored track from a node's HistoryService, as CSV or GeoJSON
 `;
 
@@ -24,6 +28,8 @@ async function main(): Promise<number> {
       return runDecode(args);
     case 'locator':
       return runLocator(args);
+    case 'drain':
+      return runDrain(args);
     case 'track':
       return runTrack(args);
     case undefined:

@@ -1,10 +1,13 @@
 // `fleetmesh start`: the local system — etcd and the MongoDB-protocol server (kept under
-// .fleetmesh/data so data survives restarts, unless external ones are named), one node with its
-// JT/T 808 gateway, and with `--sim N` a simulator of N terminals. A status line shows
-// connections and authenticated terminals, distinct reports stored per second, acknowledgement
-// p99 and persist lag; JSON logs go to stderr, Prometheus metrics to --metrics-port. Ctrl-C
-// stops everything.
+// .fleetmesh/data so data survives restarts, unless external ones are named), the locator on the
+// port terminals are configured with (8808), `--nodes N` nodes each in a process of its own
+// (gateways on 8809…, gRPC on 9808…, metrics on 9464…), and with `--sim N` a simulator of N
+// terminals that start at the locator. A status line shows every node: connections and
+// authenticated terminals, distinct reports stored per second, acknowledgement p99 and persist
+// lag; JSON logs go to stderr. Ctrl-C stops the nodes first (each leaves the membership and hands
+// its vehicles to the others), then the locator, then the servers.
 import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +17,8 @@ import { projectRoot, startLocalServers } from '../cluster/localServers.js';
 import { writerTotals } from '../cluster/vehicleShard.js';
 import { startGrpcServer } from '../cluster/grpcServer.js';
 import { createLog, LOG_LEVELS, logLevelFrom } from '../cluster/log.js';
+import type { DrainStats } from '../cluster/drain.js';
+import { startLocatorService } from '../cluster/locatorService.js';
 import { advertisedHost, startNode } from '../cluster/node.js';
 import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
 
@@ -24,6 +29,9 @@ import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
  */
 export const DEFAULT_METRICS_PORT = 9464;
 
+/** Nodes one `start` runs: each is a process with its worker threads; more is a real cluster's job. */
+export const MAX_NODES = 16;
+
 interface StartOption {
   name: string;
   value: string;
@@ -33,12 +41,35 @@ interface StartOption {
 // Every option `start` takes: the parser accepts only these and the help lists them all, so the
 // two cannot drift apart.
 const startOptions: readonly StartOption[] = [
-  { name: '--port', value: 'PORT', help: 'JT/T 808 gateway port (8808; 0: a free one)' },
-  { name: '--grpc-port', value: 'PORT', help: 'gRPC port (9808)' },
+  {
+    name: '--nodes',
+    value: 'N',
+    help: `nodes on this machine, a process each (1; at most ${MAX_NODES})`,
+  },
+  {
+    name: '--port',
+    value: 'PORT',
+    help: "the locator's JT/T 808 port, where terminals connect (8808; 0: a free one)",
+  },
+  {
+    name: '--gateway-port',
+    value: 'PORT',
+    help: "the first node's JT/T 808 gateway, the next nodes the ports after it (8809; 0: free)",
+  },
+  {
+    name: '--grpc-port',
+    value: 'PORT',
+    help: "the first node's gRPC, the next nodes after it (9808)",
+  },
   {
     name: '--metrics-port',
     value: 'PORT',
-    help: `Prometheus metrics at /metrics (${DEFAULT_METRICS_PORT}; 0: off)`,
+    help: `the first node's Prometheus metrics at /metrics, the next after it (${DEFAULT_METRICS_PORT}; 0: off)`,
+  },
+  {
+    name: '--locator-grpc-port',
+    value: 'PORT',
+    help: "the locator's gRPC Locate and Drain (9807; 0: a free one)",
   },
   {
     name: '--log-level',
@@ -51,15 +82,27 @@ const startOptions: readonly StartOption[] = [
     help: 'gRPC bearer tokens (FLEETMESH_GRPC_TOKENS; .fleetmesh/grpc-token)',
   },
   { name: '--host', value: 'HOST', help: 'address to listen on (0.0.0.0)' },
-  { name: '--dashboard-port', value: 'PORT', help: 'operator web dashboard (8080; 0: off)' },
-  { name: '--node', value: 'NAME', help: "this node's name in the membership in etcd (node-1)" },
+  {
+    name: '--dashboard-port',
+    value: 'PORT',
+    help: 'operator web dashboard, reading the first node (8080; 0: off)',
+  },
+  {
+    name: '--node',
+    value: 'NAME',
+    help: "the first node's name in etcd; the next ones count on (node-1, node-2, …)",
+  },
   {
     name: '--advertise',
     value: 'HOST',
     help: 'host the other members reach it at (--host; 127.0.0.1 for 0.0.0.0)',
   },
   { name: '--ack', value: 'durable|receive', help: 'acknowledge reports once stored (durable)' },
-  { name: '--sim', value: 'N', help: 'also run N simulated terminals (0)' },
+  {
+    name: '--sim',
+    value: 'N',
+    help: 'also run N simulated terminals, starting at the locator (0)',
+  },
   { name: '--interval-ms', value: 'MS', help: "the simulated terminals' report interval (10000)" },
   { name: '--data-dir', value: 'DIR', help: "the local servers' data (.fleetmesh/data)" },
   {
@@ -141,6 +184,232 @@ function grpcTokens(args: string[]): { tokens: string[]; file?: string } {
   return { tokens: [readFileSync(file, 'utf8').trim()], file };
 }
 
+/** The node names: the first as given, the next counting on its number (node-1 → node-2). */
+export function nodeNames(first: string, count: number): string[] {
+  const m = /^(.*?)(\d+)$/.exec(first);
+  return Array.from({ length: count }, (_, i) =>
+    i === 0 ? first : m ? `${m[1]}${Number(m[2]) + i}` : `${first}-${i + 1}`,
+  );
+}
+
+/** What a node process is started with (sent over IPC: tokens stay out of the process list). */
+export interface NodeChildConfig {
+  node: string;
+  mongodbUri: string;
+  etcdEndpoints: string[];
+  host: string;
+  advertise?: string;
+  port: number;
+  grpcPort: number;
+  /** 0: no metrics server. */
+  metricsPort: number;
+  ackMode: 'durable' | 'receive';
+  tokens: string[];
+  logLevel?: string;
+  /** Drain: a terminal still here this long after its 0x8105 is closed (default 30 s). */
+  drainCloseAfterMs?: number;
+}
+
+/** A node process's figures for the status line (and tests). */
+export interface NodeChildStatus {
+  node: string;
+  members: number;
+  connections: number;
+  /** Connections still waiting to authenticate. */
+  pending: number;
+  /** Distinct reports its vehicles stored since start (retransmissions not counted). */
+  reportsStored: number;
+  /** Location reports (0x0200, 0x0704) its gateway received since start. */
+  reportsReceived: number;
+  persistLagMs: number;
+  buffered: number;
+  /** Acknowledgement p99 since the last status (ms). */
+  ackP99Ms: number;
+  draining: boolean;
+  drain: DrainStats | undefined;
+}
+
+export interface NodeChild {
+  node: string;
+  pid: number;
+  port: number;
+  grpcPort: number;
+  metricsPort: number | undefined;
+  status(): Promise<NodeChildStatus>;
+  /** Stops the node (it leaves the membership, hands its vehicles over) and waits for its exit. */
+  stop(): Promise<void>;
+  /** Resolves with its exit code when the process ends, for whatever reason. */
+  exited: Promise<number | null>;
+}
+
+type ChildReply =
+  | { ready: true; port: number; grpcPort: number; metricsPort?: number }
+  | { failed: string }
+  | { id: number; result?: NodeChildStatus; error?: string };
+
+/**
+ * Starts a node in a process of its own. Detached: a terminal's Ctrl-C reaches only the parent,
+ * which stops the nodes before the locator and the servers; a parent that dies closes the IPC
+ * channel, and the node stops by itself then.
+ */
+export async function forkNodeChild(config: NodeChildConfig): Promise<NodeChild> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['node-child'], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    detached: true,
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  let next = 0;
+  const waiting = new Map<
+    number,
+    { resolve(v: NodeChildStatus | undefined): void; reject(e: Error): void }
+  >();
+  void exited.then((code) => {
+    for (const w of waiting.values()) w.reject(new Error(`${config.node} exited (${code})`));
+    waiting.clear();
+  });
+  const ready = new Promise<{ port: number; grpcPort: number; metricsPort?: number }>(
+    (resolve, reject) => {
+      child.on('message', (m: ChildReply) => {
+        if ('ready' in m) resolve(m);
+        else if ('failed' in m) reject(new Error(`${config.node}: ${m.failed}`));
+        else {
+          const w = waiting.get(m.id);
+          waiting.delete(m.id);
+          if (m.error !== undefined) w?.reject(new Error(m.error));
+          else w?.resolve(m.result);
+        }
+      });
+      void exited.then((code) =>
+        reject(new Error(`${config.node} exited (${code}) before it was ready`)),
+      );
+    },
+  );
+  child.send({ config });
+  const ports = await ready;
+  const ask = (op: 'status' | 'stop'): Promise<NodeChildStatus | undefined> =>
+    new Promise((resolve, reject) => {
+      if (!child.connected) return reject(new Error(`${config.node} is gone`));
+      const id = next++;
+      waiting.set(id, { resolve, reject });
+      child.send({ id, op });
+    });
+  return {
+    node: config.node,
+    pid: child.pid as number,
+    port: ports.port,
+    grpcPort: ports.grpcPort,
+    metricsPort: ports.metricsPort,
+    status: async () => (await ask('status')) as NodeChildStatus,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null)
+        await ask('stop').catch(() => undefined);
+      await exited;
+    },
+    exited,
+  };
+}
+
+/** The node process: one node, its gRPC server, figures on request, stop on request. */
+async function runNodeChild(): Promise<void> {
+  const [message] = (await once(process, 'message')) as [{ config: NodeChildConfig }];
+  const c = message.config;
+  const logger = createLog({ level: logLevelFrom(c.logLevel), base: { node: c.node } });
+  const acks = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000,
+    numberOfSignificantValueDigits: 2,
+  });
+  let node: Awaited<ReturnType<typeof startNode>>;
+  let grpc: Awaited<ReturnType<typeof startGrpcServer>>;
+  try {
+    node = await startNode({
+      node: c.node,
+      mongodbUri: c.mongodbUri,
+      port: c.port,
+      host: c.host,
+      membership: {
+        etcdEndpoints: c.etcdEndpoints,
+        ...(c.advertise ? { advertise: c.advertise } : {}),
+        grpc: `${advertisedHost(c.host, c.advertise)}:${c.grpcPort}`,
+        ...(c.drainCloseAfterMs !== undefined
+          ? { drain: { closeAfterMs: c.drainCloseAfterMs } }
+          : {}),
+      },
+      logger,
+      // 0 is "off" here, not "a free port": an operator asks for no metrics port.
+      ...(c.metricsPort > 0 ? { metrics: { port: c.metricsPort, host: c.host } } : {}),
+      policy: { ackMode: c.ackMode },
+      events: { ackLatency: (ms) => acks.recordValue(Math.max(1, Math.round(ms))) },
+    });
+    grpc = await startGrpcServer(node, { host: c.host, port: c.grpcPort, tokens: c.tokens }).catch(
+      async (err: unknown) => {
+        await node.stop();
+        throw err;
+      },
+    );
+  } catch (err) {
+    process.send?.({ failed: err instanceof Error ? err.message : String(err) }, () =>
+      process.exit(1),
+    );
+    return;
+  }
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await grpc.stop();
+      await node.stop();
+      acks.destroy();
+    })());
+  const status = async (): Promise<NodeChildStatus> => {
+    const positions = writerTotals(await node.stats(), 'positions');
+    const g = node.gateway.stats;
+    const s: NodeChildStatus = {
+      node: node.node,
+      members: node.members().length,
+      connections: g.connections,
+      pending: g.pending,
+      reportsStored: positions.stored,
+      reportsReceived: (g.framesById.get(0x0200) ?? 0) + (g.framesById.get(0x0704) ?? 0),
+      persistLagMs: positions.lastLagMs,
+      buffered: positions.buffered,
+      ackP99Ms: acks.getValueAtPercentile(99),
+      draining: node.drain?.draining ?? false,
+      drain: node.drain ? { ...node.drain.stats, recent: [...node.drain.stats.recent] } : undefined,
+    };
+    acks.reset();
+    return s;
+  };
+  process.on('message', (m: { id?: number; op?: 'status' | 'stop' }) => {
+    if (m.id === undefined) return;
+    const work = m.op === 'stop' ? stop().then(() => undefined) : status();
+    work.then(
+      (result) =>
+        process.send?.({ id: m.id, result }, () => {
+          if (m.op === 'stop') process.exit(0);
+        }),
+      (err: unknown) => process.send?.({ id: m.id, error: String(err) }),
+    );
+  });
+  // The parent died (its IPC channel closed) or asked with a signal: stop in order all the same.
+  process.once('disconnect', () => void stop().finally(() => process.exit(0)));
+  process.once('SIGTERM', () => void stop().finally(() => process.exit(0)));
+  process.on('SIGINT', () => undefined); // the parent decides when a node stops
+  process.send?.({
+    ready: true,
+    port: node.port,
+    grpcPort: grpc.port,
+    ...(node.metrics ? { metricsPort: node.metrics.port } : {}),
+  });
+}
+
+/** A port option, and the ports after it for the next nodes (0 stays 0: a free one each). */
+function portsFrom(args: string[], name: string, fallback: number, count: number): number[] {
+  const first = numberFlag(args, name, fallback, 65535);
+  if (first > 0 && first + count - 1 > 65535)
+    throw new UsageError(`${name} ${first} leaves no room for ${count} nodes`);
+  return Array.from({ length: count }, (_, i) => (first === 0 ? 0 : first + i));
+}
+
 /** Runs until SIGINT/SIGTERM; with -h/--help prints the options instead. */
 export async function runStart(rawArgs: string[]): Promise<number> {
   const { argv: args, help } = parseStartArgs(rawArgs);
@@ -149,15 +418,18 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     return 0;
   }
   const external = externalServers(args);
-  const port = numberFlag(args, '--port', 8808, 65535);
-  const grpcPort = numberFlag(args, '--grpc-port', 9808, 65535);
-  const metricsPort = numberFlag(args, '--metrics-port', DEFAULT_METRICS_PORT, 65535);
+  const count = numberFlag(args, '--nodes', 1, MAX_NODES);
+  if (count < 1) throw new UsageError(`--nodes takes a whole number from 1 to ${MAX_NODES}`);
+  const locatorPort = numberFlag(args, '--port', 8808, 65535);
+  const gatewayPorts = portsFrom(args, '--gateway-port', 8809, count);
+  const grpcPorts = portsFrom(args, '--grpc-port', 9808, count);
+  const metricsPorts = portsFrom(args, '--metrics-port', DEFAULT_METRICS_PORT, count);
+  const locatorGrpcPort = numberFlag(args, '--locator-grpc-port', 9807, 65535);
   const levelFlag = flag(args, '--log-level');
   if (levelFlag !== undefined && !(LOG_LEVELS as readonly string[]).includes(levelFlag)) {
     throw new UsageError(`--log-level takes ${LOG_LEVELS.join('|')}, not '${levelFlag}'`);
   }
-  const nodeName = flag(args, '--node') ?? 'node-1';
-  const logger = createLog({ level: logLevelFrom(levelFlag), base: { node: nodeName } });
+  const names = nodeNames(flag(args, '--node') ?? 'node-1', count);
   const sim = numberFlag(args, '--sim', 0, 1_000_000);
   const intervalMs = numberFlag(args, '--interval-ms', 10_000, 3_600_000);
   const ack = flag(args, '--ack') ?? 'durable';
@@ -166,94 +438,141 @@ export async function runStart(rawArgs: string[]): Promise<number> {
   }
   const ackMode = ack;
   const storeBackend = localStoreBackend(args);
+  const dashboardPort = numberFlag(args, '--dashboard-port', 8080, 65535);
+  const logger = createLog({ level: logLevelFrom(levelFlag), base: { role: 'locator' } });
+  const { tokens, file: tokenFile } = grpcTokens(args);
+  const host = flag(args, '--host') ?? '0.0.0.0';
+  const advertise = flag(args, '--advertise');
   const servers = await startLocalServers({
     external,
     storeBackend,
     dataDir: flag(args, '--data-dir') ?? join(projectRoot, '.fleetmesh', 'data'),
   });
-  const acks = hdr.build({
-    lowestDiscernibleValue: 1,
-    highestTrackableValue: 3_600_000,
-    numberOfSignificantValueDigits: 2,
-  });
-  const host = flag(args, '--host') ?? '0.0.0.0';
-  const advertise = flag(args, '--advertise');
-  const node = await startNode({
-    node: nodeName,
-    mongodbUri: servers.mongodbUri,
-    port,
-    host,
-    membership: {
+  const started = await Promise.allSettled(
+    names.map((node, i) =>
+      forkNodeChild({
+        node,
+        mongodbUri: servers.mongodbUri,
+        etcdEndpoints: servers.etcdEndpoints,
+        host,
+        ...(advertise ? { advertise } : {}),
+        port: gatewayPorts[i]!,
+        grpcPort: grpcPorts[i]!,
+        metricsPort: metricsPorts[i]!,
+        ackMode,
+        tokens,
+        ...(levelFlag ? { logLevel: levelFlag } : {}),
+      }),
+    ),
+  );
+  const nodes = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r) => r.status === 'rejected');
+  let locator: Awaited<ReturnType<typeof startLocatorService>> | undefined;
+  try {
+    if (failed) throw failed.reason;
+    // The locator reads the nodes from etcd and sends each terminal to the least loaded.
+    locator = await startLocatorService({
       etcdEndpoints: servers.etcdEndpoints,
-      ...(advertise ? { advertise } : {}),
-      grpc: `${advertisedHost(host, advertise)}:${grpcPort}`,
-    },
-    logger,
-    // 0 is "off" here, not "a free port": an operator asks for no metrics port.
-    ...(metricsPort > 0 ? { metrics: { port: metricsPort, host } } : {}),
-    policy: { ackMode },
-    events: {
-      ackLatency: (ms) => acks.recordValue(Math.max(1, Math.round(ms))),
-    },
-  });
-  const { tokens, file: tokenFile } = grpcTokens(args);
-  const grpc = await startGrpcServer(node, {
-    host,
-    port: grpcPort,
-    tokens,
-  });
-  // The operator's web dashboard (docs/dashboard.md): a client of the gRPC service above.
+      host,
+      port: locatorPort,
+      grpcPort: locatorGrpcPort,
+      grpcTokens: tokens,
+      logger,
+    });
+  } catch (err) {
+    for (const n of nodes.reverse()) await n.stop();
+    await servers.stop();
+    throw err;
+  }
+  const first = nodes[0]!;
+  // The operator's web dashboard (docs/dashboard.md): a client of the first node's gRPC.
   const { startBesideNode } = await import('../dashboard/index.js');
   const dashboard = await startBesideNode({
-    port: numberFlag(args, '--dashboard-port', 8080, 65535),
+    port: dashboardPort,
     portGiven: flag(args, '--dashboard-port') !== undefined,
     host,
-    grpcPort: grpc.port,
+    grpcPort: first.grpcPort,
     token: tokens[0] as string,
-    nodeName: node.node,
+    nodeName: first.node,
   });
   process.stdout.write(`${dashboard.line}\n`);
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => void dashboard.stop());
-  }
+  const reach = advertisedHost(host, advertise);
   const lines = [
     `fleetmesh: MongoDB ${servers.mongodbUri}${servers.storeBackend ? ` (local FerretDB on ${servers.storeBackend})` : ' (external)'}`,
     `fleetmesh: etcd    ${servers.etcdEndpoints.join(',')}${external.etcdEndpoints ? ' (external)' : ' (local)'}`,
     ...servers.processes.map((p) => `fleetmesh: ${p.name} pid ${p.pid}, log ${p.logFile}`),
-    `fleetmesh: JT/T 808 gateway on port ${node.port} (${ackMode} acknowledgements)`,
-    node.metrics
-      ? `fleetmesh: Prometheus metrics at http://${advertisedHost(host, advertise)}:${node.metrics.port}/metrics`
-      : 'fleetmesh: metrics off',
-    `fleetmesh: member ${node.node} of the cluster in etcd (${node.members().length} live)`,
-    `fleetmesh: gRPC fleetmesh.v1.VehicleService on port ${grpc.port} (health, reflection; token ${tokenFile ? `in ${tokenFile}` : 'as given'})`,
-    `fleetmesh:   grpcurl -plaintext -H "authorization: Bearer $(cat .fleetmesh/grpc-token)" localhost:${grpc.port} fleetmesh.v1.VehicleService/ListOnlineVehicles`,
+    `fleetmesh: locator: terminals connect to JT/T 808 port ${locator.port} and are sent on to a node (0x8105); gRPC fleetmesh.v1.LocatorService on port ${locator.grpc?.port ?? 'none'}`,
+    ...nodes.map(
+      (n) =>
+        `fleetmesh: node ${n.node} (pid ${n.pid}): JT/T 808 gateway on port ${n.port}, gRPC on port ${n.grpcPort}, ` +
+        (n.metricsPort !== undefined
+          ? `metrics at http://${reach}:${n.metricsPort}/metrics`
+          : 'metrics off'),
+    ),
+    `fleetmesh: ${ackMode} acknowledgements; members of the cluster in etcd: ${nodes.map((n) => n.node).join(', ')}`,
+    `fleetmesh: gRPC fleetmesh.v1.VehicleService on port ${first.grpcPort} (${first.node}; every node answers for every vehicle; health, reflection; token ${tokenFile ? `in ${tokenFile}` : 'as given'})`,
+    `fleetmesh:   grpcurl -plaintext -H "authorization: Bearer $(cat .fleetmesh/grpc-token)" localhost:${first.grpcPort} fleetmesh.v1.VehicleService/ListOnlineVehicles`,
+    `fleetmesh: drain a node: npx fleetmesh drain ${nodes[nodes.length - 1]!.node} --etcd-endpoints ${servers.etcdEndpoints.join(',')}`,
     'fleetmesh: running; Ctrl-C stops it',
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
+  let stopping = false;
+  for (const n of nodes)
+    void n.exited.then((code) => {
+      if (!stopping) process.stderr.write(`fleetmesh: node ${n.node} exited (${code})\n`);
+    });
 
   let simulator: ChildProcess | undefined;
   if (sim > 0) {
+    // Configured with the locator's address, as terminals in the field are.
     simulator = fork(
       fileURLToPath(new URL('../bench/simulate.js', import.meta.url)),
-      ['--port', String(node.port), '--count', String(sim), '--interval-ms', String(intervalMs)],
-      {
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      },
+      [
+        ...['--port', String(locator.port), '--locator'],
+        ...['--count', String(sim), '--interval-ms', String(intervalMs)],
+      ],
+      { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] },
     );
   }
 
-  let lastStored = 0;
+  const lastStored = new Map<string, number>();
+  const lastReceived = new Map<string, number>();
   const status = setInterval(() => void statusLine().catch(() => undefined), 2000);
   async function statusLine(): Promise<void> {
-    const positions = writerTotals(await node.stats(), 'positions');
-    // Distinct reports: a retransmission of a stored report is a duplicate, not a report.
-    const rate = (positions.stored - lastStored) / 2;
-    lastStored = positions.stored;
-    const g = node.gateway.stats;
+    const all = await Promise.all(nodes.map((n) => n.status().catch(() => undefined)));
+    let connections = 0;
+    let online = 0;
+    let rate = 0;
+    let p99 = 0;
+    let lag = 0;
+    let buffered = 0;
+    let members = 0;
+    const each: string[] = [];
+    all.forEach((s, i) => {
+      const name = nodes[i]!.node;
+      if (!s) return each.push(`${name} gone`);
+      // Distinct reports: a retransmission of a stored report is a duplicate, not a report.
+      const r = (s.reportsStored - (lastStored.get(name) ?? 0)) / 2;
+      lastStored.set(name, s.reportsStored);
+      // Per node, what its gateway received: where the terminals are, not where vehicles live.
+      const received = (s.reportsReceived - (lastReceived.get(name) ?? 0)) / 2;
+      lastReceived.set(name, s.reportsReceived);
+      connections += s.connections;
+      online += s.connections - s.pending;
+      rate += r;
+      p99 = Math.max(p99, s.ackP99Ms);
+      lag = Math.max(lag, s.persistLagMs);
+      buffered += s.buffered;
+      members = Math.max(members, s.members);
+      each.push(
+        `${name}${s.draining ? ' draining' : ''} ${s.connections}/${s.connections - s.pending} ${received.toFixed(0)}/s`,
+      );
+    });
     // Both: sockets that never authenticate show as connections; terminals online are the
-    // authenticated ones.
-    const line = `members ${node.members().length}  connections ${g.connections}  terminals online ${g.connections - g.pending}  reports/s ${rate.toFixed(0)}  acks p99 ${acks.getValueAtPercentile(99)} ms  persist lag ${positions.lastLagMs} ms  buffered ${positions.buffered}`;
-    acks.reset();
+    // authenticated ones. Per node: connections/authenticated, reports/s its gateway received.
+    const line =
+      `members ${members}  connections ${connections}  terminals online ${online}  reports/s ${rate.toFixed(0)}  ` +
+      `acks p99 ${p99} ms  persist lag ${lag} ms  buffered ${buffered}  | ${each.join(' | ')}`;
     if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
     else process.stdout.write(`${line}\n`);
   }
@@ -262,12 +581,18 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  stopping = true;
   clearInterval(status);
   simulator?.kill();
-  await grpc.stop();
-  await node.stop();
+  await dashboard.stop();
+  // The nodes first, one at a time and the last started first: each leaves the membership and
+  // hands its vehicles to those still running. Then the locator, then the servers.
+  for (const n of [...nodes].reverse()) await n.stop();
+  await locator.stop();
   await servers.stop();
-  acks.destroy();
   process.stdout.write('\nfleetmesh: stopped\n');
   return 0;
 }
+
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'node-child')
+  await runNodeChild();

@@ -206,6 +206,39 @@ export class Gateway {
     return n;
   }
 
+  /**
+   * Sends a platform message of the caller's to at most `count` authenticated connections, each
+   * through its vehicle (numbered by its one downlink serial counter, as the gateway's own
+   * answers are). `messageFor` picks them: it is asked about authenticated connections in turn
+   * and returns the message for one, or undefined to pass it over. Returns the links sent to.
+   * (Drain: 0x8105 to the terminals a draining node still holds, a few at a time.)
+   */
+  sendToAuthenticated(
+    count: number,
+    messageFor: (c: {
+      link: TerminalLink;
+      vehicleId: string;
+      edition: Edition;
+    }) => Message | undefined,
+  ): TerminalLink[] {
+    const sent: TerminalLink[] = [];
+    for (const c of this.connections) {
+      if (sent.length >= count) break;
+      if (c.vehicleId === undefined || c.socket.destroyed) continue;
+      const edition = c.edition ?? 2013;
+      const message = messageFor({ link: c.link, vehicleId: c.vehicleId, edition });
+      if (message === undefined) continue;
+      this.platformMessage(
+        c,
+        c.vehicleId.padStart(edition === 2019 ? 20 : 12, '0'),
+        edition,
+        message,
+      );
+      sent.push(c.link);
+    }
+    return sent;
+  }
+
   /** Storage drained: sockets read again. */
   resume(): void {
     if (!this.storagePaused) return;

@@ -8,7 +8,9 @@ import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-che
 import { timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { vehicleIdOf } from '../jt808/header.js';
+import { DEFAULT_DRAIN_RATE, MAX_DRAIN_RATE } from './drain.js';
 import { reflectionDefinition } from './grpcReflection.js';
+import { NODE_NAME } from './memberTable.js';
 import { projectRoot } from './localServers.js';
 import { splitHostPort, type Locator } from './locator.js';
 
@@ -23,6 +25,25 @@ export interface LocatorGrpcOptions {
   tokens?: string[];
   /** What Locate answers as the time limit (the JT/T 808 endpoint's). */
   timeLimitMinutes: number;
+  /**
+   * Writes or takes back a node's drain order (cluster/drain.ts); without it, Drain answers
+   * UNIMPLEMENTED. Drain needs a token even where Locate is open.
+   */
+  drain?(node: string, order: { rate: number } | 'cancel'): Promise<DrainAnswer>;
+}
+
+export interface DrainAnswer {
+  node: string;
+  draining: boolean;
+  rate: number;
+  member: boolean;
+  terminals: number;
+}
+
+interface DrainRequest {
+  node?: string;
+  rate?: number;
+  cancel?: boolean;
 }
 
 export interface LocatorGrpc {
@@ -67,47 +88,93 @@ export async function startLocatorGrpc(
     const b = Buffer.from(got);
     return tokens.some((t) => t.length === b.length && timingSafeEqual(t, b));
   };
+  // Drain moves terminals in bulk: never open, even where Locate is.
+  const mayDrain = (md: grpc.Metadata): grpc.ServiceError | undefined =>
+    tokens.length === 0
+      ? grpcError(
+          grpc.status.FAILED_PRECONDITION,
+          'Drain needs the locator started with tokens (--grpc-token)',
+        )
+      : authorized(md)
+        ? undefined
+        : grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required');
   const server = new grpc.Server();
-  server.addService(loaded.fleetmesh.v1.LocatorService.service, {
-    locate: (
-      call: grpc.ServerUnaryCall<LocateRequest, unknown>,
-      callback: grpc.sendUnaryData<unknown>,
-    ) => {
-      if (!authorized(call.metadata)) {
-        callback(grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required'));
-        return;
-      }
-      const req = call.request;
-      const number = req.phone || req.vehicleId || '';
-      if (!TERMINAL_NUMBER.test(number)) {
+  const locate = (
+    call: grpc.ServerUnaryCall<LocateRequest, unknown>,
+    callback: grpc.sendUnaryData<unknown>,
+  ) => {
+    if (!authorized(call.metadata)) {
+      callback(grpcError(grpc.status.UNAUTHENTICATED, 'a valid bearer token is required'));
+      return;
+    }
+    const req = call.request;
+    const number = req.phone || req.vehicleId || '';
+    if (!TERMINAL_NUMBER.test(number)) {
+      callback(
+        grpcError(
+          grpc.status.INVALID_ARGUMENT,
+          'phone or vehicle_id must be a terminal number of 1 to 20 digits',
+        ),
+      );
+      return;
+    }
+    const region =
+      req.province || req.city ? { province: req.province ?? 0, city: req.city ?? 0 } : undefined;
+    const choice = locator.locate(vehicleIdOf(number), region);
+    if (!choice) {
+      callback(grpcError(grpc.status.UNAVAILABLE, 'no node can take a terminal now'));
+      return;
+    }
+    const { host, port } = splitHostPort(choice.candidate.gateway);
+    callback(null, {
+      node: choice.candidate.node,
+      host,
+      port,
+      zone: choice.candidate.zone,
+      terminalZone: choice.zone ?? '',
+      inZone: choice.inZone,
+      overCapacity: choice.overCapacity,
+      timeLimitMinutes: opts.timeLimitMinutes,
+    });
+  };
+  const drain = (
+    call: grpc.ServerUnaryCall<DrainRequest, unknown>,
+    callback: grpc.sendUnaryData<unknown>,
+  ): void => {
+    if (!opts.drain) {
+      callback(grpcError(grpc.status.UNIMPLEMENTED, 'this locator cannot reach etcd to drain'));
+      return;
+    }
+    const refused = mayDrain(call.metadata);
+    if (refused) return callback(refused);
+    const req = call.request;
+    const node = req.node ?? '';
+    if (!NODE_NAME.test(node)) {
+      callback(grpcError(grpc.status.INVALID_ARGUMENT, `'${node}' is not a node name`));
+      return;
+    }
+    const rate = req.rate || DEFAULT_DRAIN_RATE;
+    if (!req.cancel && rate > MAX_DRAIN_RATE) {
+      callback(
+        grpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `rate is terminals per second, 1 to ${MAX_DRAIN_RATE}`,
+        ),
+      );
+      return;
+    }
+    opts.drain(node, req.cancel ? 'cancel' : { rate }).then(
+      (a) => callback(null, a),
+      (err: unknown) =>
         callback(
           grpcError(
-            grpc.status.INVALID_ARGUMENT,
-            'phone or vehicle_id must be a terminal number of 1 to 20 digits',
+            grpc.status.UNAVAILABLE,
+            `etcd: ${err instanceof Error ? err.message : String(err)}`,
           ),
-        );
-        return;
-      }
-      const region =
-        req.province || req.city ? { province: req.province ?? 0, city: req.city ?? 0 } : undefined;
-      const choice = locator.locate(vehicleIdOf(number), region);
-      if (!choice) {
-        callback(grpcError(grpc.status.UNAVAILABLE, 'no node can take a terminal now'));
-        return;
-      }
-      const { host, port } = splitHostPort(choice.candidate.gateway);
-      callback(null, {
-        node: choice.candidate.node,
-        host,
-        port,
-        zone: choice.candidate.zone,
-        terminalZone: choice.zone ?? '',
-        inZone: choice.inZone,
-        overCapacity: choice.overCapacity,
-        timeLimitMinutes: opts.timeLimitMinutes,
-      });
-    },
-  });
+        ),
+    );
+  };
+  server.addService(loaded.fleetmesh.v1.LocatorService.service, { locate, drain });
   const health = new HealthImplementation({ '': 'SERVING', [LOCATOR_SERVICE]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition([LOCATOR_PROTO, HEALTH_PROTO])).addToServer(server);

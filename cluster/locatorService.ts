@@ -2,6 +2,7 @@
 // member), the JT/T 808 endpoint and the gRPC Locate. What `fleetmesh locator` runs, and what
 // `fleetmesh start` can run beside its nodes.
 import { Etcd3 } from 'etcd3';
+import { cancelDrain, orderDrain } from './drain.js';
 import type { FleetLog } from './log.js';
 import { Locator, type LocatorOptions } from './locator.js';
 import { startLocatorGrpc, type LocatorGrpc } from './locatorGrpc.js';
@@ -82,6 +83,18 @@ export async function startLocatorService(o: LocatorServiceOptions): Promise<Loc
         port: o.grpcPort,
         ...(o.grpcTokens ? { tokens: o.grpcTokens } : {}),
         timeLimitMinutes,
+        drain: async (node, order) => {
+          if (order === 'cancel') await cancelDrain(etcd, node);
+          else await orderDrain(etcd, node, order.rate);
+          const m = watch.members().find((x) => x.node === node);
+          return {
+            node,
+            draining: order !== 'cancel',
+            rate: order === 'cancel' ? 0 : order.rate,
+            member: m !== undefined,
+            terminals: m?.load.terminals ?? 0,
+          };
+        },
       });
   } catch (err) {
     await locator.close();

@@ -15,6 +15,7 @@ import type {
 import { dispatchEvent, kindsOf, type VehicleEvent } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import { ensureIndexes } from '../storage/schema.js';
+import { NodeDrain, watchDrainOrder, type DrainOrder } from './drain.js';
 import { EventHub } from './eventHub.js';
 import { Gateway, type GatewayDelivery, type GatewayOptions } from './gateway.js';
 import { HandoffBoard } from './handoffBoard.js';
@@ -99,6 +100,11 @@ export interface NodeMembershipOptions {
   /** The zone this node runs in (terminals of the zone prefer it); default 'default'. */
   zone?: string;
   thresholds?: Partial<PublishThresholds>;
+  /**
+   * Drain (cluster/drain.ts): a terminal still connected this long after its 0x8105 is closed
+   * (default 30 s); the 0x8105's time limit in minutes (default 60).
+   */
+  drain?: { closeAfterMs?: number; timeLimitMinutes?: number };
 }
 
 export interface FleetNode {
@@ -139,6 +145,8 @@ export interface FleetNode {
   membership: Membership | undefined;
   /** Where vehicles live across the cluster (with `membership`). */
   router: ClusterRouter | undefined;
+  /** Sends the terminals away while an operator's drain order stands (with `membership`). */
+  drain: NodeDrain | undefined;
   /** The metrics and the port they are served on, with `metrics`. */
   metrics: { port: number; collector: NodeMetrics } | undefined;
   stop(): Promise<void>;
@@ -359,6 +367,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     members: () => joined?.membership.members() ?? [],
     membership: joined?.membership,
     router,
+    drain: joined?.drain,
     metrics: metrics && served ? { port: served.port, collector: metrics } : undefined,
     async stop() {
       stopWatch?.();
@@ -394,7 +403,7 @@ async function joinMembership(
   peerPort: number | undefined,
   gateway: Gateway,
   log: ((line: string) => void) | undefined,
-): Promise<{ membership: Membership; stop(): Promise<void> }> {
+): Promise<{ membership: Membership; drain: NodeDrain; stop(): Promise<void> }> {
   const etcd = new Etcd3({ hosts: m.etcdEndpoints });
   const self = {
     node,
@@ -423,6 +432,13 @@ async function joinMembership(
       throw err;
     }
   }
+  const drain = new NodeDrain({
+    node,
+    gateway,
+    members: () => membership.members(),
+    ...m.drain,
+    ...(log ? { log } : {}),
+  });
   const sampler = new LoadSampler(
     () => ({
       connections: gateway.stats.connections,
@@ -430,7 +446,11 @@ async function joinMembership(
       reportsReceived:
         (gateway.stats.framesById.get(0x0200) ?? 0) + (gateway.stats.framesById.get(0x0704) ?? 0),
     }),
-    { capacity: m.capacity ?? DEFAULT_CAPACITY, zone: m.zone ?? DEFAULT_ZONE },
+    {
+      capacity: m.capacity ?? DEFAULT_CAPACITY,
+      zone: m.zone ?? DEFAULT_ZONE,
+      draining: () => drain.draining,
+    },
   );
   const thresholds = { ...DEFAULT_THRESHOLDS, ...m.thresholds };
   let published: LoadReport | undefined;
@@ -456,10 +476,26 @@ async function joinMembership(
   report();
   const timer = setInterval(report, m.loadIntervalMs ?? 1000);
   timer.unref();
+  let stopDrainWatch: (() => Promise<void>) | undefined;
+  try {
+    stopDrainWatch = await watchDrainOrder(etcd, node, (order: DrainOrder | undefined, bad) => {
+      if (bad) log?.(`drain: the drain order of ${node} in etcd is malformed; ignored`);
+      drain.set(order);
+      report(); // the locators learn it now, not at the next sample
+    });
+  } catch (err) {
+    clearInterval(timer);
+    await membership.leave();
+    etcd.close();
+    throw err;
+  }
   return {
     membership,
+    drain,
     async stop() {
       clearInterval(timer);
+      drain.stop();
+      await stopDrainWatch?.();
       await membership.leave();
       etcd.close();
     },

@@ -1,6 +1,6 @@
 // The `fleetmesh` command's help as a person asks for it: every option `start` takes is listed
-// (the cluster's --node and --advertise among them), `start --help` prints help and starts
-// nothing, and a mistyped option is refused instead of ignored.
+// (the cluster's --nodes, --node and --advertise among them), `start --help` prints help and
+// starts nothing, and a mistyped option is refused instead of ignored; `drain` likewise.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -26,7 +26,10 @@ function fleetmesh(args: string[]): { status: number | null; stdout: string; std
 
 // The options README and `npm start` document.
 const startOptions = [
+  '--nodes',
   '--port',
+  '--gateway-port',
+  '--locator-grpc-port',
   '--grpc-port',
   '--grpc-token',
   '--host',
@@ -66,10 +69,41 @@ describe('fleetmesh help', () => {
   }
 
   it('start refuses an unknown option or a bad value, and starts nothing', () => {
-    for (const args of [['--prot', '1'], ['--ack', 'fast'], ['--port', 'x'], ['--node']]) {
+    for (const args of [
+      ['--prot', '1'],
+      ['--ack', 'fast'],
+      ['--port', 'x'],
+      ['--node'],
+      ['--nodes', '0'],
+      ['--nodes', '17'],
+      ['--gateway-port', '65535', '--nodes', '2'],
+    ]) {
       const r = fleetmesh(['start', ...args]);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
       assert.match(r.stderr, /see: fleetmesh start --help/);
+      assert.equal(r.stdout, '');
+    }
+  });
+
+  it('drain: --help lists its options; no node, a bad name or rate, an unknown option are refused', () => {
+    const help = fleetmesh(['drain', '--help']);
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^usage: fleetmesh drain NODE/);
+    for (const o of ['--rate', '--no-wait', '--cancel', '--etcd-endpoints'])
+      assert.match(help.stdout, new RegExp(`^ +${o}\\b`, 'm'), o);
+    assert.match(fleetmesh(['--help']).stdout, /^ +drain NODE/m);
+    for (const args of [
+      [],
+      ['bad/name'],
+      ['node-2', '--rate', '0'],
+      ['node-2', '--rate', '10001'],
+      ['node-2', '--rate', 'fast'],
+      ['node-2', '--slow'],
+      ['node-2', 'node-3'],
+    ]) {
+      const r = fleetmesh(['drain', ...args]);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stderr, /see: fleetmesh drain --help/);
       assert.equal(r.stdout, '');
     }
   });

@@ -1,7 +1,10 @@
-// The README's start command end to end: local servers, one node, simulated terminals, the
-// status line, the gRPC service answering with the configured token, and a clean stop on SIGINT;
-// and Ctrl-C as a terminal sends it (to the whole foreground process group): the node leaves the
-// membership before its servers stop, so the next start does not wait out an old lease.
+// The README's start command end to end: local servers, the locator on the port terminals are
+// configured with, two node processes (`--nodes 2`), simulated terminals that start at the
+// locator, the status line showing each node, a terminal configured with the locator's port sent
+// on to a node and its report acknowledged there, the gRPC service answering with the configured
+// token, and a clean stop on SIGINT; and Ctrl-C as a terminal sends it (to the whole foreground
+// process group): the node leaves the membership before its servers stop, so the next start does
+// not wait out an old lease, and no node process is left.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,6 +14,8 @@ import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Etcd3 } from 'etcd3';
+import { followLocator } from '../../bench/locatorTerminal.js';
+import { trackPoint } from '../../bench/terminal.js';
 import { freshRunDir, projectRoot } from '../../cluster/localServers.js';
 
 type Obj = Record<string, unknown>;
@@ -35,6 +40,7 @@ function startInOwnGroup(dataDir: string): Started {
       main,
       'start',
       ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
+      ...['--gateway-port', '0', '--locator-grpc-port', '0'],
       ...['--metrics-port', '0'], // off: the default port may be taken on this machine
       ...['--data-dir', dataDir],
     ],
@@ -71,7 +77,7 @@ function killGroup(s: Started): void {
 }
 
 describe('fleetmesh start', () => {
-  it('starts everything, shows terminals online, serves gRPC, and stops cleanly on SIGINT', async () => {
+  it('--nodes 2: starts everything, a terminal at the locator ends on a node and is acknowledged, each node shown, gRPC served, clean stop on SIGINT', async () => {
     const dataDir = freshRunDir('start'); // removed after a pass, kept and named after a failure
     const child = spawn(
       process.execPath,
@@ -79,6 +85,7 @@ describe('fleetmesh start', () => {
         fileURLToPath(new URL('../../cli/main.js', import.meta.url)),
         'start',
         ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
+        ...['--nodes', '2', '--gateway-port', '0', '--locator-grpc-port', '0'],
         ...['--metrics-port', '0'],
         ...['--sim', '3', '--interval-ms', '500', '--data-dir', dataDir],
       ],
@@ -93,8 +100,33 @@ describe('fleetmesh start', () => {
         assert.ok(Date.now() < deadline, `no status line with 3 terminals online:\n${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Each node's ports are printed, and the status line shows each node.
+      const gateways = [
+        ...out.matchAll(
+          /node (node-\d) \(pid \d+\): JT\/T 808 gateway on port (\d+), gRPC on port (\d+)/g,
+        ),
+      ];
+      assert.deepEqual(
+        gateways.map((m) => m[1]),
+        ['node-1', 'node-2'],
+        out,
+      );
+      const statusLine = out.split('\n').find((l) => /terminals online 3 /.test(l)) ?? '';
+      assert.match(statusLine, /\| node-1 \d+\/\d+ \d+\/s \| node-2 \d+\/\d+ \d+\/s/);
+      // A terminal configured with the locator's port (8808 by default) is sent on to a node,
+      // authenticates there and has its report acknowledged.
+      const locatorPort = Number(/terminals connect to JT\/T 808 port (\d+)/.exec(out)?.[1]);
+      assert.ok(locatorPort > 0, out);
+      const visit = await followLocator({ locatorPort, phone: '013700000001' });
+      const terminal = visit.terminal!;
+      assert.ok(
+        gateways.some((m) => Number(m[2]) === visit.target.tcpPort),
+        `sent to port ${visit.target.tcpPort}, not a node's gateway`,
+      );
+      assert.equal(await terminal.report(trackPoint(1)), 0, 'report acknowledged on the node');
       const grpcPort = Number(/gRPC fleetmesh\.v1\.VehicleService on port (\d+)/.exec(out)?.[1]);
       assert.ok(grpcPort > 0, out);
+      assert.equal(grpcPort, Number(gateways[0]![3]), 'the first node serves the printed gRPC');
       const def = protoLoader.loadSync(
         join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto'),
         {
@@ -121,7 +153,9 @@ describe('fleetmesh start', () => {
         ).listOnlineVehicles!.call(client, {}, md, (e, r) => (e ? reject(e) : resolve(r ?? {}))),
       );
       client.close();
-      assert.equal(res.totalOnline, 3);
+      terminal.close();
+      // The 3 simulated terminals and the one above, over both nodes.
+      assert.equal(res.totalOnline, 4);
       child.kill('SIGINT');
       assert.equal(await exited, 0);
       assert.match(out, /fleetmesh: stopped/);
@@ -158,6 +192,10 @@ describe('fleetmesh start', () => {
       assert.deepEqual(end, { code: 0, signal: null }, first.out());
       assert.match(first.out(), /fleetmesh: stopped/);
       assert.ok(deleted, `the member key was not deleted before etcd stopped:\n${first.out()}`);
+      // The node ran in a process of its own: it is gone too.
+      const nodePid = Number(/node node-1 \(pid (\d+)\)/.exec(first.out())?.[1]);
+      assert.ok(nodePid > 0, first.out());
+      assert.throws(() => process.kill(nodePid, 0), 'the node process is gone');
 
       // The name is free at once: no waiting out the old lease (10 s TTL).
       second = startInOwnGroup(dataDir);
