@@ -100,6 +100,11 @@ export class SimTerminal {
   /** Waits for the first frame from the platform that `match` accepts. */
   waitFor(match: (f: DecodedFrame) => boolean): Promise<DecodedFrame> {
     return new Promise((resolve, reject) => {
+      // Nothing comes on a closed connection: waiting out the timeout would only hide that.
+      if (this.closed) {
+        reject(new Error('connection closed'));
+        return;
+      }
       const w: Waiter = {
         match,
         resolve,
