@@ -3,6 +3,7 @@
 // DIR/report.json (every figure printed) and DIR/report.html (the same, with plots);
 // `--json FILE` writes the same JSON to FILE. What each suite measures: bench/README.md.
 import { writeFileSync } from 'node:fs';
+import { CLUSTER_PARTS, DEFAULT_CLUSTER_OPTIONS as CLUSTER, runClusterBench } from './cluster.js';
 import { runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
 import { runPlacementBench } from './placement.js';
@@ -86,6 +87,33 @@ const SUITES: Record<string, Suite> = {
     // --other-vehicles N vehicle-days stored beside it, --rounds R (each runs every query once).
     run: (ctx) =>
       runQueriesBench(ctx, { vehicles: num('--other-vehicles', 10), rounds: num('--rounds', 20) }),
+  },
+  cluster: {
+    about:
+      'nodes together: forwarding between two, shards moved on a join, kill -9, 3 nodes beside 1',
+    // --parts forwarding,join,failover,durable (default all); options in bench/README.md.
+    run: (ctx) =>
+      runClusterBench(ctx, {
+        parts: (flag('--parts') ?? CLUSTER_PARTS.join(','))
+          .split(',')
+          .filter((p): p is (typeof CLUSTER_PARTS)[number] =>
+            (CLUSTER_PARTS as readonly string[]).includes(p),
+          ),
+        seconds: num('--seconds', CLUSTER.seconds),
+        links: num('--links', CLUSTER.links),
+        maxInFlight: num('--max-in-flight', CLUSTER.maxInFlight),
+        pacedRate: num('--paced-rate', CLUSTER.pacedRate),
+        joinNodes: list('--join-nodes', CLUSTER.joinNodes),
+        joinWorkers: list('--join-workers', CLUSTER.joinWorkers),
+        failoverTerminals: num('--failover-terminals', CLUSTER.failoverTerminals),
+        ttlSeconds: num('--ttl', CLUSTER.ttlSeconds),
+        intervalMs: num('--interval-ms', CLUSTER.intervalMs),
+        reportTimeoutMs: num('--report-timeout-ms', CLUSTER.reportTimeoutMs),
+        terminals: num('--terminals', CLUSTER.terminals),
+        window: num('--window', CLUSTER.window),
+        durableSeconds: num('--durable-seconds', CLUSTER.durableSeconds),
+        workers: num('--workers', CLUSTER.workers),
+      }),
   },
 };
 
