@@ -722,6 +722,23 @@ describe('vehicles in an area during a past window', () => {
     );
   });
 
+  it('read cell by cell (FerretDB) or as one $or of cell ranges (portable), the answer is the same', async () => {
+    const pool = new HistoryPool({ threads: 1 });
+    try {
+      const perCell = new AreaWindowReader(db, pool, { perCell: true, maxCellQueries: 100_000 });
+      const ranges = new AreaWindowReader(db, pool, { perCell: false });
+      await fc.assert(
+        fc.asyncProperty(shapeArb, rangeArb, async (area, r) => {
+          const q = { shape: shapeOf(area), fromMs: r.fromUnixMs, toMs: r.toUnixMs };
+          assert.deepEqual(await perCell.vehicles(q), await ranges.vehicles(q));
+        }),
+        { numRuns: 5, seed: 814 },
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('the far vehicle is found in its own area and nowhere near the others', async () => {
     const r = { fromUnixMs: DAY0, toUnixMs: DAY0 + 3 * DAY };
     const page = await call('findVehiclesInArea', {
