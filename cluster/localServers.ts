@@ -74,6 +74,11 @@ export interface LocalServers {
   etcdEndpoints: string[];
   /** Processes we started (empty when both servers are external). */
   processes: ServerProcess[];
+  /**
+   * The etcd this started (absent when external), for fault tests: `kill` ends it at once
+   * (SIGKILL: no goodbye to anyone), `start` brings it back on the same port and data.
+   */
+  etcd?: { kill(): Promise<void>; start(): Promise<void> };
   stop(): Promise<void>;
 }
 
@@ -91,8 +96,9 @@ async function startEtcd(
   clientPort: number,
   logFile: string,
   deadline: number,
-): Promise<{ child: ChildProcess; endpoint: string }> {
-  const peerPort = await freePort();
+  knownPeerPort?: number,
+): Promise<{ child: ChildProcess; endpoint: string; peerPort: number }> {
+  const peerPort = knownPeerPort ?? (await freePort());
   const client = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const child = spawnServer(
@@ -126,7 +132,7 @@ async function startEtcd(
     await stopChild(child);
     throw err;
   }
-  return { child, endpoint: client };
+  return { child, endpoint: client, peerPort };
 }
 
 /**
@@ -168,6 +174,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
     }
 
     let etcdEndpoints = external.etcdEndpoints;
+    let etcd: LocalServers['etcd'];
     if (!etcdEndpoints || etcdEndpoints.length === 0) {
       const logFile = join(logDir, 'etcd.log');
       let lastErr: unknown;
@@ -175,9 +182,31 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
         const port = opts.etcdPort ?? (await freePort());
         try {
           const started = await startEtcd(join(base, 'etcd'), port, logFile, Date.now() + timeout);
-          stops.push(() => stopChild(started.child));
+          let child: ChildProcess | undefined = started.child;
+          stops.push(() => (child ? stopChild(child) : Promise.resolve()));
           processes.push({ name: 'etcd', pid: started.child.pid as number, logFile });
           etcdEndpoints = [started.endpoint];
+          etcd = {
+            async kill() {
+              const c = child;
+              child = undefined;
+              if (!c || c.exitCode !== null) return;
+              const exited = new Promise((r) => c.once('exit', r));
+              c.kill('SIGKILL');
+              await exited;
+            },
+            async start() {
+              if (child) return;
+              const again = await startEtcd(
+                join(base, 'etcd'),
+                port,
+                logFile,
+                Date.now() + timeout,
+                started.peerPort,
+              );
+              child = again.child;
+            },
+          };
         } catch (err) {
           lastErr = err;
           if (opts.etcdPort) break;
@@ -192,6 +221,7 @@ export async function startLocalServers(opts: LocalServersOptions = {}): Promise
       ...(postgresqlUrl ? { postgresqlUrl } : {}),
       etcdEndpoints,
       processes,
+      ...(etcd ? { etcd } : {}),
       stop,
     };
   } catch (err) {

@@ -22,6 +22,12 @@ export class Membership {
   /** Times the lease was lost and the node registered again. */
   rejoins = 0;
   private lease: Lease | undefined;
+  /** The lease last held: our key may still be on it after etcd was out of reach. */
+  private previousLeaseId: string | undefined;
+  /** When etcd last answered a keepalive (or granted the lease). */
+  private lastContactAt = Date.now();
+  private readonly lostListeners = new Set<(revoked: boolean) => void>();
+  private readonly rejoinListeners = new Set<() => void>();
   private watcher: Watcher | undefined;
   private closed = false;
   private rejoinTimer: NodeJS.Timeout | undefined;
@@ -92,21 +98,81 @@ export class Membership {
 
   private async register(): Promise<void> {
     const lease = this.client.lease(this.opts.ttlSeconds);
+    let id: string;
     try {
-      const id = await lease.grant();
+      id = await lease.grant();
       this.self.reportedAt = Date.now();
+      const put = this.client.put(this.key).value(JSON.stringify(this.self)).lease(id);
       // Create-if-absent: two live processes must never share a name (they would share vehicles).
-      const txn = await this.client
-        .if(this.key, 'Create', '==', 0)
-        .then(this.client.put(this.key).value(JSON.stringify(this.self)).lease(id))
-        .commit();
+      let txn = await this.client.if(this.key, 'Create', '==', 0).then(put).commit();
+      if (!txn.succeeded && this.previousLeaseId !== undefined) {
+        // Still our key, on the lease we lost sight of while etcd was out of reach (etcd keeps
+        // leases across its restarts): take it over instead of waiting for it to expire, so the
+        // others never see this node leave and come back.
+        txn = await this.client
+          .if(this.key, 'Lease', '==', this.previousLeaseId)
+          .then(put)
+          .commit();
+      }
       if (!txn.succeeded) throw new MemberNameTaken(`node name ${this.self.node} is in use`);
     } catch (err) {
       await lease.revoke().catch(() => lease.release());
       throw err;
     }
+    const previous = this.previousLeaseId;
+    this.previousLeaseId = id;
+    if (previous !== undefined && previous !== id)
+      void this.client.leaseClient.leaseRevoke({ ID: previous }).catch(() => undefined);
+    this.lastContactAt = Date.now();
+    lease.on('keepaliveSucceeded', () => (this.lastContactAt = Date.now()));
     lease.on('lost', (err) => this.lost(String(err.message)));
     this.lease = lease;
+  }
+
+  /** True when etcd answers a read within `timeoutMs` (whatever the state of the lease). */
+  async ping(timeoutMs = 1000): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race<boolean>([
+        this.client
+          .get(this.key)
+          .string()
+          .then(() => true),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The id of the lease this node registered on last (for fault tests and logs). */
+  get leaseId(): string | undefined {
+    return this.previousLeaseId;
+  }
+
+  /**
+   * True while this node holds its lease and etcd answered within the TTL. False while etcd is
+   * out of reach (an outage, or this node cut off) and after the lease is lost.
+   */
+  get inContact(): boolean {
+    return (
+      this.lease !== undefined && Date.now() - this.lastContactAt < this.opts.ttlSeconds * 1000
+    );
+  }
+
+  /**
+   * Told when the lease is lost: `revoked` when etcd said so (the others have seen this node go),
+   * false when etcd was out of reach past the lease's end (the others may not have).
+   */
+  onLeaseLost(fn: (revoked: boolean) => void): void {
+    this.lostListeners.add(fn);
+  }
+
+  /** Told when the node is registered again after a loss. */
+  onRejoined(fn: () => void): void {
+    this.rejoinListeners.add(fn);
   }
 
   /** The lease expired (etcd was out of reach longer than the TTL): register again. */
@@ -115,14 +181,21 @@ export class Membership {
     this.lease?.release();
     this.lease = undefined;
     this.opts.log?.(`membership: lease of ${this.self.node} lost (${why}); registering again`);
+    // etcd3 says "lost connection" when no keepalive got through; anything else is etcd's word.
+    const revoked = !/lost connection/i.test(why);
+    for (const fn of this.lostListeners) fn(revoked);
     const retry = (delayMs: number): void => {
       this.rejoinTimer = setTimeout(() => {
         if (this.closed) return;
         this.register().then(
-          () => this.rejoins++,
+          () => {
+            this.rejoins++;
+            for (const fn of this.rejoinListeners) fn();
+          },
           (err: unknown) => {
             this.opts.log?.(`membership: registering again failed: ${String(err)}`);
-            retry(Math.min(30_000, delayMs * 2));
+            // Short enough that a node is back soon after etcd is.
+            retry(Math.min(2_000, delayMs * 2));
           },
         );
       }, delayMs);

@@ -211,6 +211,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
         workers: Math.max(1, workers),
         ...(board ? { board } : {}),
         ...(log ? { log } : {}),
+        inContact: () => joined?.membership.inContact ?? false,
       })
     : undefined;
   let host: VehicleHost;
@@ -288,6 +289,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     ? await router.listen(opts.host ?? '127.0.0.1', opts.membership?.peerPort ?? 0)
     : undefined;
   let joined: Awaited<ReturnType<typeof joinMembership>> | undefined;
+  let stopContactWatch: (() => void) | undefined;
   try {
     if (opts.membership)
       joined = await joinMembership(
@@ -305,6 +307,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       const membership = joined.membership;
       membership.onChange((members, revision) => router.setMembers(members, revision));
       router.setMembers(membership.members(), membership.table.revision);
+      stopContactWatch = watchContact(membership, router);
     }
   } catch (err) {
     // Not a member (etcd unreachable, the name in use): this node must not serve.
@@ -371,6 +374,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     metrics: metrics && served ? { port: served.port, collector: metrics } : undefined,
     async stop() {
       stopWatch?.();
+      stopContactWatch?.();
       metrics?.detach();
       await served?.close();
       // The nodes that gain this one's vehicles wait for their saves ("leaving", then "left").
@@ -387,6 +391,41 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       await client.close();
     },
   };
+}
+
+/**
+ * A member that loses etcd: if etcd revoked its lease, the others have moved on and it stops
+ * serving its vehicles at once; if etcd is out of its reach past the TTL, it asks its peers —
+ * when one still reaches etcd, this node is the one cut off and it stops too; when none does,
+ * etcd itself is down and every node keeps serving on the last membership it saw. It serves
+ * again once it is registered again.
+ */
+function watchContact(membership: Membership, router: ClusterRouter): () => void {
+  membership.onLeaseLost((revoked) => {
+    if (revoked) router.setIsolated(true, 'its etcd lease was revoked');
+  });
+  membership.onRejoined(() => router.setIsolated(false, 'registered again'));
+  let asking = false;
+  const timer = setInterval(() => {
+    if (membership.inContact) {
+      // Back in touch on the same lease (the others never saw it go): it serves again.
+      if (router.isolated) router.setIsolated(false, 'etcd answers again');
+      return;
+    }
+    if (router.isolated || asking) return;
+    asking = true;
+    // Reaching etcd without a lease yet is registering again, not being cut off.
+    membership
+      .ping()
+      .then(async (reached) => !reached && (await router.peersInContact()))
+      .then((cutOff) => {
+        if (cutOff && !membership.inContact)
+          router.setIsolated(true, 'etcd is out of its reach while its peers reach it');
+      })
+      .finally(() => (asking = false));
+  }, 1000);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** The host to hand out for a server listening on `host`: reachable, unlike 0.0.0.0. */

@@ -47,6 +47,8 @@ export interface RouterOptions {
   settleMs?: number;
   /** Gained shards wait at most this long for their previous owner's marker (default 10 s). */
   handoffTimeoutMs?: number;
+  /** Whether this node reaches etcd now (peers ask, to tell an outage from a cut-off node). */
+  inContact?: () => boolean;
   log?: (line: string) => void;
 }
 
@@ -69,12 +71,14 @@ export interface RouterStats {
   handoffTimeouts: number;
   /** Records a worker sent back after a placement change, routed again. */
   rerouted: number;
+  /** Times this node was cut off from the cluster and handed its vehicles over. */
+  isolations: number;
 }
 
 /** Not this node's vehicle (views of the membership differ for a moment): try again. */
 export class NotOwner extends VehiclesUnavailable {}
 
-type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online';
+type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online' | 'inContact';
 
 export class ClusterRouter implements VehicleHost, LinkDirectory {
   private readonly counters: RouterStats = {
@@ -90,6 +94,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     vehiclesHandedOff: 0,
     handoffTimeouts: 0,
     rerouted: 0,
+    isolations: 0,
   };
   private local: VehicleHost | undefined;
   private gateway: LinkDirectory | undefined;
@@ -103,6 +108,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   private members: readonly Member[] = [];
   private live = new Set<string>();
   private leaving = false;
+  /** Cut off from the cluster (lease lost): this node serves no vehicle of its own. */
+  private cutOff = false;
   /** Shards gained from each previous owner that wait for its handoff marker. */
   private readonly pending = new Map<string, Set<number>>();
   private readonly pendingShard = new Uint8Array(SHARDS);
@@ -197,11 +204,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** The members that host vehicles (with a peer address), this node included unless leaving. */
   private hosting(members: readonly Member[]): { node: string; workers: number }[] {
     const self = this.opts.node;
+    const away = this.leaving || this.cutOff;
     const out = members
       .filter((m) => m.workers > 0 && (m.node === self || m.peer !== undefined))
-      .filter((m) => !(this.leaving && m.node === self))
+      .filter((m) => !(away && m.node === self))
       .map((m) => ({ node: m.node, workers: m.node === self ? this.opts.workers : m.workers }));
-    if (!this.leaving && !out.some((m) => m.node === self))
+    if (!away && !out.some((m) => m.node === self))
       out.push({ node: self, workers: this.opts.workers });
     return out;
   }
@@ -337,6 +345,41 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       this.apply();
     }
     await this.handoff;
+  }
+
+  /** True while this node is cut off and serves none of its own vehicles. */
+  get isolated(): boolean {
+    return this.cutOff;
+  }
+
+  /**
+   * Cut off (its lease was revoked, or etcd is out of its reach while its peers reach it): the
+   * others own its vehicles now, so it hands every one over (saved first; their later writes
+   * are fenced anyway) and routes all frames to the others, until it is a member again. A node
+   * with nobody to hand to keeps serving.
+   */
+  setIsolated(isolated: boolean, why: string): void {
+    if (this.cutOff === isolated) return;
+    this.cutOff = isolated;
+    this.counters.isolations += isolated ? 1 : 0;
+    this.opts.log?.(`router: ${isolated ? 'cut off' : 'back in the cluster'}: ${why}`);
+    const hosting = this.hosting(this.members);
+    if (hosting.length === 0) {
+      this.cutOff = false;
+      return;
+    }
+    clearTimeout(this.settleTimer);
+    this.latest = { view: new PlacementView(hosting), revision: this.revision };
+    this.apply();
+  }
+
+  /** Whether any peer reaches etcd now (asked with a short deadline; none answering: false). */
+  async peersInContact(): Promise<boolean> {
+    const peers = [...new Set(this.members.map((m) => m.node))].filter((n) => n !== this.opts.node);
+    const answers = await Promise.all(
+      peers.map((n) => this.call<boolean>(n, 'inContact', [], 1000).catch(() => false)),
+    );
+    return answers.some((a) => a);
   }
 
   /** The node and worker that own the vehicle under the current placement. */
@@ -526,6 +569,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const args = fromPeerJson<unknown[]>(req.argsJson);
     const method = req.method as CallMethod;
     if (method === 'online') return toPeerJson(await this.host.online());
+    if (method === 'inContact') return toPeerJson(this.opts.inContact?.() ?? false);
     const vehicleId = String(args[0]);
     // Only the owner answers for a vehicle: a caller with an older view tries again.
     if ((await this.answering(vehicleId)) !== this.opts.node)
@@ -550,12 +594,18 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     }
   }
 
-  private call<T>(node: string, method: CallMethod, args: unknown[]): Promise<T> {
+  private call<T>(
+    node: string,
+    method: CallMethod,
+    args: unknown[],
+    deadlineMs?: number,
+  ): Promise<T> {
     const channel = this.channel(node);
     if (!channel) return Promise.reject(new VehiclesUnavailable(`node ${node} is not reachable`));
     this.counters.callsOut++;
     return new Promise<T>((resolve, reject) => {
-      channel.callClient().call({ method, argsJson: toPeerJson(args) }, {}, (err, reply) => {
+      const options = deadlineMs !== undefined ? { deadline: Date.now() + deadlineMs } : {};
+      channel.callClient().call({ method, argsJson: toPeerJson(args) }, options, (err, reply) => {
         if (err) {
           reject(
             err.code === grpc.status.UNAVAILABLE

@@ -1,0 +1,204 @@
+// A member that loses etcd, and etcd itself going away (real etcd, real store, real sockets):
+// a node whose lease is revoked stops serving its vehicles (the other takes them) and comes
+// back once registered again; while etcd is down for longer than the lease TTL every node keeps
+// serving on the membership it saw, and the membership converges when etcd returns. In both,
+// every acknowledged report is stored and each vehicle ends active on exactly one node.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Etcd3 } from 'etcd3';
+import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import type { FleetNode } from '../../cluster/node.js';
+import { vehicleIdOf } from '../../jt808/header.js';
+import { COLLECTIONS } from '../../storage/schema.js';
+import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
+
+let servers: LocalServers;
+before(async () => {
+  servers = await startLocalServers();
+});
+after(async () => {
+  await servers?.stop();
+});
+
+const TTL_SECONDS = 2;
+
+/** Terminals on the nodes' gateways reporting every 50 ms, reconnecting when cut. */
+function reportingFleet(nodes: FleetNode[], count: number, prefix: string, start: number) {
+  const phones = Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(8, '0')}`);
+  const ids = phones.map(vehicleIdOf);
+  const acked = new Map<string, number[]>(ids.map((id) => [id, []]));
+  const codes = new Map<string, string>();
+  const terminals = new Set<SimTerminal>();
+  let running = true;
+  const connect = async (i: number, first: number): Promise<SimTerminal> => {
+    for (let attempt = 0; ; attempt++) {
+      const t = new SimTerminal({
+        port: nodes[(first + attempt) % nodes.length]!.port,
+        phone: phones[i]!,
+        timeoutMs: 10_000,
+      });
+      try {
+        await t.connect();
+        if (!codes.has(ids[i]!)) {
+          assert.equal(await t.register(), 0);
+          codes.set(ids[i]!, t.authCode!);
+        }
+        if ((await t.authenticate(codes.get(ids[i]!))) === 0) {
+          terminals.add(t);
+          return t;
+        }
+      } catch {
+        // the next node
+      }
+      t.close();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const point = (i: number, step: number) => trackPoint(step, { start: start + i * 1000 });
+  const done = phones.map(async (_, i) => {
+    let t = await connect(i, i % nodes.length);
+    for (let step = 0; running; step++) {
+      let result: number | undefined;
+      try {
+        result = await t.report(point(i, step));
+      } catch {
+        result = undefined;
+      }
+      if (result === 0) acked.get(ids[i]!)!.push(step);
+      else {
+        t.close();
+        terminals.delete(t);
+        t = await connect(i, i + 1);
+        step--;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.close();
+  });
+  return {
+    ids,
+    acked,
+    /** Resolves once every terminal has `more` acknowledged reports beyond what it has now. */
+    async progress(more: number, what: string, ms = 30_000): Promise<void> {
+      const now = new Map([...acked].map(([id, s]) => [id, s.length]));
+      await until(() => [...acked].every(([id, s]) => s.length >= now.get(id)! + more), what, ms);
+    },
+    async stop(): Promise<void> {
+      running = false;
+      await Promise.all(done);
+      for (const t of terminals) t.close();
+    },
+    /** Every acknowledged report is in the store. */
+    async assertStored(node: FleetNode, database: string): Promise<void> {
+      const positions = node.client.db(database).collection(COLLECTIONS.positions);
+      for (const [i, id] of ids.entries()) {
+        const times = new Set(
+          (await positions.find({ vehicleId: id }).project({ time: 1 }).toArray()).map((d) =>
+            (d.time as Date).getTime(),
+          ),
+        );
+        for (const step of acked.get(id)!)
+          assert.ok(times.has(point(i, step).time as number), `report ${step} of ${id} stored`);
+      }
+    },
+  };
+}
+
+async function startPair(database: string, names: [string, string]): Promise<FleetNode[]> {
+  const nodes: FleetNode[] = [];
+  for (const node of names)
+    nodes.push(
+      await startTestNode(servers.mongodbUri, database, {
+        node,
+        workers: 1,
+        membership: { etcdEndpoints: servers.etcdEndpoints, ttlSeconds: TTL_SECONDS },
+      }),
+    );
+  await until(
+    () => nodes.every((n) => n.router!.shardsPerNode().size === 2 && n.router!.pendingShards === 0),
+    'both nodes to place over both',
+  );
+  return nodes;
+}
+
+/** Each vehicle is active on exactly the node that owns it. */
+async function assertSingleOwners(nodes: FleetNode[], ids: string[]): Promise<void> {
+  const activeOn = new Map<string, string[]>();
+  for (const n of nodes)
+    for (const v of await n.router!.localOnline())
+      activeOn.set(v.vehicleId, [...(activeOn.get(v.vehicleId) ?? []), n.node]);
+  for (const id of ids)
+    assert.deepEqual(activeOn.get(id), [nodes[0]!.router!.ownerOf(id).node], `vehicle ${id}`);
+}
+
+describe('a member losing etcd, and etcd going away', () => {
+  it('a node whose lease is revoked stops serving its vehicles, and serves again once registered', async () => {
+    const database = testDatabase('lease_revoked');
+    const nodes = await startPair(database, ['r1', 'r2']);
+    const [r1, r2] = nodes as [FleetNode, FleetNode];
+    const fleet = reportingFleet(nodes, 30, '0137', Date.UTC(2026, 10, 4));
+    const etcd = new Etcd3({ hosts: servers.etcdEndpoints });
+    try {
+      await fleet.progress(3, 'reports before the revocation');
+      const served = (await r2.router!.localOnline()).length;
+      assert.ok(served > 0, 'r2 serves vehicles of its own');
+      await etcd.leaseClient.leaseRevoke({ ID: r2.membership!.leaseId! });
+      // r2 hands every vehicle over; r1 owns them all meanwhile.
+      await until(() => r2.router!.isolated, 'r2 to stop serving on its own');
+      assert.equal(r2.router!.shardsPerNode().has('r2'), false);
+      await until(() => r2.membership!.rejoins >= 1 && !r2.router!.isolated, 'r2 to come back');
+      await until(
+        () =>
+          nodes.every((n) => n.router!.shardsPerNode().size === 2 && n.router!.pendingShards === 0),
+        'both nodes to place over both again',
+      );
+      await fleet.progress(3, 'reports after r2 is back');
+      await assertSingleOwners(nodes, fleet.ids);
+      await fleet.stop();
+      assert.equal(r2.router!.routing().isolations, 1);
+      assert.equal(r1.router!.routing().isolations, 0);
+      await Promise.all(nodes.map((n) => n.flush()));
+      await fleet.assertStored(r1, database);
+    } finally {
+      await fleet.stop();
+      etcd.close();
+      for (const n of nodes.reverse()) await n.stop();
+    }
+  });
+
+  it('etcd down for longer than the lease TTL: reports keep being acknowledged and stored, and the membership converges', async () => {
+    const database = testDatabase('etcd_outage');
+    const nodes = await startPair(database, ['o1', 'o2']);
+    const fleet = reportingFleet(nodes, 30, '0136', Date.UTC(2026, 10, 5));
+    try {
+      await fleet.progress(3, 'reports before the outage');
+      await servers.etcd!.kill();
+      // Three lease TTLs without etcd: every client-side lease is given up meanwhile.
+      const downUntil = Date.now() + 3 * TTL_SECONDS * 1000 + 1000;
+      await fleet.progress(3, 'reports while etcd is down');
+      while (Date.now() < downUntil) await fleet.progress(1, 'reports while etcd is down');
+      for (const n of nodes) {
+        assert.equal(n.router!.isolated, false, `${n.node} keeps serving`);
+        assert.equal(n.membership!.inContact, false, `${n.node} has noticed etcd is gone`);
+      }
+      await servers.etcd!.start();
+      await until(
+        () => nodes.every((n) => n.membership!.inContact && n.members().length === 2),
+        'both nodes to be members again',
+        30_000,
+      );
+      await fleet.progress(3, 'reports after etcd is back');
+      await assertSingleOwners(nodes, fleet.ids);
+      await fleet.stop();
+      for (const n of nodes) assert.equal(n.router!.routing().isolations, 0);
+      await Promise.all(nodes.map((n) => n.flush()));
+      await fleet.assertStored(nodes[0]!, database);
+    } finally {
+      await fleet.stop();
+      await servers.etcd?.start();
+      for (const n of nodes.reverse()) await n.stop();
+    }
+  });
+});
