@@ -59,7 +59,7 @@ const startOptions: readonly StartOption[] = [
   {
     name: '--grpc-port',
     value: 'PORT',
-    help: "the first node's gRPC, the next nodes after it (9808)",
+    help: "the first node's gRPC, the next nodes the ports after it (9808; 0: free)",
   },
   {
     name: '--metrics-port',
