@@ -169,10 +169,13 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     saveEveryMs: DEFAULT_SAVE_EVERY_MS,
     ...opts.policy,
   };
+  // Subscribers read every node's events from `hub`; peers read this node's own from `localHub`.
   const hub = new EventHub();
+  const localHub = new EventHub();
   const fixedKinds = kindsOf(opts.events);
   const onEvent = (e: VehicleEvent): void => {
     if (opts.events) dispatchEvent(e, opts.events);
+    localHub.publish(e);
     hub.publish(e);
   };
   const linkPrefix = `${node}/${Date.now().toString(36)}/`;
@@ -212,6 +215,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
         ...(board ? { board } : {}),
         ...(log ? { log } : {}),
         inContact: () => joined?.membership.inContact ?? false,
+        events: { local: localHub, cluster: hub, applied: () => kindsApplied },
       })
     : undefined;
   let host: VehicleHost;
@@ -256,9 +260,12 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   }
   // The workers learn the wanted kinds asynchronously; `eventsReady` waits for the last change.
   let kindsApplied: Promise<void> = Promise.resolve();
-  hub.onKindsChanged((kinds) => {
-    kindsApplied = host.wantEvents(new Set([...fixedKinds, ...kinds])).catch(() => undefined);
-  });
+  const kindsChanged = (): void => {
+    const kinds = new Set([...fixedKinds, ...hub.wantedKinds(), ...localHub.wantedKinds()]);
+    kindsApplied = host.wantEvents(kinds).catch(() => undefined);
+  };
+  hub.onKindsChanged(kindsChanged);
+  localHub.onKindsChanged(kindsChanged);
   const gateway = new Gateway({
     node,
     linkPrefix,
@@ -353,7 +360,10 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     client,
     database,
     events: hub,
-    eventsReady: () => kindsApplied,
+    eventsReady: async () => {
+      await kindsApplied;
+      await router?.eventsReady();
+    },
     command(vehicleId, message) {
       const id = randomUUID();
       const settled = host.command(vehicleId, id, message);

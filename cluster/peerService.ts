@@ -25,11 +25,22 @@ export interface PeerReply {
   resultJson: string;
 }
 
+export interface EventsRequest {
+  kinds: string[];
+  fromNode: string;
+}
+
+export interface EventBatch {
+  eventsJson: string;
+  dropped: number;
+}
+
 export type RouteStream = grpc.ClientDuplexStream<RouteBatch, RouteBatch>;
 export type RouteServerStream = grpc.ServerDuplexStream<RouteBatch, RouteBatch>;
 
 export interface PeerClient extends grpc.Client {
   route(options?: grpc.CallOptions): RouteStream;
+  events(request: EventsRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<EventBatch>;
   call(
     request: PeerCall,
     options: grpc.CallOptions,

@@ -11,9 +11,11 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
+import type { EventHub } from './eventHub.js';
 import type { GatewayDelivery } from './gateway.js';
 import type { Member } from './memberTable.js';
 import { PeerChannel } from './peerChannel.js';
+import { PeerEventFeed, servePeerEvents, type EventsServerStream } from './peerEvents.js';
 import { PeerInbound, ProxyTerminalLink } from './peerInbound.js';
 import { PROXY_LINK_BASE, ProxyLinkTable } from './peerLinks.js';
 import {
@@ -49,6 +51,12 @@ export interface RouterOptions {
   handoffTimeoutMs?: number;
   /** Whether this node reaches etcd now (peers ask, to tell an outage from a cut-off node). */
   inContact?: () => boolean;
+  /**
+   * Events across the cluster: this node's own (`local`, served to peers), every node's
+   * (`cluster`, what subscribers here read), and when the local vehicles produce the kinds
+   * asked for (`applied`).
+   */
+  events?: { local: EventHub; cluster: EventHub; applied: () => Promise<void> };
   log?: (line: string) => void;
 }
 
@@ -118,6 +126,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** This node's threads letting go of lost shards, one placement after another. */
   private handoff: Promise<void> = Promise.resolve();
   private readonly bounced: { vehicleId: string; d: GatewayDelivery }[] = [];
+  /** Each peer's events, followed for the kinds subscribers here want. */
+  private readonly feeds = new Map<string, PeerEventFeed>();
   private readonly addresses = new Map<string, string>();
   private readonly channels = new Map<string, PeerChannel>();
   private readonly inbound = new Set<PeerInbound>();
@@ -132,6 +142,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.proxies = new ProxyLinkTable(opts.maxProxyLinks ?? 1_000_000);
     this.view = new PlacementView([{ node: opts.node, workers: opts.workers }]);
     opts.board?.onMarker(() => this.checkPending());
+    opts.events?.cluster.onKindsChanged(() => this.syncFeeds());
   }
 
   get bodies(): 'decode' | 'raw' {
@@ -173,6 +184,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         this.addresses.set(m.node, m.peer);
       }
     this.checkPending();
+    this.syncFeeds();
     const hosting = this.hosting(members);
     if (hosting.length === 0) return;
     // Most changes are load reports: the placement is built only when the slots changed.
@@ -347,6 +359,43 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     await this.handoff;
   }
 
+  /** Follows every live peer's events for the kinds wanted here (none wanted: no feeds). */
+  private syncFeeds(): void {
+    const events = this.opts.events;
+    if (!events || this.closed) return;
+    const kinds = events.cluster.wantedKinds();
+    kinds.delete('ackLatency'); // a node's own acknowledgement latency stays its own
+    const key = [...kinds].sort().join(',');
+    const live = new Set(
+      this.members.filter((m) => m.node !== this.opts.node && m.peer).map((m) => m.node),
+    );
+    for (const [node, feed] of this.feeds)
+      if (!live.has(node) || [...feed.kinds].sort().join(',') !== key) {
+        feed.close();
+        this.feeds.delete(node);
+      }
+    if (kinds.size === 0) return;
+    for (const node of live) {
+      if (this.feeds.has(node)) continue;
+      const channel = this.channel(node);
+      if (!channel) continue;
+      this.feeds.set(
+        node,
+        new PeerEventFeed(
+          () => channel.callClient(),
+          this.opts.node,
+          kinds,
+          (e) => events.cluster.publish(e),
+        ),
+      );
+    }
+  }
+
+  /** Resolves once every peer produces the event kinds subscribed to here so far. */
+  async eventsReady(): Promise<void> {
+    await Promise.all([...this.feeds.values()].map((f) => f.ready));
+  }
+
   /** True while this node is cut off and serves none of its own vehicles. */
   get isolated(): boolean {
     return this.cutOff;
@@ -509,6 +558,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     });
     server.addService(peerService().service, {
       route: (stream: RouteServerStream) => this.acceptStream(stream),
+      events: (call: EventsServerStream) => {
+        const events = this.opts.events;
+        if (!events || this.closed) call.end();
+        else servePeerEvents(call, events.local, events.applied);
+      },
       call: (
         call: grpc.ServerUnaryCall<PeerCall, PeerReply>,
         callback: grpc.sendUnaryData<PeerReply>,
@@ -722,6 +776,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** Streams to peers end; the service stops taking streams; the local host closes. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const f of this.feeds.values()) f.close();
+    this.feeds.clear();
     clearTimeout(this.settleTimer);
     for (const t of this.pendingTimers.values()) clearTimeout(t);
     for (const c of this.channels.values()) c.close();

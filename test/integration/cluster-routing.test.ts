@@ -54,9 +54,16 @@ describe('a cluster of 3 nodes routes vehicles to their owners (real etcd, real 
         t.answerCommands(() => trackPoint(i));
         terminals.push(t);
       }
+      // A subscriber on node 2 sees the positions of every node's vehicles.
+      const seen = new Set<string>();
+      n2.events.subscribe({ kinds: new Set(['position']) }, (e) => {
+        if (e.kind === 'position') seen.add(e.vehicleId);
+      });
+      await n2.eventsReady();
       for (let i = 0; i < COUNT; i++) {
         assert.equal(await terminals[i]!.report(trackPoint(i)), 0, `report of terminal ${i}`);
       }
+      await until(() => seen.size === COUNT, "node 2 to see every vehicle's position");
 
       // Every vehicle is active on exactly the node that owns it; the owners span the cluster.
       const ids = terminals.map((t) => vehicleIdOf(t.options.phone));
