@@ -47,10 +47,17 @@ export class SimTerminal {
     this.closed = false;
     const socket = connect({ host: this.options.host ?? '127.0.0.1', port: this.options.port });
     socket.setNoDelay(true);
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
-      socket.once('error', reject);
-    });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+    } catch (err) {
+      // Refused: closed, so a later request fails at once instead of waiting out its timeout.
+      this.closed = true;
+      socket.destroy();
+      throw err;
+    }
     socket.on('error', () => undefined);
     socket.on('close', () => {
       this.closed = true;

@@ -45,6 +45,9 @@ export class PeerChannel {
   };
   private client: PeerClient | undefined;
   private stream: RouteStream | undefined;
+  /** The peer answered on the current stream: records may go (none are risked on a dead peer). */
+  private ready = false;
+  private failures = 0;
   private helloSent = false;
   /** Records out per hop count (0: our own terminals', 1: relayed for another node). */
   private readonly out = [new FrameBatchBuilder(), new FrameBatchBuilder()];
@@ -69,16 +72,24 @@ export class PeerChannel {
   /** Queues a record for the peer; false when the peer has too many untaken (or is unreachable). */
   deliver(vehicleId: string, d: GatewayDelivery, hops: 0 | 1): boolean {
     if (this.closed) return false;
-    if (d.kind !== 'linkClosed') {
-      if (this.inFlight >= this.opts.maxInFlight || Date.now() < this.closedUntil) {
-        this.stats.refused++;
-        return false;
-      }
-    } else if (!this.links.has(d.linkNumber)) {
+    if (d.kind === 'linkClosed' && !this.links.has(d.linkNumber)) {
       return true; // nothing of this link reached the peer: nothing to close there
     }
-    if (!this.open()) return false;
+    if (!this.open() || !this.ready) {
+      // Until the peer answers, frames wait at the gateway (its socket pauses).
+      this.stats.refused++;
+      return false;
+    }
+    if (d.kind !== 'linkClosed' && this.inFlight >= this.opts.maxInFlight) {
+      this.stats.refused++;
+      return false;
+    }
     const out = this.out[hops]!;
+    if (d.kind !== 'linkClosed' && !this.links.has(d.linkNumber)) {
+      // The link's cluster-wide name goes first: a relayed link's number is the relay's own,
+      // and the owner must know the terminal's session by its original id.
+      out.linkName(d.linkNumber, d.link.id, d.link.node);
+    }
     if (d.kind === 'uplink') {
       out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
       this.links.add(d.linkNumber);
@@ -105,9 +116,11 @@ export class PeerChannel {
 
   private open(): boolean {
     if (this.stream) return true;
+    if (Date.now() < this.closedUntil) return false;
     try {
       const stream = this.callClient().route();
       this.stream = stream;
+      this.ready = false;
       this.helloSent = false;
       stream.on('data', (b: RouteBatch) => this.answers(b));
       stream.on('error', (err: Error) => this.broken(stream, err.message));
@@ -142,6 +155,12 @@ export class PeerChannel {
 
   private answers(b: RouteBatch): void {
     this.stats.batchesIn++;
+    if (!this.ready) {
+      // The peer's first (empty) batch: it is there.
+      this.ready = true;
+      this.failures = 0;
+      this.opts.drained();
+    }
     if (b.records.length > 0) {
       const bytes = b.records;
       const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
@@ -163,20 +182,31 @@ export class PeerChannel {
 
   private broken(stream: RouteStream | undefined, why: string): void {
     if (stream !== undefined && stream !== this.stream) return; // an older stream's last words
+    const wasReady = this.ready;
     this.stream = undefined;
+    this.ready = false;
     for (const out of this.out) out.take();
     this.inFlight = 0;
     if (this.closed) return;
-    this.stats.breaks++;
-    this.opts.log?.(`router: stream to ${this.opts.peer} broke (${why}); closing its links`);
-    const links = [...this.links];
-    this.links.clear();
-    for (const n of links) this.opts.linkByNumber(n)?.close(`peer ${this.opts.peer} unreachable`);
-    const delay = this.opts.reconnectDelayMs ?? 1000;
+    // Reopened after a pause that grows while the peer stays away (a dead node until its
+    // lease ends): its terminals' frames wait meanwhile instead of reconnecting every second.
+    this.failures++;
+    const delay = Math.min(
+      5_000,
+      (this.opts.reconnectDelayMs ?? 1000) * 2 ** Math.max(0, this.failures - 1),
+    );
     this.closedUntil = Date.now() + delay;
     clearTimeout(this.reopenTimer);
     this.reopenTimer = setTimeout(() => this.opts.drained(), delay);
     this.reopenTimer.unref();
+    if (!wasReady) return; // nothing was sent on it
+    this.stats.breaks++;
+    this.opts.log?.(`router: stream to ${this.opts.peer} broke (${why}); closing its links`);
+    // What crossed and was not answered is lost with the stream: those terminals connect again
+    // and send what was not acknowledged.
+    const links = [...this.links];
+    this.links.clear();
+    for (const n of links) this.opts.linkByNumber(n)?.close(`peer ${this.opts.peer} unreachable`);
   }
 
   close(): void {

@@ -8,6 +8,7 @@ import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import {
   FrameBatchBuilder,
   LINK_CLOSED,
+  LINK_NAME,
   PLATFORM_MESSAGE,
   readFrameBatch,
   UPLINK,
@@ -48,9 +49,14 @@ export class PeerInbound {
   peer = '';
   private prefix = '';
   private readonly out = new FrameBatchBuilder();
+  /** Cluster-wide names of the peer's links (LINK_NAME), until they close. */
+  private readonly names = new Map<number, { id: string; node: string }>();
   private consumed = 0;
   private flushScheduled = false;
-  private readonly waiting: { vehicleId: string; d: GatewayDelivery; hops: number }[] = [];
+  /** Records the vehicles' side could not take yet, per vehicle in order (one vehicle waiting
+   * for its handoff does not hold up the others). */
+  private readonly waiting = new Map<string, { d: GatewayDelivery; hops: number }[]>();
+  private waitingCount = 0;
   private ended = false;
 
   constructor(
@@ -60,6 +66,14 @@ export class PeerInbound {
     private readonly onEnd: (inbound: PeerInbound, links: ProxyLink<ProxyTerminalLink>[]) => void,
   ) {
     stream.on('data', (b: RouteBatch) => this.batch(b));
+    // The caller sends nothing until this node answers: a dead node never takes a frame.
+    stream.write({
+      records: new Uint8Array(0),
+      consumed: 0,
+      fromNode: '',
+      linkPrefix: '',
+      hops: 0,
+    });
     stream.on('error', () => this.end());
     stream.on('end', () => this.end());
     stream.on('close', () => this.end());
@@ -67,7 +81,7 @@ export class PeerInbound {
 
   /** Records held because the vehicles' side was full. */
   get held(): number {
-    return this.waiting.length;
+    return this.waitingCount;
   }
 
   private batch(b: RouteBatch): void {
@@ -86,10 +100,15 @@ export class PeerInbound {
   }
 
   private record(r: BatchRecord, hops: number): void {
+    if (r.kind === LINK_NAME) {
+      if (this.names.size < this.proxies.limit) this.names.set(r.link, { id: r.id, node: r.node });
+      return;
+    }
     if (r.kind !== UPLINK && r.kind !== LINK_CLOSED && r.kind !== PLATFORM_MESSAGE) return;
     const vehicleId = r.kind === UPLINK ? vehicleIdOf(r.header.phone) : r.vehicleId;
     if (r.kind === LINK_CLOSED) {
       const proxy = this.proxies.proxyFor(this.id, r.link, () => this.proxyLink(r.link));
+      this.names.delete(r.link);
       if (!proxy) return;
       this.proxies.release(proxy.number);
       this.offer(
@@ -139,13 +158,25 @@ export class PeerInbound {
   }
 
   private proxyLink(remote: number): ProxyTerminalLink {
-    return new ProxyTerminalLink(`${this.prefix}${remote}`, this.peer, this, remote);
+    const name = this.names.get(remote);
+    return new ProxyTerminalLink(
+      name?.id ?? `${this.prefix}${remote}`,
+      name?.node ?? this.peer,
+      this,
+      remote,
+    );
   }
 
   private offer(vehicleId: string, d: GatewayDelivery, hops: number): void {
-    // In order: once one record waits, every later one waits behind it.
-    if (this.waiting.length === 0 && this.deliver(vehicleId, d, hops)) this.taken();
-    else this.waiting.push({ vehicleId, d, hops });
+    // In order per vehicle: once one of its records waits, its later ones wait behind it.
+    const queue = this.waiting.get(vehicleId);
+    if (queue === undefined && this.deliver(vehicleId, d, hops)) {
+      this.taken();
+      return;
+    }
+    if (queue) queue.push({ d, hops });
+    else this.waiting.set(vehicleId, [{ d, hops }]);
+    this.waitingCount++;
   }
 
   private taken(): void {
@@ -156,13 +187,15 @@ export class PeerInbound {
   /** Offers the held records again (the vehicles' side drained, or the placement changed). */
   retry(): void {
     let n = 0;
-    while (n < this.waiting.length) {
-      const w = this.waiting[n]!;
-      if (!this.deliver(w.vehicleId, w.d, w.hops)) break;
-      n++;
+    for (const [vehicleId, queue] of this.waiting) {
+      while (queue.length > 0 && this.deliver(vehicleId, queue[0]!.d, queue[0]!.hops)) {
+        queue.shift();
+        n++;
+      }
+      if (queue.length === 0) this.waiting.delete(vehicleId);
     }
     if (n > 0) {
-      this.waiting.splice(0, n);
+      this.waitingCount -= n;
       this.consumed += n;
       this.schedule();
     }
@@ -199,7 +232,9 @@ export class PeerInbound {
   end(): void {
     if (this.ended) return;
     this.ended = true;
-    this.waiting.length = 0;
+    this.waiting.clear();
+    this.waitingCount = 0;
+    this.names.clear();
     this.onEnd(this, this.proxies.releaseStream(this.id));
     try {
       this.stream.end();
