@@ -17,6 +17,7 @@ import {
 import { BATCH_SIZE_BUCKETS, type BatchSizeFigures } from '../storage/batchWriter.js';
 import type { ShardStats } from './vehicleShard.js';
 import type { Gateway } from './gateway.js';
+import type { RouterStats } from './router.js';
 import type { EventHub } from './eventHub.js';
 import type { FleetLog } from './log.js';
 
@@ -30,6 +31,8 @@ export interface MetricsSource {
   members(): readonly unknown[];
   /** Times the vehicle workers were started again (absent with workers: 0). */
   workerRestarts?(): number;
+  /** What crossed between nodes (a member of a cluster only; cluster/router.ts). */
+  routing?(): RouterStats & { pendingShards: number; isolated: boolean };
 }
 
 /**
@@ -207,6 +210,25 @@ export class NodeMetrics {
       'collection',
     ]);
     counter('fleetmesh_loader_reads_total', 'Batched activation reads', ['outcome']);
+    counter(
+      'fleetmesh_routed_records_total',
+      'Frames routed between nodes: out (to an owner elsewhere), in (from a peer), relayed (for a peer whose view was behind), rerouted (sent back by a worker after a move)',
+      ['direction'],
+    );
+    counter('fleetmesh_peer_calls_total', 'Calls between nodes (command, vehicle, …)', [
+      'direction',
+    ]);
+    gauge('fleetmesh_proxy_links', "Links of other nodes' terminals whose vehicles run here");
+    counter('fleetmesh_placement_changes_total', 'Placements applied (members changed)');
+    counter('fleetmesh_shards_moved_total', 'Shards this node gained or lost', ['direction']);
+    counter('fleetmesh_vehicles_handed_off_total', 'Vehicles saved and let go to a new owner');
+    counter(
+      'fleetmesh_handoff_timeouts_total',
+      "Gained shards released without the previous owner's handoff marker",
+    );
+    gauge('fleetmesh_shards_pending', "Gained shards waiting for the previous owner's handoff");
+    gauge('fleetmesh_isolated', '1 while this node is cut off and serves none of its vehicles');
+    counter('fleetmesh_isolations_total', 'Times this node was cut off from the cluster');
   }
 
   /** Acknowledgements sent, by result byte (copied into the counter at scrape time). */
@@ -281,6 +303,27 @@ export class NodeMetrics {
       this.acks.inc({ result: String(result) }, v);
     });
     this.gauges.fleetmesh_members!.set(s.members().length);
+    const r = s.routing?.();
+    if (r) {
+      for (const [direction, v] of [
+        ['out', r.routedOut],
+        ['in', r.routedIn],
+        ['relayed', r.relayed],
+        ['rerouted', r.rerouted],
+      ] as const)
+        this.setCounter('fleetmesh_routed_records_total', v, { direction });
+      this.setCounter('fleetmesh_peer_calls_total', r.callsIn, { direction: 'in' });
+      this.setCounter('fleetmesh_peer_calls_total', r.callsOut, { direction: 'out' });
+      this.gauges.fleetmesh_proxy_links!.set(r.proxyLinks);
+      this.setCounter('fleetmesh_placement_changes_total', r.placementChanges);
+      this.setCounter('fleetmesh_shards_moved_total', r.shardsGained, { direction: 'gained' });
+      this.setCounter('fleetmesh_shards_moved_total', r.shardsLost, { direction: 'lost' });
+      this.setCounter('fleetmesh_vehicles_handed_off_total', r.vehiclesHandedOff);
+      this.setCounter('fleetmesh_handoff_timeouts_total', r.handoffTimeouts);
+      this.gauges.fleetmesh_shards_pending!.set(r.pendingShards);
+      this.gauges.fleetmesh_isolated!.set(r.isolated ? 1 : 0);
+      this.setCounter('fleetmesh_isolations_total', r.isolations);
+    }
     this.setCounter('fleetmesh_worker_restarts_total', s.workerRestarts?.() ?? 0);
 
     let threads: ShardStats[] = [];

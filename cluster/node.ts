@@ -335,6 +335,15 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
       stats: () => host.stats(),
       members: () => joined?.membership.members() ?? [],
       ...(restarts ? { workerRestarts: restarts } : {}),
+      ...(router
+        ? {
+            routing: () => ({
+              ...router.routing(),
+              pendingShards: router.pendingShards,
+              isolated: router.isolated,
+            }),
+          }
+        : {}),
     });
     try {
       served = await serveMetrics(metrics, {

@@ -27,6 +27,7 @@ async function startCluster(database: string, names: string[]): Promise<FleetNod
         node,
         workers: 1,
         membership: { etcdEndpoints: servers.etcdEndpoints, ttlSeconds: 2 },
+        metrics: { port: 0 },
       }),
     );
   await until(
@@ -82,6 +83,11 @@ describe('a cluster of 3 nodes routes vehicles to their owners (real etcd, real 
       const routed = n1.router!.routing();
       assert.ok(routed.routedOut > 0, 'node 1 sent frames to other owners');
       assert.equal(routed.routedIn, 0, 'node 1 holds every socket: nothing comes to it');
+      const scraped = await (await fetch(`http://127.0.0.1:${n1.metrics!.port}/metrics`)).text();
+      const out = /fleetmesh_routed_records_total\{direction="out"\} (\d+)/.exec(scraped);
+      assert.ok(out, 'routing is exported');
+      assert.ok(Number(out[1]) >= routed.routedOut, "the exported count is the router's");
+      assert.match(scraped, /fleetmesh_isolated 0/);
 
       // Every acknowledged report is stored once.
       await Promise.all(nodes.map((n) => n.flush()));
