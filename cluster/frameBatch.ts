@@ -217,9 +217,13 @@ export class FrameBatchBuilder {
 }
 
 /** Calls `onRecord` for each record of a batch, in order. Views point into `batch`. */
-export function readFrameBatch(batch: ArrayBuffer, onRecord: (r: BatchRecord) => void): void {
-  const buf = new Uint8Array(batch);
-  const view = new DataView(batch);
+export function readFrameBatch(
+  batch: ArrayBuffer | Uint8Array,
+  onRecord: (r: BatchRecord) => void,
+): void {
+  // A view is read in place (a gRPC message's bytes need no copy).
+  const buf = batch instanceof Uint8Array ? batch : new Uint8Array(batch);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let pos = 0;
   const u8 = (): number => buf[pos++]!;
   const u16 = (): number => {

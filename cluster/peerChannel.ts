@@ -162,9 +162,7 @@ export class PeerChannel {
       this.opts.drained();
     }
     if (b.records.length > 0) {
-      const bytes = b.records;
-      const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-      readFrameBatch(buffer as ArrayBuffer, (r) => {
+      readFrameBatch(b.records, (r) => {
         if (r.kind !== SEND && r.kind !== CLOSE && r.kind !== AUTHENTICATED) return;
         const link = this.opts.linkByNumber(r.link);
         if (!link) return; // the connection is gone

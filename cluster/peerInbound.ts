@@ -51,6 +51,10 @@ export class PeerInbound {
   private readonly out = new FrameBatchBuilder();
   /** Cluster-wide names of the peer's links (LINK_NAME), until they close. */
   private readonly names = new Map<number, { id: string; node: string }>();
+  /** This stream's proxies by the peer's link number (the table's are keyed by stream too). */
+  private readonly mine = new Map<number, ProxyLink<ProxyTerminalLink>>();
+  private lastPhone = '';
+  private lastVehicle = '';
   private consumed = 0;
   private flushScheduled = false;
   /** Records the vehicles' side could not take yet, per vehicle in order (one vehicle waiting
@@ -87,10 +91,8 @@ export class PeerInbound {
   private batch(b: RouteBatch): void {
     if (b.fromNode) this.peer = b.fromNode;
     if (b.linkPrefix) this.prefix = b.linkPrefix;
-    const bytes = b.records;
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
     try {
-      readFrameBatch(buffer as ArrayBuffer, (r) => this.record(r, b.hops));
+      readFrameBatch(b.records, (r) => this.record(r, b.hops));
     } catch (err) {
       // A peer speaking another format: nothing of it can be trusted.
       this.stream.destroy(err instanceof Error ? err : new Error(String(err)));
@@ -105,12 +107,13 @@ export class PeerInbound {
       return;
     }
     if (r.kind !== UPLINK && r.kind !== LINK_CLOSED && r.kind !== PLATFORM_MESSAGE) return;
-    const vehicleId = r.kind === UPLINK ? vehicleIdOf(r.header.phone) : r.vehicleId;
+    const vehicleId = r.kind === UPLINK ? this.vehicleOf(r.header.phone) : r.vehicleId;
     if (r.kind === LINK_CLOSED) {
-      const proxy = this.proxies.proxyFor(this.id, r.link, () => this.proxyLink(r.link));
+      const proxy = this.proxyOf(r.link);
       this.names.delete(r.link);
       if (!proxy) return;
       this.proxies.release(proxy.number);
+      this.mine.delete(r.link);
       this.offer(
         vehicleId,
         {
@@ -124,7 +127,7 @@ export class PeerInbound {
       );
       return;
     }
-    const proxy = this.proxies.proxyFor(this.id, r.link, () => this.proxyLink(r.link));
+    const proxy = this.proxyOf(r.link);
     if (!proxy) {
       // Too many links from peers: the terminal is closed and reconnects (nothing was acknowledged).
       this.answer((out) => out.close(r.link, 'too many links on the owner node'));
@@ -155,6 +158,24 @@ export class PeerInbound {
             body: r.body.slice(),
           };
     this.offer(vehicleId, d, hops);
+  }
+
+  /** This stream's proxy for the peer's link (made on first use; undefined at the table's limit). */
+  private proxyOf(remote: number): ProxyLink<ProxyTerminalLink> | undefined {
+    let proxy = this.mine.get(remote);
+    if (proxy) return proxy;
+    proxy = this.proxies.proxyFor(this.id, remote, () => this.proxyLink(remote));
+    if (proxy) this.mine.set(remote, proxy);
+    return proxy;
+  }
+
+  /** The vehicle of a header's phone; the last one is remembered (a link's frames repeat it). */
+  private vehicleOf(phone: string): string {
+    if (phone !== this.lastPhone) {
+      this.lastPhone = phone;
+      this.lastVehicle = vehicleIdOf(phone);
+    }
+    return this.lastVehicle;
   }
 
   private proxyLink(remote: number): ProxyTerminalLink {
@@ -235,6 +256,7 @@ export class PeerInbound {
     this.waiting.clear();
     this.waitingCount = 0;
     this.names.clear();
+    this.mine.clear();
     this.onEnd(this, this.proxies.releaseStream(this.id));
     try {
       this.stream.end();
