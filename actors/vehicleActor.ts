@@ -208,12 +208,22 @@ export class VehicleActor implements Actor<VehicleMessage> {
     // Whoever waits on a command hears where it stands now: it stays in the stored queue and
     // goes out when the terminal is back (its later states reach the commands log only).
     for (const [commandId, settled] of this.settled)
-      settled({
-        commandId,
-        state: 'queued',
-        at: this.now(),
-        detail: 'vehicle passivated; the command stays queued until the terminal is online',
-      });
+      settled(
+        this.superseded
+          ? {
+              commandId,
+              state: 'failed',
+              at: this.now(),
+              detail:
+                'the vehicle moved to another node before the command was stored; send it again',
+            }
+          : {
+              commandId,
+              state: 'queued',
+              at: this.now(),
+              detail: 'vehicle passivated; the command stays queued until the terminal is online',
+            },
+      );
     this.settled.clear();
   }
 

@@ -26,6 +26,8 @@ export class Membership {
   private previousLeaseId: string | undefined;
   /** When etcd last answered a keepalive (or granted the lease). */
   private lastContactAt = Date.now();
+  /** The etcd revision of this node's last registration. */
+  registeredRevision = 0;
   private readonly lostListeners = new Set<(revoked: boolean) => void>();
   private readonly rejoinListeners = new Set<() => void>();
   private watcher: Watcher | undefined;
@@ -115,6 +117,7 @@ export class Membership {
           .commit();
       }
       if (!txn.succeeded) throw new MemberNameTaken(`node name ${this.self.node} is in use`);
+      this.registeredRevision = Number(txn.header.revision);
     } catch (err) {
       await lease.revoke().catch(() => lease.release());
       throw err;
@@ -147,6 +150,35 @@ export class Membership {
     }
   }
 
+  /**
+   * How long another member's registration has left as etcd sees it now: the remaining time of
+   * the lease its key is on, 0 when its key is gone, undefined when etcd does not answer within
+   * `timeoutMs`. A member that lost sight of etcd asks its peers this about itself.
+   */
+  async remainingFor(node: string, timeoutMs = 1000): Promise<number | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const ask = async (): Promise<number> => {
+      const kv = await this.client.get(`${this.opts.prefix}${node}`).exec();
+      const lease = kv.kvs[0]?.lease;
+      if (lease === undefined) return 0;
+      if (String(lease) === '0') return Number.POSITIVE_INFINITY; // not on a lease
+      const ttl = await this.client.leaseClient.leaseTimeToLive({ ID: String(lease) });
+      return Math.max(0, Number(ttl.TTL)) * 1000;
+    };
+    try {
+      return await Promise.race<number | undefined>([
+        ask(),
+        new Promise<undefined>(
+          (resolve) => (timer = setTimeout(() => resolve(undefined), timeoutMs)),
+        ),
+      ]);
+    } catch {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** The id of the lease this node registered on last (for fault tests and logs). */
   get leaseId(): string | undefined {
     return this.previousLeaseId;
@@ -160,6 +192,15 @@ export class Membership {
     return (
       this.lease !== undefined && Date.now() - this.lastContactAt < this.opts.ttlSeconds * 1000
     );
+  }
+
+  /** Milliseconds since etcd last answered this node (a keepalive or a grant). */
+  get sinceContactMs(): number {
+    return Date.now() - this.lastContactAt;
+  }
+
+  get ttlSeconds(): number {
+    return this.opts.ttlSeconds;
   }
 
   /**

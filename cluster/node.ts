@@ -214,7 +214,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
         workers: Math.max(1, workers),
         ...(board ? { board } : {}),
         ...(log ? { log } : {}),
-        inContact: () => joined?.membership.inContact ?? false,
+        remainingFor: async (member: string) => joined?.membership.remainingFor(member, 700),
         events: { local: localHub, cluster: hub, applied: () => kindsApplied },
       })
     : undefined;
@@ -414,35 +414,49 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
 
 /**
  * A member that loses etcd: if etcd revoked its lease, the others have moved on and it stops
- * serving its vehicles at once; if etcd is out of its reach past the TTL, it asks its peers —
- * when one still reaches etcd, this node is the one cut off and it stops too; when none does,
- * etcd itself is down and every node keeps serving on the last membership it saw. It serves
- * again once it is registered again.
+ * serving its vehicles at once. If etcd has not answered it for half its TTL, it asks its peers
+ * how long its registration has left as etcd sees it: under half the TTL (or gone), this node is
+ * the one cut off and it stops serving before the others can take its vehicles; when no peer
+ * reaches etcd, etcd itself is down and every node keeps serving on the last membership it saw.
+ * (A peer's answer, not this node's own attempt: after an outage etcd3's client may refuse to
+ * try for a while.) It serves again once registered again (`rejoined`) or back in touch.
  */
 function watchContact(membership: Membership, router: ClusterRouter): () => void {
+  // A lost lease means a new registration: serving resumes through `rejoined` only.
+  let lostLease = false;
   membership.onLeaseLost((revoked) => {
+    lostLease = true;
     if (revoked) router.setIsolated(true, 'its etcd lease was revoked');
   });
-  membership.onRejoined(() => router.setIsolated(false, 'registered again'));
+  membership.onRejoined(() => {
+    lostLease = false;
+    router.rejoined(membership.registeredRevision);
+  });
+  const halfTtlMs = (membership.ttlSeconds * 1000) / 2;
   let asking = false;
-  const timer = setInterval(() => {
-    if (membership.inContact) {
-      // Back in touch on the same lease (the others never saw it go): it serves again.
-      if (router.isolated) router.setIsolated(false, 'etcd answers again');
-      return;
-    }
-    if (router.isolated || asking) return;
-    asking = true;
-    // Reaching etcd without a lease yet is registering again, not being cut off.
-    membership
-      .ping()
-      .then(async (reached) => !reached && (await router.peersInContact()))
-      .then((cutOff) => {
-        if (cutOff && !membership.inContact)
-          router.setIsolated(true, 'etcd is out of its reach while its peers reach it');
-      })
-      .finally(() => (asking = false));
-  }, 1000);
+  const timer = setInterval(
+    () => {
+      if (membership.sinceContactMs < halfTtlMs) {
+        // Back in touch on the same lease (the others never saw it go): it serves again.
+        if (router.isolated && membership.inContact && !lostLease)
+          router.setIsolated(false, 'etcd answers again');
+        return;
+      }
+      if (router.isolated || asking) return;
+      asking = true;
+      router
+        .registrationLeftByPeers()
+        .then((left) => {
+          if (left !== undefined && left < halfTtlMs && membership.sinceContactMs >= halfTtlMs)
+            router.setIsolated(
+              true,
+              `etcd is out of its reach; its registration ends in ${left} ms`,
+            );
+        })
+        .finally(() => (asking = false));
+    },
+    Math.min(1000, halfTtlMs / 2),
+  );
   timer.unref();
   return () => clearInterval(timer);
 }

@@ -49,8 +49,12 @@ export class PeerChannel {
   private ready = false;
   private failures = 0;
   private helloSent = false;
-  /** Records out per hop count (0: our own terminals', 1: relayed for another node). */
-  private readonly out = [new FrameBatchBuilder(), new FrameBatchBuilder()];
+  /** Records out per hop count (0: our own terminals', 1-2: relayed for another node). */
+  private readonly out = [
+    new FrameBatchBuilder(),
+    new FrameBatchBuilder(),
+    new FrameBatchBuilder(),
+  ];
   private flushScheduled = false;
   private inFlight = 0;
   /** Links whose frames crossed this stream: closed when it breaks. */
@@ -70,7 +74,7 @@ export class PeerChannel {
   }
 
   /** Queues a record for the peer; false when the peer has too many untaken (or is unreachable). */
-  deliver(vehicleId: string, d: GatewayDelivery, hops: 0 | 1): boolean {
+  deliver(vehicleId: string, d: GatewayDelivery, hops: 0 | 1 | 2): boolean {
     if (this.closed) return false;
     if (d.kind === 'linkClosed' && !this.links.has(d.linkNumber)) {
       return true; // nothing of this link reached the peer: nothing to close there
@@ -207,6 +211,10 @@ export class PeerChannel {
     for (const n of links) this.opts.linkByNumber(n)?.close(`peer ${this.opts.peer} unreachable`);
   }
 
+  /**
+   * The peer left (or this node stops): what crossed and was not answered will not be, so the
+   * links that used the stream are closed (their terminals connect again and resend).
+   */
   close(): void {
     this.closed = true;
     clearTimeout(this.reopenTimer);
@@ -214,5 +222,8 @@ export class PeerChannel {
     this.stream?.end();
     this.stream = undefined;
     this.client?.close();
+    const links = [...this.links];
+    this.links.clear();
+    for (const n of links) this.opts.linkByNumber(n)?.close(`peer ${this.opts.peer} left`);
   }
 }

@@ -111,7 +111,10 @@ export class PeerInbound {
     if (r.kind === LINK_CLOSED) {
       const proxy = this.proxyOf(r.link);
       this.names.delete(r.link);
-      if (!proxy) return;
+      if (!proxy) {
+        this.taken(); // a link refused at the limit: nothing to close here, but its credit returns
+        return;
+      }
       this.proxies.release(proxy.number);
       this.mine.delete(r.link);
       this.offer(

@@ -49,8 +49,11 @@ export interface RouterOptions {
   settleMs?: number;
   /** Gained shards wait at most this long for their previous owner's marker (default 10 s). */
   handoffTimeoutMs?: number;
-  /** Whether this node reaches etcd now (peers ask, to tell an outage from a cut-off node). */
-  inContact?: () => boolean;
+  /**
+   * How long a member's registration has left as etcd sees it now (undefined: etcd does not
+   * answer); peers that lost sight of etcd ask it about themselves (membership.remainingFor).
+   */
+  remainingFor?: (node: string) => Promise<number | undefined>;
   /**
    * Events across the cluster: this node's own (`local`, served to peers), every node's
    * (`cluster`, what subscribers here read), and when the local vehicles produce the kinds
@@ -81,12 +84,17 @@ export interface RouterStats {
   rerouted: number;
   /** Times this node was cut off from the cluster and handed its vehicles over. */
   isolations: number;
+  /** Records given up after MAX_RELAYS relays (their links closed). */
+  relayLimit: number;
 }
+
+/** Times a record may be relayed between nodes whose views of the membership differ. */
+const MAX_RELAYS = 2;
 
 /** Not this node's vehicle (views of the membership differ for a moment): try again. */
 export class NotOwner extends VehiclesUnavailable {}
 
-type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online' | 'inContact';
+type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online' | 'remainingFor';
 
 export class ClusterRouter implements VehicleHost, LinkDirectory {
   private readonly counters: RouterStats = {
@@ -103,6 +111,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     handoffTimeouts: 0,
     rerouted: 0,
     isolations: 0,
+    relayLimit: 0,
   };
   private local: VehicleHost | undefined;
   private gateway: LinkDirectory | undefined;
@@ -126,6 +135,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** This node's threads letting go of lost shards, one placement after another. */
   private handoff: Promise<void> = Promise.resolve();
   private readonly bounced: { vehicleId: string; d: GatewayDelivery }[] = [];
+  /** Local assignments in progress (this node's threads taking a new placement). */
+  private assigning = 0;
+  /** Event streams this node serves to peers (ended when it stops). */
+  private readonly servedEvents = new Set<EventsServerStream>();
   /** Each peer's events, followed for the kinds subscribers here want. */
   private readonly feeds = new Map<string, PeerEventFeed>();
   private readonly addresses = new Map<string, string>();
@@ -137,6 +150,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   private closed = false;
   /** The membership revision the placement comes from (0: this node alone, before joining). */
   revision = 0;
+  /** The newest membership revision seen (load reports included). */
+  private seenRevision = 0;
+  /** Registered again after a lost lease at this revision: serving resumes once it is seen. */
+  private rejoinRevision: number | undefined;
 
   constructor(private readonly opts: RouterOptions) {
     this.proxies = new ProxyLinkTable(opts.maxProxyLinks ?? 1_000_000);
@@ -173,6 +190,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
    */
   setMembers(members: readonly Member[], revision: number): void {
     this.members = members;
+    this.seenRevision = Math.max(this.seenRevision, revision);
+    this.resumeIfRejoined();
     this.live = new Set(members.map((m) => m.node));
     for (const m of members)
       if (m.node !== this.opts.node && m.peer !== undefined) {
@@ -286,7 +305,14 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const epoch = latest.revision;
     this.handoff = this.handoff
       .then(async () => {
-        const left = (await this.local?.assign(epoch, plan.owned)) ?? 0;
+        this.assigning++;
+        let left = 0;
+        try {
+          left = (await this.local?.assign(epoch, plan.owned)) ?? 0;
+        } finally {
+          this.assigning--;
+          this.drained(); // records sent back meanwhile go out now
+        }
         this.counters.vehiclesHandedOff += left;
         await this.opts.board?.publish(self, signature, this.leaving ? 'left' : 'serving');
       })
@@ -353,7 +379,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const hosting = this.hosting(this.members);
     if (hosting.length > 0) {
       clearTimeout(this.settleTimer);
-      this.latest = { view: new PlacementView(hosting), revision: this.revision };
+      this.latest = { view: new PlacementView(hosting), revision: this.seenRevision };
       this.apply();
     }
     await this.handoff;
@@ -409,6 +435,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
    */
   setIsolated(isolated: boolean, why: string): void {
     if (this.cutOff === isolated) return;
+    // Registered again meanwhile: it serves again only once it sees its own new registration.
+    if (!isolated && this.rejoinRevision !== undefined) {
+      this.resumeIfRejoined();
+      return;
+    }
     this.cutOff = isolated;
     this.counters.isolations += isolated ? 1 : 0;
     this.opts.log?.(`router: ${isolated ? 'cut off' : 'back in the cluster'}: ${why}`);
@@ -418,17 +449,54 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       return;
     }
     clearTimeout(this.settleTimer);
-    this.latest = { view: new PlacementView(hosting), revision: this.revision };
+    this.latest = { view: new PlacementView(hosting), revision: this.seenRevision };
     this.apply();
   }
 
-  /** Whether any peer reaches etcd now (asked with a short deadline; none answering: false). */
-  async peersInContact(): Promise<boolean> {
-    const peers = [...new Set(this.members.map((m) => m.node))].filter((n) => n !== this.opts.node);
+  /**
+   * Registered again after its lease was lost, by a write at `revision`: it serves again once its
+   * view of the membership is at least that new, so its epoch is newer than that of whoever
+   * took its vehicles meanwhile (they did after its old key went, before this write).
+   */
+  rejoined(revision: number): void {
+    if (!this.cutOff) return;
+    this.rejoinRevision = revision;
+    this.resumeIfRejoined();
+  }
+
+  private resumeIfRejoined(): void {
+    const at = this.rejoinRevision;
+    if (at === undefined || this.seenRevision < at) return;
+    if (!this.members.some((m) => m.node === this.opts.node)) return;
+    this.rejoinRevision = undefined;
+    this.cutOff = false;
+    this.opts.log?.('router: back in the cluster: registered again');
+    clearTimeout(this.settleTimer);
+    this.latest = {
+      view: new PlacementView(this.hosting(this.members)),
+      revision: this.seenRevision,
+    };
+    this.apply();
+  }
+
+  /**
+   * How long this node's registration has left as etcd sees it now, asked of its peers that are
+   * registered themselves (the least they report); undefined when no peer both reaches etcd and
+   * is registered: etcd is down, or the whole cluster is registering again, and nobody would
+   * take this node's vehicles.
+   */
+  async registrationLeftByPeers(): Promise<number | undefined> {
+    const self = this.opts.node;
+    const peers = [...new Set(this.members.map((m) => m.node))].filter((n) => n !== self);
     const answers = await Promise.all(
-      peers.map((n) => this.call<boolean>(n, 'inContact', [], 1000).catch(() => false)),
+      peers.map((n) =>
+        this.call<{ mine: number | null; yours: number | null }>(n, 'remainingFor', [self], 1500)
+          .then((a) => (a.mine !== null && a.mine > 0 ? a.yours : null))
+          .catch(() => null),
+      ),
     );
-    return answers.some((a) => a);
+    const known = answers.filter((a): a is number => a !== null);
+    return known.length === 0 ? undefined : Math.min(...known);
   }
 
   /** The node and worker that own the vehicle under the current placement. */
@@ -468,7 +536,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     return ok;
   }
 
-  /** A record from a peer's stream: ours, or relayed once to the owner we see. */
+  /** A record from a peer's stream: ours, or relayed to the owner we see. */
   private deliverFromPeer(vehicleId: string, d: GatewayDelivery, hops: number): boolean {
     const shard = shardOf(vehicleId);
     const owner = this.view.nodeOfShard(shard);
@@ -478,10 +546,14 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       if (ok) this.counters.routedIn++;
       return ok;
     }
-    // Our view says another node owns it. Relay once; a record that already crossed two nodes
-    // waits for the views to agree (a placement change offers it again).
-    if (hops >= 1) return false;
-    const ok = this.channel(owner)?.deliver(vehicleId, d, 1) ?? false;
+    // Our view says another node owns it: relay it there. Views agree within moments; a record
+    // still bouncing after two relays is given up (its terminal connects again and resends).
+    if (hops >= MAX_RELAYS) {
+      this.counters.relayLimit++;
+      d.link.close('routing between nodes did not settle');
+      return true;
+    }
+    const ok = this.channel(owner)?.deliver(vehicleId, d, (hops + 1) as 1 | 2) ?? false;
     if (ok) this.counters.relayed++;
     return ok;
   }
@@ -492,8 +564,17 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
    */
   reroute(vehicleId: string, d: GatewayDelivery): void {
     this.counters.rerouted++;
-    if (this.bounced.length === 0 && this.deliver(vehicleId, d)) return;
+    if (this.bounced.length === 0 && this.canReroute(vehicleId) && this.deliver(vehicleId, d))
+      return;
     this.bounced.push({ vehicleId, d });
+  }
+
+  /**
+   * A record sent back by a worker goes out again, except to a local worker while this node's
+   * threads are still taking a new placement (the worker would send it back again: a loop).
+   */
+  private canReroute(vehicleId: string): boolean {
+    return this.assigning === 0 || this.localWorkerOf(vehicleId) < 0;
   }
 
   private channel(node: string): PeerChannel | undefined {
@@ -532,7 +613,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   private drained(): void {
     let n = 0;
-    while (n < this.bounced.length && this.deliver(this.bounced[n]!.vehicleId, this.bounced[n]!.d))
+    while (
+      n < this.bounced.length &&
+      this.canReroute(this.bounced[n]!.vehicleId) &&
+      this.deliver(this.bounced[n]!.vehicleId, this.bounced[n]!.d)
+    )
       n++;
     if (n > 0) this.bounced.splice(0, n);
     for (const i of this.inbound) i.retry();
@@ -560,8 +645,13 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       route: (stream: RouteServerStream) => this.acceptStream(stream),
       events: (call: EventsServerStream) => {
         const events = this.opts.events;
-        if (!events || this.closed) call.end();
-        else servePeerEvents(call, events.local, events.applied);
+        if (!events || this.closed) {
+          call.end();
+          return;
+        }
+        this.servedEvents.add(call);
+        call.on('close', () => this.servedEvents.delete(call));
+        servePeerEvents(call, events.local, events.applied);
       },
       call: (
         call: grpc.ServerUnaryCall<PeerCall, PeerReply>,
@@ -623,7 +713,13 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const args = fromPeerJson<unknown[]>(req.argsJson);
     const method = req.method as CallMethod;
     if (method === 'online') return toPeerJson(await this.host.online());
-    if (method === 'inContact') return toPeerJson(this.opts.inContact?.() ?? false);
+    if (method === 'remainingFor') {
+      const [mine, yours] = await Promise.all([
+        this.opts.remainingFor?.(this.opts.node),
+        this.opts.remainingFor?.(String(args[0])),
+      ]);
+      return toPeerJson({ mine: mine ?? null, yours: yours ?? null });
+    }
     const vehicleId = String(args[0]);
     // Only the owner answers for a vehicle: a caller with an older view tries again.
     if ((await this.answering(vehicleId)) !== this.opts.node)
@@ -776,6 +872,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** Streams to peers end; the service stops taking streams; the local host closes. */
   async close(): Promise<void> {
     this.closed = true;
+    // Calls waiting for a handoff go on (and find the node stopping) instead of hanging.
+    this.pending.clear();
+    this.pendingShard.fill(0);
+    for (const w of this.releaseWaiters.splice(0)) w();
+    for (const call of this.servedEvents) call.end();
+    this.servedEvents.clear();
     for (const f of this.feeds.values()) f.close();
     this.feeds.clear();
     clearTimeout(this.settleTimer);
@@ -784,7 +886,14 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.channels.clear();
     for (const i of [...this.inbound]) i.end();
     const server = this.server;
-    if (server) await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    if (server) {
+      // Peers' calls get a moment to finish; then whatever is open is cut.
+      await Promise.race([
+        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        new Promise<void>((resolve) => setTimeout(resolve, 2000).unref()),
+      ]);
+      server.forceShutdown();
+    }
     await this.local?.close();
   }
 }
