@@ -14,6 +14,11 @@ import type {
 } from '../actors/vehicleActor.js';
 import { dispatchEvent, kindsOf, type VehicleEvent } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
+import {
+  DEFAULT_RETENTION,
+  RetentionSweeper,
+  type RetentionPolicy,
+} from '../storage/historyRetention.js';
 import { ensureIndexes } from '../storage/schema.js';
 import { NodeDrain, watchDrainOrder, type DrainOrder } from './drain.js';
 import { EventHub } from './eventHub.js';
@@ -77,6 +82,12 @@ export interface NodeOptions {
    * vehicle threads log at its level on their own. None: no log at all.
    */
   logger?: FleetLog;
+  /**
+   * How long each collection keeps its documents, in days (storage/historyRetention.ts; FerretDB
+   * has no TTL indexes, so the node deletes what is older, in bounded batches, hourly). Default
+   * DEFAULT_RETENTION; false: keep everything. In a cluster only the first member by name sweeps.
+   */
+  retention?: Partial<RetentionPolicy> | false;
   /** Prometheus metrics at GET /metrics on this port (0: a free one; see cluster/metrics.ts). */
   metrics?: { port: number; host?: string };
 }
@@ -326,6 +337,22 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     throw err;
   }
   const stopWatch = logger ? watchStore(() => host.stats(), logger) : undefined;
+  const sweeper =
+    opts.retention === false
+      ? undefined
+      : new RetentionSweeper(
+          client.db(database),
+          { ...DEFAULT_RETENTION, ...opts.retention },
+          {
+            // One sweeper per cluster is enough: the first member by name (all would only repeat it).
+            shouldSweep: () => {
+              const members = joined?.membership.members() ?? [];
+              return members.length === 0 || members[0]!.node === node;
+            },
+            onError: (err: unknown) => log?.(`retention: sweep failed: ${String(err)}`),
+          },
+        );
+  sweeper?.start();
   let served: Awaited<ReturnType<typeof serveMetrics>> | undefined;
   if (metrics && opts.metrics) {
     const restarts = workerHost ? restartCounter(workerHost.restarts) : undefined;
@@ -393,6 +420,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     metrics: metrics && served ? { port: served.port, collector: metrics } : undefined,
     async stop() {
       stopWatch?.();
+      await sweeper?.stop();
       stopContactWatch?.();
       metrics?.detach();
       await served?.close();

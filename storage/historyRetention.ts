@@ -110,6 +110,8 @@ export async function sweepRetention(
 export interface RetentionSweeperOptions extends SweepOptions {
   /** Between sweeps (default 1 hour); sooner while a collection has more to delete. */
   intervalMs?: number;
+  /** Asked before each sweep; false skips it (another process sweeps the same database). */
+  shouldSweep?: () => boolean;
   /** Told after each sweep, and of a sweep that failed (the next one retries). */
   onSweep?: (r: SweepResult) => void;
   onError?: (err: unknown) => void;
@@ -147,6 +149,7 @@ export class RetentionSweeper {
   async sweep(): Promise<SweepResult | undefined> {
     let next = this.opts.intervalMs ?? 3_600_000;
     try {
+      if (this.opts.shouldSweep?.() === false) return undefined;
       const r = await sweepRetention(
         this.db,
         this.policy,

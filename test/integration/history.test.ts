@@ -1142,6 +1142,19 @@ describe('retention', () => {
     await own.dropDatabase();
   });
 
+  it('a sweeper told another process sweeps deletes nothing', async () => {
+    const { db: own } = await aged(random(16));
+    const before = await own.collection(COLLECTIONS.positions).countDocuments();
+    const sweeper = new RetentionSweeper(own, parseRetention('positions=1'), {
+      now: () => NOW,
+      shouldSweep: () => false,
+    });
+    assert.equal(await sweeper.sweep(), undefined);
+    await sweeper.stop();
+    assert.equal(await own.collection(COLLECTIONS.positions).countDocuments(), before);
+    await own.dropDatabase();
+  });
+
   it('a bad policy is refused with what is wrong', () => {
     assert.throws(() => parseRetention('tracks=10'), /unknown collection 'tracks'/);
     assert.throws(() => parseRetention('positions=-1'), /whole days/);
