@@ -8,38 +8,10 @@
 // confirms them (0x8203, or 0x8001 result 4): their records are marked as needing a
 // confirmation, `confirm` marks them handled, and the terminal's next report clears the bit,
 // which closes them like any other.
+import type { AlarmPoint, AlarmRecord, HandlingStatus } from '../domain/vehicle.js';
 import type { Edition } from '../jt808/header.js';
 
-export interface AlarmPoint {
-  time: number;
-  latitude: number;
-  longitude: number;
-  speed: number;
-  direction: number;
-  altitude: number;
-  mileageKm?: number;
-}
-
-/** -1 not handled, 0 no action, 1 later, 2 handled (the seed's APS field). */
-export type HandlingStatus = -1 | 0 | 1 | 2;
-
-export interface AlarmRecord {
-  /** `${vehicleId}:${bit}:${start time}`: the same alarm replayed gets the same id. */
-  _id: string;
-  vehicleId: string;
-  /** The alarm bit; also the seed's alarm type code for the standard bits. */
-  bit: number;
-  typeCode: number;
-  /** 1 = terminal (the seed's AS field). */
-  source: 1;
-  startTime: number;
-  start: AlarmPoint;
-  endTime: number | null;
-  end: AlarmPoint | null;
-  handlingStatus: HandlingStatus;
-  /** Cleared by the terminal only after the platform confirms it. */
-  needsConfirmation: boolean;
-}
+export type { AlarmPoint, AlarmRecord, HandlingStatus } from '../domain/vehicle.js';
 
 const mask = (bits: number[]): number => bits.reduce((m, b) => (m | (1 << b)) >>> 0, 0);
 export const CLEARED_AFTER_REPLY: Record<Edition, number> = {

@@ -5,26 +5,10 @@
 // 0x8104/0x8106, 0x0201 for 0x8201, 0x0805 for 0x8801, 0x0107 for 0x8107). An unanswered
 // command is sent again after T(N+1) = T(N) × (N+1) (2013 §6.1; 2019 p.5), up to the retry
 // count, then it times out. The queue is bounded: a command beyond the limit is refused.
+import type { Command, CommandEvent } from '../domain/vehicle.js';
 import { messageIdOf, type Message } from '../jt808/messages.js';
 
-export type CommandState = 'queued' | 'sent' | 'answered' | 'failed' | 'timed-out' | 'refused';
-
-export interface Command {
-  id: string;
-  message: Message;
-  createdAt: number;
-}
-
-export interface CommandEvent {
-  commandId: string;
-  state: CommandState;
-  at: number;
-  attempt?: number;
-  serial?: number;
-  /** The reply message (0x0001 result, 0x0104 parameters, …) when answered. */
-  reply?: Message;
-  detail?: string;
-}
+export type { Command, CommandEvent, CommandState } from '../domain/vehicle.js';
 
 export interface CommandQueueOptions {
   /** Commands waiting or in flight per vehicle. */

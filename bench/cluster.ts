@@ -22,11 +22,11 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import type { TerminalLink } from '../actors/vehicleActor.js';
 import { decodeFrame, encodeFrame, type DecodedFrame } from '../jt808/codec.js';
 import { vehicleIdOf } from '../jt808/header.js';
-import { FrameBatchBuilder, readFrameBatch, SEND, UPLINK } from '../cluster/frameBatch.js';
-import type { GatewayDelivery } from '../cluster/gateway.js';
+import { FrameBatchBuilder, readFrameBatch, SEND, UPLINK } from '../hosting/frameBatch.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import { planHandoff, PlacementView } from '../cluster/handoffPlan.js';
-import { startLocalServers, type LocalServers } from '../cluster/localServers.js';
-import type { NodeOptions } from '../cluster/node.js';
+import { startLocalServers, type LocalServers } from '../devservers/localServers.js';
+import type { NodeOptions } from '../node/node.js';
 import { PeerChannel } from '../cluster/peerChannel.js';
 import { PeerInbound, ProxyTerminalLink } from '../cluster/peerInbound.js';
 import { ProxyLinkTable } from '../cluster/peerLinks.js';

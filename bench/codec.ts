@@ -3,7 +3,7 @@
 // hand-written decoder of the 0x0200 basic block run in the same process, as the limit.
 //   npm run bench -- codec [--seconds S]
 import { decodeFrame, decodeFrameIn, encodeFrame } from '../jt808/codec.js';
-import { FrameBatchBuilder } from '../cluster/frameBatch.js';
+import { FrameBatchBuilder } from '../hosting/frameBatch.js';
 import { FrameSplitter, unescapeFrame } from '../jt808/framing.js';
 import { readItemByItem, readLocation, type LocationReport } from '../jt808/location.js';
 import {

@@ -6,9 +6,9 @@
 //   node dist/bench/locator.js [--terminals N (10 000)] [--concurrency N (500)] [--seconds S (2)]
 import hdr from 'hdr-histogram-js';
 import { completeLoad } from '../cluster/loadReport.js';
-import { startLocalServers } from '../cluster/localServers.js';
+import { startLocalServers } from '../devservers/localServers.js';
 import { chooseNode, type Candidate } from '../cluster/locatorPolicy.js';
-import { startLocatorService } from '../cluster/locatorService.js';
+import { startLocatorService } from '../locator/locatorService.js';
 import { followLocator } from './locatorTerminal.js';
 import { measure, type Measurement } from './harness.js';
 import { forkNode } from './nodeProcess.js';

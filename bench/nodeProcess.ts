@@ -5,8 +5,8 @@
 //   ops: cpu (this process's user+system ms), stats, memory, flush, stop (then it exits)
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { startNode, type NodeOptions } from '../cluster/node.js';
-import type { ShardStats } from '../cluster/vehicleShard.js';
+import { startNode, type NodeOptions } from '../node/node.js';
+import type { ThreadStats } from '../hosting/vehicleThread.js';
 
 type Op = 'cpu' | 'memory' | 'stats' | 'flush' | 'stop';
 
@@ -23,7 +23,7 @@ export interface NodeProcess {
   cpuMs(): Promise<number>;
   /** Bytes: the process's RSS, and heap + external over its threads (after a GC when exposed). */
   memory(): Promise<{ rss: number; heap: number }>;
-  stats(): Promise<ShardStats[]>;
+  stats(): Promise<ThreadStats[]>;
   flush(): Promise<void>;
   /** Stops the node (passivating every vehicle) and waits for the process to exit. */
   stop(): Promise<void>;
@@ -65,7 +65,7 @@ export async function forkNode(opts: NodeOptions): Promise<NodeProcess> {
     pid: child.pid as number,
     cpuMs: () => ask<number>('cpu'),
     memory: () => ask<{ rss: number; heap: number }>('memory'),
-    stats: () => ask<ShardStats[]>('stats'),
+    stats: () => ask<ThreadStats[]>('stats'),
     flush: () => ask<void>('flush'),
     stop: async () => {
       await ask<void>('stop');

@@ -10,10 +10,10 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import hdr from 'hdr-histogram-js';
-import { startGrpcServer } from '../cluster/grpcServer.js';
-import { HISTORY_PROTO } from '../cluster/historyService.js';
-import { startLocalServers } from '../cluster/localServers.js';
-import { startNode } from '../cluster/node.js';
+import { startGrpcServer } from '../api/grpcServer.js';
+import { HISTORY_PROTO } from '../api/historyService.js';
+import { startLocalServers } from '../devservers/localServers.js';
+import { startNode } from '../node/node.js';
 import type { LocationReport } from '../jt808/location.js';
 import { boxCellRanges } from '../storage/cellGrid.js';
 import { areaShape, boundingBox } from '../storage/historyShapes.js';

@@ -10,7 +10,7 @@ import { runPlacementBench } from './placement.js';
 import { runQueriesBench } from './queries.js';
 import { Reporter, writeReport, type BenchContext } from './report.js';
 import { runStoreBench } from './store.js';
-import { localStoreBackend } from '../cluster/serverConfig.js';
+import { localStoreBackend } from '../devservers/serverConfig.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {

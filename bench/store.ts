@@ -9,8 +9,8 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import hdr from 'hdr-histogram-js';
 import { MongoClient, type Collection, type Document } from 'mongodb';
-import { projectRoot, startLocalStore, type LocalStore } from '../cluster/localStore.js';
-import type { StoreBackend } from '../cluster/serverConfig.js';
+import { projectRoot, startLocalStore, type LocalStore } from '../devservers/localStore.js';
+import type { StoreBackend } from '../devservers/serverConfig.js';
 import { percentileCurve, type BenchContext, type PercentilePoint, type Row } from './report.js';
 
 export interface StoreBenchOptions {

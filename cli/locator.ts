@@ -2,9 +2,9 @@
 // configured with its address get 0x8105 to the least-loaded node; gRPC Locate for other
 // clients. It reads the nodes from etcd and keeps nothing else (docs/locator.md).
 import { readFileSync } from 'node:fs';
-import { createLog, logLevelFrom } from '../cluster/log.js';
+import { createLog, logLevelFrom } from '../telemetry/log.js';
 import type { ZoneMap } from '../cluster/locatorPolicy.js';
-import { startLocatorService } from '../cluster/locatorService.js';
+import { startLocatorService } from '../locator/locatorService.js';
 import { UsageError } from './start.js';
 
 const OPTIONS: readonly { name: string; value: string; help: string }[] = [

@@ -13,14 +13,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import hdr from 'hdr-histogram-js';
-import { projectRoot, startLocalServers } from '../cluster/localServers.js';
-import { writerTotals } from '../cluster/vehicleShard.js';
-import { startGrpcServer } from '../cluster/grpcServer.js';
-import { createLog, LOG_LEVELS, logLevelFrom } from '../cluster/log.js';
+import { projectRoot, startLocalServers } from '../devservers/localServers.js';
+import { writerTotals } from '../hosting/vehicleThread.js';
+import { startGrpcServer } from '../api/grpcServer.js';
+import { createLog, LOG_LEVELS, logLevelFrom } from '../telemetry/log.js';
 import type { DrainStats } from '../cluster/drain.js';
-import { startLocatorService } from '../cluster/locatorService.js';
-import { advertisedHost, startNode } from '../cluster/node.js';
-import { externalServers, localStoreBackend } from '../cluster/serverConfig.js';
+import { startLocatorService } from '../locator/locatorService.js';
+import { advertisedHost, startNode } from '../node/node.js';
+import { externalServers, localStoreBackend } from '../devservers/serverConfig.js';
 
 /**
  * The port OpenTelemetry's Prometheus exporter uses by default (registered for it in the

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { HISTORY_PROTO } from '../cluster/historyService.js';
-import { projectRoot } from '../cluster/localServers.js';
+import { HISTORY_PROTO } from '../api/historyService.js';
+import { projectRoot } from '../devservers/localServers.js';
 import { UsageError } from './start.js';
 
 export const trackUsage = `VEHICLE --from T --to T [--format csv|geojson] [--server HOST:PORT]

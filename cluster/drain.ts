@@ -7,10 +7,9 @@ import type { Etcd3, Watcher } from 'etcd3';
 import type { TerminalLink } from '../actors/vehicleActor.js';
 import type { Message } from '../jt808/messages.js';
 import { CONNECT_TO_SERVER, formatConnectToServer } from '../jt808/terminalControl.js';
-import type { Gateway } from './gateway.js';
-import { splitHostPort } from './locator.js';
+import type { Gateway } from '../gateway/gateway.js';
 import { AssignmentLedger, candidatesOf, chooseNode } from './locatorPolicy.js';
-import type { Member } from './memberTable.js';
+import { splitHostPort, type Member } from './memberTable.js';
 
 export const DRAIN_PREFIX = 'fleetmesh/drain/';
 /** Terminals sent away per second when the order names no rate. */

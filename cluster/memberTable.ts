@@ -116,3 +116,10 @@ export class MemberTable {
     return this.byKey.size;
   }
 }
+
+/** 'host:port' or '[v6]:port' → parts. */
+export function splitHostPort(hostPort: string): { host: string; port: number } {
+  const i = hostPort.lastIndexOf(':');
+  const host = hostPort.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(hostPort.slice(i + 1)) };
+}

@@ -6,8 +6,14 @@
 // When the stream breaks, the links that used it are closed: their terminals reconnect and
 // send again what was not acknowledged (as when a worker dies).
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import { AUTHENTICATED, CLOSE, FrameBatchBuilder, readFrameBatch, SEND } from './frameBatch.js';
-import type { GatewayDelivery } from './gateway.js';
+import {
+  AUTHENTICATED,
+  CLOSE,
+  FrameBatchBuilder,
+  readFrameBatch,
+  SEND,
+} from '../hosting/frameBatch.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import { peerClient, type PeerClient, type RouteBatch, type RouteStream } from './peerService.js';
 
 export interface PeerChannelOptions {

@@ -6,7 +6,7 @@
 // dropped and counted, never queued without bound.
 import type * as grpc from '@grpc/grpc-js';
 import { EVENT_KINDS, type VehicleEvent, type VehicleEventKind } from '../actors/vehicleEvents.js';
-import type { EventHub } from './eventHub.js';
+import type { EventHub } from '../actors/eventHub.js';
 import {
   fromPeerJson,
   toPeerJson,

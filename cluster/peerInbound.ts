@@ -13,8 +13,8 @@ import {
   readFrameBatch,
   UPLINK,
   type BatchRecord,
-} from './frameBatch.js';
-import type { GatewayDelivery } from './gateway.js';
+} from '../hosting/frameBatch.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import type { ProxyLink, ProxyLinkTable } from './peerLinks.js';
 import type { RouteBatch, RouteServerStream } from './peerService.js';
 

@@ -4,7 +4,7 @@
 // cluster-wide link id, so a vehicle that moves to another owner still knows its session. Pure
 // code: what a link does when a vehicle sends on it is the caller's (cluster/peerInbound.ts).
 
-export const PROXY_LINK_BASE = 0x8000_0000;
+import { PROXY_LINK_BASE } from '../hosting/frameBatch.js';
 
 export interface ProxyLink<L> {
   /** This node's number for the link. */

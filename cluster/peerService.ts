@@ -4,7 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { join } from 'node:path';
-import { projectRoot } from './localServers.js';
+import { projectRoot } from '../devservers/localServers.js';
 
 const PROTO = join(projectRoot, 'proto', 'fleetmesh', 'internal', 'v1', 'peer.proto');
 

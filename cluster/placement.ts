@@ -2,14 +2,10 @@
 // rendezvous (highest-random-weight) hashing over the live slots (ARCHITECTURE.md, Placement).
 // When a slot joins, only the shards it wins move to it; when one leaves, only its shards move.
 // A slot is one worker thread of one node, (node, worker), from the membership (`clusterSlots`);
-// one node alone places over its own workers the same way. Pure code.
+// one node alone places over its own workers the same way (`workerSlots`). Pure code.
+import { fnv1a, mix32, SHARDS, shardOf } from '../domain/shard.js';
 
-/**
- * Shards per cluster: fixed, so a vehicle's shard never changes. 65 536 keeps the busiest slot
- * within ~1.1-1.2x the mean up to 128-256 slots (4 096 gave 1.47x at 128 and 1.75x at 256),
- * for a 24-43 ms rebuild per membership change and 128 KB per placement (bench: placement).
- */
-export const SHARDS = 65_536;
+export { SHARDS, shardOf } from '../domain/shard.js';
 
 /** The key of one slot: worker `worker` of node `node` (node names never hold '/'). */
 export function slotKey(node: string, worker: number): string {
@@ -22,6 +18,11 @@ export function parseSlotKey(key: string): { node: string; worker: number } {
   return { node: key.slice(0, i), worker: Number(key.slice(i + 1)) };
 }
 
+/** The slot keys of a node's worker threads when it places over them alone (no cluster). */
+export function workerSlots(workers: number): string[] {
+  return Array.from({ length: workers }, (_, i) => `worker-${i}`);
+}
+
 /**
  * Every slot of the cluster, from its members and the worker threads each advertises, sorted so
  * that every node derives the same list from the same membership.
@@ -30,30 +31,6 @@ export function clusterSlots(members: Iterable<{ node: string; workers: number }
   const out: string[] = [];
   for (const m of members) for (let w = 0; w < m.workers; w++) out.push(slotKey(m.node, w));
   return out.sort();
-}
-
-/** FNV-1a of a string: cheap, stable across processes and machines. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** murmur3's finaliser: spreads every input bit over the output (FNV alone clusters). */
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-export function shardOf(vehicleId: string, shards = SHARDS): number {
-  return mix32(fnv1a(vehicleId)) % shards;
 }
 
 /**

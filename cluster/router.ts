@@ -11,13 +11,14 @@ import type { CommandEvent } from '../actors/commandQueue.js';
 import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/vehicleActor.js';
 import type { VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
-import type { EventHub } from './eventHub.js';
-import type { GatewayDelivery } from './gateway.js';
+import type { EventHub } from '../actors/eventHub.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import type { Member } from './memberTable.js';
 import { PeerChannel } from './peerChannel.js';
 import { PeerEventFeed, servePeerEvents, type EventsServerStream } from './peerEvents.js';
 import { PeerInbound, ProxyTerminalLink } from './peerInbound.js';
-import { PROXY_LINK_BASE, ProxyLinkTable } from './peerLinks.js';
+import { ProxyLinkTable } from './peerLinks.js';
+import { PROXY_LINK_BASE } from '../hosting/frameBatch.js';
 import {
   fromPeerJson,
   peerService,
@@ -28,10 +29,10 @@ import {
 } from './peerService.js';
 import type { HandoffBoard } from './handoffBoard.js';
 import { planHandoff, PlacementView } from './handoffPlan.js';
-import { SHARDS, shardOf } from './placement.js';
-import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
-import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
-import { VehiclesUnavailable, type LinkDirectory } from './workerHost.js';
+import { SHARDS, shardOf } from '../domain/shard.js';
+import type { ThreadMemory, VehicleHost } from '../hosting/vehicleHost.js';
+import type { OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
+import { VehiclesUnavailable, type LinkDirectory } from '../hosting/workerHost.js';
 
 export interface RouterOptions {
   node: string;
@@ -849,7 +850,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   // --- this node's own (not routed) ---
 
-  stats(): Promise<ShardStats[]> {
+  stats(): Promise<ThreadStats[]> {
     return this.host.stats();
   }
 

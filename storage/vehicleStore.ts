@@ -2,8 +2,7 @@
 // open alarms), its positions, alarm records and session events. Every write goes through a
 // BatchWriter, so a report's promise settles when the database has it.
 import { Binary, type Db, type Document } from 'mongodb';
-import type { AlarmRecord } from '../actors/alarmTracker.js';
-import type { Command, CommandEvent } from '../actors/commandQueue.js';
+import type { AlarmRecord, Command, CommandEvent } from '../domain/vehicle.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Register } from '../jt808/messages.js';

@@ -2,7 +2,7 @@
 // copied into it). FLEETMESH_CONFORMANCE overrides the folder.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { projectRoot } from '../../cluster/localServers.js';
+import { projectRoot } from '../../devservers/localServers.js';
 
 export const corpusDir =
   process.env.FLEETMESH_CONFORMANCE ?? join(projectRoot, '..', 'shared', 'conformance', 'jt808');

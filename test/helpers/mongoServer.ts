@@ -1,6 +1,6 @@
 // The MongoDB-protocol server for a test file: the local FerretDB (or MONGODB_URI when set);
 // etcd is not started (these tests do not use it).
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 
 export function startMongoForTests(): Promise<LocalServers> {
   return startLocalServers({

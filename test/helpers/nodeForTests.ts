@@ -1,6 +1,6 @@
 // Nodes for integration tests: each in its own database on the file's MongoDB-protocol server,
 // with a short writer delay so tests do not wait on group commits.
-import { startNode, type FleetNode, type NodeOptions } from '../../cluster/node.js';
+import { startNode, type FleetNode, type NodeOptions } from '../../node/node.js';
 
 let counter = 0;
 

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal } from '../../bench/terminal.js';
-import type { LocalServers } from '../../cluster/localServers.js';
-import type { FleetNode } from '../../cluster/node.js';
+import type { LocalServers } from '../../devservers/localServers.js';
+import type { FleetNode } from '../../node/node.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';

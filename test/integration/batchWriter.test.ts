@@ -10,7 +10,7 @@ import {
   freshRunDir,
   startLocalStore,
   type LocalServers,
-} from '../../cluster/localServers.js';
+} from '../../devservers/localServers.js';
 import { BatchWriter, OWNER_EPOCH_FIELD, StaleOwner } from '../../storage/batchWriter.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 

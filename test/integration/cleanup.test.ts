@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, it } from 'node:test';
-import { projectRoot } from '../../cluster/localServers.js';
-import { localStoreBackend } from '../../cluster/serverConfig.js';
+import { projectRoot } from '../../devservers/localServers.js';
+import { localStoreBackend } from '../../devservers/serverConfig.js';
 
 // etcd, FerretDB, and the PostgreSQL under it unless the local store is SQLite.
 const serverCount = localStoreBackend([]) === 'postgresql' ? 3 : 2;

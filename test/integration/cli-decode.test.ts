@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { projectRoot } from '../../cluster/localServers.js';
+import { projectRoot } from '../../devservers/localServers.js';
 import { readCorpusJson, type Vector } from '../helpers/corpus.js';
 
 const bin = join(projectRoot, 'bin', 'fleetmesh.js');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { projectRoot } from '../../cluster/localServers.js';
+import { projectRoot } from '../../devservers/localServers.js';
 
 const bin = join(projectRoot, 'bin', 'fleetmesh.js');
 

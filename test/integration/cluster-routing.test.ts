@@ -3,8 +3,8 @@
 // cross to the owner and the answers come back; a service may call any node for any vehicle.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
-import type { FleetNode } from '../../cluster/node.js';
+import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
+import type { FleetNode } from '../../node/node.js';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { vehicleIdOf } from '../../jt808/header.js';
 import { COLLECTIONS } from '../../storage/schema.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 
 describe('etcd (real)', () => {
   let servers: LocalServers;

@@ -8,10 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { mapEntryName } from '../../cluster/grpcReflection.js';
-import { startGrpcServer, type GrpcServer } from '../../cluster/grpcServer.js';
-import { projectRoot, type LocalServers } from '../../cluster/localServers.js';
-import { startNode, type FleetNode } from '../../cluster/node.js';
+import { mapEntryName } from '../../api/grpcReflection.js';
+import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
+import { projectRoot, type LocalServers } from '../../devservers/localServers.js';
+import { startNode, type FleetNode } from '../../node/node.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 
 type Obj = Record<string, unknown>;

@@ -7,10 +7,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
+import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 import { MemberNameTaken, Membership, type MemberSelf } from '../../cluster/membership.js';
 import type { Member } from '../../cluster/memberTable.js';
-import { startNode } from '../../cluster/node.js';
+import { startNode } from '../../node/node.js';
 import { SimTerminal } from '../../bench/terminal.js';
 import { until } from '../helpers/until.js';
 

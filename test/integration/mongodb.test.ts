@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MongoBulkWriteError, MongoClient, ObjectId } from 'mongodb';
-import { startLocalServers, type LocalServers } from '../../cluster/localServers.js';
-import { postgresBinDir } from '../../cluster/localStore.js';
+import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
+import { postgresBinDir } from '../../devservers/localStore.js';
 
 /** Documents whose _id is of any type, as MongoDB allows. */
 interface AnyId {

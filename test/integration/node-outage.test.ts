@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import { freePort, freshRunDir, startLocalStore } from '../../cluster/localServers.js';
-import { writerTotals } from '../../cluster/vehicleShard.js';
-import { startNode } from '../../cluster/node.js';
+import { freePort, freshRunDir, startLocalStore } from '../../devservers/localServers.js';
+import { writerTotals } from '../../hosting/vehicleThread.js';
+import { startNode } from '../../node/node.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 
 // Removed after a pass, kept and named after a failure (freshRunDir).

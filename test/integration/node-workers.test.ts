@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
-import type { LocalServers } from '../../cluster/localServers.js';
-import type { FleetNode, NodeOptions } from '../../cluster/node.js';
-import { Placement } from '../../cluster/placement.js';
-import { VehiclesUnavailable, WorkerVehicleHost, workerSlots } from '../../cluster/workerHost.js';
+import type { LocalServers } from '../../devservers/localServers.js';
+import type { FleetNode, NodeOptions } from '../../node/node.js';
+import { Placement, workerSlots } from '../../cluster/placement.js';
+import { VehiclesUnavailable, WorkerVehicleHost } from '../../hosting/workerHost.js';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
 import { encodeBody, encodeFrame } from '../../jt808/codec.js';
 import { splitMessage } from '../../jt808/split.js';

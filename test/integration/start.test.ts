@@ -16,7 +16,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { Etcd3 } from 'etcd3';
 import { followLocator } from '../../bench/locatorTerminal.js';
 import { trackPoint } from '../../bench/terminal.js';
-import { freshRunDir, projectRoot } from '../../cluster/localServers.js';
+import { freshRunDir, projectRoot } from '../../devservers/localServers.js';
 
 type Obj = Record<string, unknown>;
 

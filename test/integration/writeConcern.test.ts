@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { MongoClient, type CommandStartedEvent } from 'mongodb';
-import type { LocalServers } from '../../cluster/localServers.js';
+import type { LocalServers } from '../../devservers/localServers.js';
 import { trackPoint } from '../../bench/terminal.js';
 import { DURABLE_WRITE_CONCERN } from '../../storage/schema.js';
 import { positionDocument, VehicleStore } from '../../storage/vehicleStore.js';

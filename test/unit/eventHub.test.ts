@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { VehicleEvent } from '../../actors/vehicleEvents.js';
-import { EventHub } from '../../cluster/eventHub.js';
+import { EventHub } from '../../actors/eventHub.js';
 
 const online = (vehicleId: string): VehicleEvent => ({
   kind: 'online',

@@ -2,7 +2,7 @@
 // and the consumer learns how many it missed before the next event it gets.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EventStreamWriter } from '../../cluster/eventStreamWriter.js';
+import { EventStreamWriter } from '../../api/eventStreamWriter.js';
 
 class SlowSink {
   readonly written: string[] = [];

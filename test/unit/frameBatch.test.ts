@@ -14,7 +14,7 @@ import {
   SEND,
   UPLINK,
   type BatchRecord,
-} from '../../cluster/frameBatch.js';
+} from '../../hosting/frameBatch.js';
 import type { Header } from '../../jt808/header.js';
 
 function readAll(batch: ArrayBuffer): BatchRecord[] {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import type { TerminalLink } from '../../actors/vehicleActor.js';
-import { Gateway, type GatewayDelivery, type GatewayOptions } from '../../cluster/gateway.js';
+import { Gateway, type GatewayDelivery, type GatewayOptions } from '../../gateway/gateway.js';
 import { encodeFrame } from '../../jt808/codec.js';
 
 const PHONE = '013912340000';

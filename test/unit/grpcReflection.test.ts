@@ -1,4 +1,4 @@
-// The descriptors server reflection publishes (cluster/grpcReflection.ts): the .proto's own field
+// The descriptors server reflection publishes (api/grpcReflection.ts): the .proto's own field
 // names, and map entry types named as protoc names them, at any depth, still usable by a client.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as protoLoader from '@grpc/proto-loader';
-import { mapEntryName, reflectionDefinition } from '../../cluster/grpcReflection.js';
+import { mapEntryName, reflectionDefinition } from '../../api/grpcReflection.js';
 
 type Obj = Record<string, unknown>;
 interface Message {

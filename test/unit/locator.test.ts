@@ -11,11 +11,10 @@ import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import {
   Locator,
   locatorAuthCode,
-  splitHostPort,
   type LocatorOptions,
   type MemberSource,
-} from '../../cluster/locator.js';
-import type { Member } from '../../cluster/memberTable.js';
+} from '../../locator/locator.js';
+import { splitHostPort, type Member } from '../../cluster/memberTable.js';
 import type { Message } from '../../jt808/messages.js';
 import { until } from '../helpers/until.js';
 

@@ -2,7 +2,7 @@
 // cause's next line; causes independent; the table bounded; levels filter before counting.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CauseLimiter, createLog, logLevelFrom } from '../../cluster/log.js';
+import { CauseLimiter, createLog, logLevelFrom } from '../../telemetry/log.js';
 
 describe('CauseLimiter', () => {
   it('admits N lines per cause per window, then reports how many it left out', () => {

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { FrameBatchBuilder } from '../../cluster/frameBatch.js';
-import type { GatewayDelivery } from '../../cluster/gateway.js';
+import { FrameBatchBuilder } from '../../hosting/frameBatch.js';
+import type { GatewayDelivery } from '../../gateway/gateway.js';
 import { PeerInbound, type ProxyTerminalLink } from '../../cluster/peerInbound.js';
 import { ProxyLinkTable } from '../../cluster/peerLinks.js';
 import type { RouteBatch, RouteServerStream } from '../../cluster/peerService.js';

@@ -1,7 +1,7 @@
 // A vehicle worker that keeps dying is restarted with growing delays, not in a tight loop.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { restartDelayMs } from '../../cluster/workerHost.js';
+import { restartDelayMs } from '../../hosting/workerHost.js';
 
 describe('restartDelayMs', () => {
   it('restarts at once up to 3 deaths a minute, then backs off doubling up to 30 s', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { externalServers, localStoreBackend } from '../../cluster/serverConfig.js';
-import { startLocalServers } from '../../cluster/localServers.js';
+import { externalServers, localStoreBackend } from '../../devservers/serverConfig.js';
+import { startLocalServers } from '../../devservers/localServers.js';
 
 describe('server configuration', () => {
   it('reads flags before the environment', () => {

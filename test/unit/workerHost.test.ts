@@ -12,14 +12,15 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import type { TerminalLink } from '../../actors/vehicleActor.js';
-import type { Gateway, GatewayDelivery } from '../../cluster/gateway.js';
-import type { VehicleWorkerConfig } from '../../cluster/vehicleWorker.js';
+import type { Gateway, GatewayDelivery } from '../../gateway/gateway.js';
+import type { VehicleWorkerConfig } from '../../hosting/vehicleWorker.js';
 import {
   VehiclesUnavailable,
   WorkerVehicleHost,
   type WorkerHostOptions,
-} from '../../cluster/workerHost.js';
+} from '../../hosting/workerHost.js';
 import type { Header } from '../../jt808/header.js';
+import { Placement, workerSlots } from '../../cluster/placement.js';
 import type { FakeWorkerControl } from '../fixtures/fakeVehicleWorker.js';
 import { FakeScheduler } from '../helpers/fakeScheduler.js';
 import { until } from '../helpers/until.js';
@@ -41,8 +42,15 @@ function hostWith(opts: Partial<WorkerHostOptions>): WorkerVehicleHost {
     onEvent: () => undefined,
     events: [],
     workerScript: FAKE_WORKER,
+    workerOf: ownWorkers(opts.workers ?? 1),
     ...opts,
   });
+}
+
+/** The node's own placement over its workers (what startNode gives a node alone). */
+function ownWorkers(workers: number): (vehicleId: string) => number {
+  const placement = new Placement(workerSlots(workers));
+  return (vehicleId) => placement.ownerOf(vehicleId);
 }
 
 // Kept for the whole run: comlink releases an endpoint whose last proxy is collected, and a

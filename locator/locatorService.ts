@@ -2,12 +2,12 @@
 // member), the JT/T 808 endpoint and the gRPC Locate. What `fleetmesh locator` runs, and what
 // `fleetmesh start` can run beside its nodes.
 import { Etcd3 } from 'etcd3';
-import { cancelDrain, orderDrain } from './drain.js';
-import type { FleetLog } from './log.js';
+import { cancelDrain, orderDrain } from '../cluster/drain.js';
+import type { FleetLog } from '../telemetry/log.js';
 import { Locator, type LocatorOptions } from './locator.js';
 import { startLocatorGrpc, type LocatorGrpc } from './locatorGrpc.js';
-import type { ZoneMap } from './locatorPolicy.js';
-import { MemberWatch } from './membership.js';
+import type { ZoneMap } from '../cluster/locatorPolicy.js';
+import { MemberWatch } from '../cluster/membership.js';
 
 export interface LocatorServiceOptions {
   etcdEndpoints: string[];

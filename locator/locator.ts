@@ -26,8 +26,8 @@ import {
   zoneOf,
   type Choice,
   type ZoneMap,
-} from './locatorPolicy.js';
-import type { Member } from './memberTable.js';
+} from '../cluster/locatorPolicy.js';
+import { splitHostPort, type Member } from '../cluster/memberTable.js';
 
 /** Where the locator reads the nodes from: a MemberWatch, or anything that lists members. */
 export interface MemberSource {
@@ -453,11 +453,4 @@ export class Locator {
     }
     return serial;
   }
-}
-
-/** 'host:port' or '[v6]:port' → parts. */
-export function splitHostPort(hostPort: string): { host: string; port: number } {
-  const i = hostPort.lastIndexOf(':');
-  const host = hostPort.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(hostPort.slice(i + 1)) };
 }

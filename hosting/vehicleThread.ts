@@ -1,6 +1,6 @@
 // The vehicles of one thread: their actors, the batch writers they persist through, and the
 // operations services ask of them (commands, a vehicle's view, who is online, stats). The same
-// shard runs on the node's main thread (`workers: 0`) or inside a vehicle worker.
+// set runs on the node's main thread (`workers: 0`) or inside a vehicle worker.
 import type { Db } from 'mongodb';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import { ActorSystem, type ActorSystemStats } from '../actors/runtime.js';
@@ -22,10 +22,10 @@ import type { Message } from '../jt808/messages.js';
 import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
 import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
-import { errorText, type FleetLog } from './log.js';
-import { shardOf } from './placement.js';
+import { errorText, type FleetLog } from '../telemetry/log.js';
+import { shardOf } from '../domain/shard.js';
 
-export interface ShardOptions {
+export interface ThreadOptions {
   policy: VehiclePolicy;
   events?: VehicleEvents;
   mailboxLimit?: number;
@@ -45,7 +45,7 @@ export interface OnlineVehicle {
 type WriterName = 'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands';
 export type WriterFigures = BatchWriterStats & { buffered: number };
 
-export interface ShardStats {
+export interface ThreadStats {
   actors: ActorSystemStats;
   /** Each writer's counters and the writes it holds now. */
   writers: Record<WriterName, WriterFigures>;
@@ -65,7 +65,7 @@ export class NotOwnedHere extends Error {
   override name = 'NotOwnedHere';
 }
 
-export class VehicleShard {
+export class VehicleThread {
   readonly store: VehicleStore;
   readonly actors: ActorSystem<VehicleMessage>;
   malformedBodies = 0;
@@ -76,7 +76,7 @@ export class VehicleShard {
   /** One bit per shard (cluster/placement.ts) this thread owns; null: every vehicle. */
   private owned: Uint8Array | null = null;
 
-  constructor(db: Db, opts: ShardOptions) {
+  constructor(db: Db, opts: ThreadOptions) {
     const log = opts.log;
     this.store = new VehicleStore(db, {
       writer: {
@@ -267,7 +267,7 @@ export class VehicleShard {
     return out;
   }
 
-  stats(): ShardStats {
+  stats(): ThreadStats {
     const s = this.store;
     const figures = (w: BatchWriter): WriterFigures => ({ ...w.stats, buffered: w.buffered });
     return {
@@ -303,7 +303,7 @@ export class VehicleShard {
 }
 
 /** One writer's figures summed over every thread (lag: the largest). */
-export function writerTotals(stats: ShardStats[], writer: WriterName): WriterFigures {
+export function writerTotals(stats: ThreadStats[], writer: WriterName): WriterFigures {
   const t = {
     stored: 0,
     duplicates: 0,

@@ -1,4 +1,4 @@
-// VehicleShard (what a vehicle worker runs) over a fake database whose reads and writes fail
+// VehicleThread (what a vehicle worker runs) over a fake database whose reads and writes fail
 // when the test says: a failed state load is retried and nothing is answered or written from
 // empty state before it succeeds; a write that fails for good is counted and a durable report is
 // answered as failed (result 1); a transient write error is retried until stored; a malformed
@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { MongoNetworkError, type AnyBulkWriteOperation, type Db, type Document } from 'mongodb';
 import { trackPoint } from '../../bench/terminal.js';
 import type { TerminalLink } from '../../actors/vehicleActor.js';
-import { VehicleShard } from '../../cluster/vehicleShard.js';
+import { VehicleThread } from '../../hosting/vehicleThread.js';
 import { decodeFrame, encodeFrame } from '../../jt808/codec.js';
 import type { Header } from '../../jt808/header.js';
 import type { Message } from '../../jt808/messages.js';
@@ -66,7 +66,7 @@ class RecordingLink implements TerminalLink {
 
 let serial = 0;
 /** Hands a message to the shard as the worker does (header read, body as bytes). */
-function send(shard: VehicleShard, link: TerminalLink, message: Message): boolean {
+function send(shard: VehicleThread, link: TerminalLink, message: Message): boolean {
   const frame = encodeFrame(message, { phone: PHONE, serial: serial++, edition: 2013 });
   const r = decodeFrame(frame.subarray(1, -1));
   assert.ok(r.ok && r.message);
@@ -80,8 +80,8 @@ function lastResult(link: RecordingLink): number | undefined {
   return m?.type === 'PlatformResponse' ? m.body.result : undefined;
 }
 
-function shardOn(db: Db, ackMode: 'durable' | 'receive' = 'durable'): VehicleShard {
-  return new VehicleShard(db, {
+function shardOn(db: Db, ackMode: 'durable' | 'receive' = 'durable'): VehicleThread {
+  return new VehicleThread(db, {
     policy: { registration: 'open', ackMode, saveEveryMs: 30_000 },
     writer: { maxDelayMs: 1 },
   });
@@ -89,7 +89,7 @@ function shardOn(db: Db, ackMode: 'durable' | 'receive' = 'durable'): VehicleSha
 
 const stored = (): VehicleRecord => ({ _id: ID, authCode: CODE, edition: 2013, phone: PHONE });
 
-describe('VehicleShard over a failing store (unit)', () => {
+describe('VehicleThread over a failing store (unit)', () => {
   it('retries a failed state load and answers nothing, writes nothing, until it succeeds', async () => {
     let open: () => void = () => undefined;
     const gate = new Promise<void>((r) => (open = r));

@@ -8,11 +8,11 @@ import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-che
 import { timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { vehicleIdOf } from '../jt808/header.js';
-import { DEFAULT_DRAIN_RATE, MAX_DRAIN_RATE } from './drain.js';
-import { reflectionDefinition } from './grpcReflection.js';
-import { NODE_NAME } from './memberTable.js';
-import { projectRoot } from './localServers.js';
-import { splitHostPort, type Locator } from './locator.js';
+import { DEFAULT_DRAIN_RATE, MAX_DRAIN_RATE } from '../cluster/drain.js';
+import { reflectionDefinition } from '../api/grpcReflection.js';
+import { NODE_NAME, splitHostPort } from '../cluster/memberTable.js';
+import { projectRoot } from '../devservers/localServers.js';
+import type { Locator } from './locator.js';
 
 export const LOCATOR_SERVICE = 'fleetmesh.v1.LocatorService';
 export const LOCATOR_PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'locator.proto');

@@ -1,4 +1,4 @@
-// A vehicle worker thread: one VehicleShard (actors + batch writers + its own MongoDB client).
+// A vehicle worker thread: one VehicleThread (actors + batch writers + its own MongoDB client).
 // Data plane: frame batches from the gateway arrive on `dataPort`; what the actors send back
 // (frames, closes, authentications), how many records were taken (credit for the gateway's
 // backpressure), whether storage is full, and events leave in one message per turn of the
@@ -31,8 +31,8 @@ import {
 } from './frameBatch.js';
 import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import { threadMemory, type ThreadMemory } from './vehicleHost.js';
-import { VehicleShard, type OnlineVehicle, type ShardStats } from './vehicleShard.js';
-import { createLog, type LogLevel } from './log.js';
+import { VehicleThread, type OnlineVehicle, type ThreadStats } from './vehicleThread.js';
+import { createLog, type LogLevel } from '../telemetry/log.js';
 
 /** What every vehicle worker of a node is started with. */
 export interface VehicleWorkerConfig {
@@ -71,12 +71,12 @@ export interface VehicleWorkerApi {
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): OnlineVehicle[];
-  stats(): ShardStats;
+  stats(): ThreadStats;
   memory(): ThreadMemory;
   flush(): Promise<void>;
   passivateAll(): Promise<void>;
   wantEvents(kinds: VehicleEventKind[]): void;
-  /** A new placement: see VehicleShard.assign (owned: one bit per shard; null: all). */
+  /** A new placement: see VehicleThread.assign (owned: one bit per shard; null: all). */
   assign(epoch: number, owned: Uint8Array | null): Promise<number>;
   close(): Promise<void>;
 }
@@ -98,7 +98,7 @@ function scheduleFlush(): void {
 
 function flushOutbound(): void {
   flushScheduled = false;
-  const full = shard.store.full;
+  const full = vehicles.store.full;
   if (out.count === 0 && consumed === 0 && events.length === 0 && full === lastFull) return;
   lastFull = full;
   const msg: WorkerOutbound = { batch: out.take(), consumed, storageFull: full, events };
@@ -111,7 +111,7 @@ const client = new MongoClient(data.mongodbUri, {
   serverSelectionTimeoutMS: 2000,
   connectTimeoutMS: 2000,
 });
-const shard = new VehicleShard(client.db(data.database), {
+const vehicles = new VehicleThread(client.db(data.database), {
   policy: data.policy,
   events: eventCallbacks((e) => {
     events.push(e);
@@ -124,7 +124,7 @@ const shard = new VehicleShard(client.db(data.database), {
     ? { log: createLog({ level: data.logLevel, base: { node: data.node, worker: data.index } }) }
     : {}),
 });
-shard.store.onDrain(scheduleFlush);
+vehicles.store.onDrain(scheduleFlush);
 /** Connected to the database; a worker started during an outage keeps trying every second. */
 async function connect(): Promise<void> {
   for (;;) {
@@ -203,16 +203,16 @@ function onRecord(r: BatchRecord): void {
     // mailbox (up to maxInFlight records per worker).
     const body = r.body.slice();
     offer(vehicleId, () =>
-      shard.owns(vehicleId)
-        ? shard.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt)
+      vehicles.owns(vehicleId)
+        ? vehicles.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt)
         : bounce(() => out.uplink(r.link, r.receivedAt, r.header, r.edition, body)),
     );
   } else if (r.kind === PLATFORM_MESSAGE) {
     const link = linkFor(r.link);
     const body = r.body.slice();
     offer(r.vehicleId, () =>
-      shard.owns(r.vehicleId)
-        ? shard.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition)
+      vehicles.owns(r.vehicleId)
+        ? vehicles.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition)
         : bounce(() =>
             out.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, body),
           ),
@@ -223,8 +223,8 @@ function onRecord(r: BatchRecord): void {
     const link = linkFor(r.link);
     links.delete(r.link);
     offer(r.vehicleId, () =>
-      shard.owns(r.vehicleId)
-        ? shard.linkClosed(r.vehicleId, link.id, r.reason, r.at)
+      vehicles.owns(r.vehicleId)
+        ? vehicles.linkClosed(r.vehicleId, link.id, r.reason, r.at)
         : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId)),
     );
   }
@@ -247,21 +247,21 @@ port.on('message', (batch: ArrayBuffer) => {
 
 const api: VehicleWorkerApi = {
   ready: () => ready,
-  command: (vehicleId, id, message) => shard.command(vehicleId, id, message),
-  vehicle: (vehicleId) => shard.vehicle(vehicleId),
-  confirmAlarms: (vehicleId, bits, commandId) => shard.confirmAlarms(vehicleId, bits, commandId),
-  online: () => shard.online(),
-  stats: () => shard.stats(),
+  command: (vehicleId, id, message) => vehicles.command(vehicleId, id, message),
+  vehicle: (vehicleId) => vehicles.vehicle(vehicleId),
+  confirmAlarms: (vehicleId, bits, commandId) => vehicles.confirmAlarms(vehicleId, bits, commandId),
+  online: () => vehicles.online(),
+  stats: () => vehicles.stats(),
   memory: threadMemory,
-  flush: () => shard.flush(),
-  passivateAll: () => shard.passivateAll(),
+  flush: () => vehicles.flush(),
+  passivateAll: () => vehicles.passivateAll(),
   wantEvents: (kinds) => {
     wanted.clear();
     for (const k of kinds) wanted.add(k);
   },
-  assign: (epoch, owned) => shard.assign(epoch, owned),
+  assign: (epoch, owned) => vehicles.assign(epoch, owned),
   close: async () => {
-    await shard.close();
+    await vehicles.close();
     flushOutbound();
     await client.close();
     port.close();

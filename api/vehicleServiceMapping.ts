@@ -8,7 +8,7 @@ import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js'
 import { bodyJson } from '../jt808/json.js';
 import type { Message } from '../jt808/messages.js';
 import type { LastState } from '../storage/vehicleStore.js';
-import type { OnlineVehicle } from './vehicleShard.js';
+import type { OnlineVehicle } from '../hosting/vehicleThread.js';
 
 export class InvalidRequest extends Error {}
 

@@ -15,6 +15,7 @@ import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/veh
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import {
+  PROXY_LINK_BASE,
   AUTHENTICATED,
   CLOSE,
   FrameBatchBuilder,
@@ -26,11 +27,10 @@ import {
   type BatchRecord,
 } from './frameBatch.js';
 import { vehicleIdOf } from '../jt808/header.js';
-import type { GatewayDelivery } from './gateway.js';
-import { PROXY_LINK_BASE } from './peerLinks.js';
-import { Placement } from './placement.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
+
 import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
-import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
+import type { OnlineVehicle, ThreadStats } from './vehicleThread.js';
 import type {
   VehicleWorkerApi,
   VehicleWorkerConfig,
@@ -53,10 +53,10 @@ export interface WorkerHostOptions {
   /** Clock and timers of the restart delays (default: the real ones); tests drive their own. */
   scheduler?: Scheduler;
   /**
-   * The worker that owns a vehicle. Default: placement over this node's workers alone; in a
-   * cluster the router's placement over every node's workers decides (cluster/router.ts).
+   * The worker that owns a vehicle: placement over this node's workers alone, or in a cluster
+   * the router's placement over every node's workers (cluster/router.ts); -1: not this node's.
    */
-  workerOf?: (vehicleId: string) => number;
+  workerOf: (vehicleId: string) => number;
   /** A record a worker sent back: its vehicle is not that worker's any more (route it again). */
   onBounce?: (vehicleId: string, d: GatewayDelivery) => void;
 }
@@ -96,11 +96,6 @@ const closedLink: TerminalLink = {
   authenticated: () => undefined,
 };
 
-/** The placement slot keys of a node's worker threads. */
-export function workerSlots(workers: number): string[] {
-  return Array.from({ length: workers }, (_, i) => `worker-${i}`);
-}
-
 /** The vehicle's worker is being restarted: try again shortly (gRPC UNAVAILABLE). */
 export class VehiclesUnavailable extends Error {}
 
@@ -122,8 +117,6 @@ export class WorkerVehicleHost implements VehicleHost {
   private readonly drainListeners = new Set<() => void>();
   private readonly maxInFlight: number;
   private readonly scheduler: Scheduler;
-  /** Vehicle → worker: the cluster's placement function over this node's workers. */
-  private readonly placement: Placement;
   private readonly wanted = new Set<VehicleEventKind>();
   private gateway: LinkDirectory | undefined;
   private closing = false;
@@ -133,14 +126,13 @@ export class WorkerVehicleHost implements VehicleHost {
   constructor(private readonly opts: WorkerHostOptions) {
     this.maxInFlight = opts.maxInFlight ?? 4096;
     this.scheduler = opts.scheduler ?? realScheduler;
-    this.placement = new Placement(workerSlots(opts.workers));
     for (const k of opts.events) this.wanted.add(k);
     for (let i = 0; i < opts.workers; i++) this.slots.push(this.spawn(i));
   }
 
   /** The index of the worker thread that owns the vehicle. */
   workerOf(vehicleId: string): number {
-    return this.opts.workerOf ? this.opts.workerOf(vehicleId) : this.placement.ownerOf(vehicleId);
+    return this.opts.workerOf(vehicleId);
   }
 
   /** The worker threads, by index (for inspection and fault tests). */
@@ -395,7 +387,7 @@ export class WorkerVehicleHost implements VehicleHost {
     return Promise.all(this.live.map((s) => this.call(s, (a) => a.memory())));
   }
 
-  stats(): Promise<ShardStats[]> {
+  stats(): Promise<ThreadStats[]> {
     return Promise.all(this.live.map((s) => this.call(s, (a) => a.stats())));
   }
 

@@ -20,14 +20,14 @@ import {
   type RetentionPolicy,
 } from '../storage/historyRetention.js';
 import { ensureIndexes } from '../storage/schema.js';
-import { NodeDrain, watchDrainOrder, type DrainOrder } from './drain.js';
-import { EventHub } from './eventHub.js';
-import { Gateway, type GatewayDelivery, type GatewayOptions } from './gateway.js';
-import { HandoffBoard } from './handoffBoard.js';
-import type { FleetLog } from './log.js';
+import { NodeDrain, watchDrainOrder, type DrainOrder } from '../cluster/drain.js';
+import { EventHub } from '../actors/eventHub.js';
+import { Gateway, type GatewayDelivery, type GatewayOptions } from '../gateway/gateway.js';
+import { HandoffBoard } from '../cluster/handoffBoard.js';
+import type { FleetLog } from '../telemetry/log.js';
 import { NodeMetrics, restartCounter, serveMetrics, watchStore } from './metrics.js';
-import type { Member } from './memberTable.js';
-import { MemberNameTaken, Membership } from './membership.js';
+import type { Member } from '../cluster/memberTable.js';
+import { MemberNameTaken, Membership } from '../cluster/membership.js';
 import {
   DEFAULT_CAPACITY,
   DEFAULT_THRESHOLDS,
@@ -36,11 +36,12 @@ import {
   worthPublishing,
   type LoadReport,
   type PublishThresholds,
-} from './loadReport.js';
-import { ClusterRouter } from './router.js';
-import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from './vehicleHost.js';
-import type { OnlineVehicle, ShardStats } from './vehicleShard.js';
-import { WorkerVehicleHost } from './workerHost.js';
+} from '../cluster/loadReport.js';
+import { Placement, workerSlots } from '../cluster/placement.js';
+import { ClusterRouter } from '../cluster/router.js';
+import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from '../hosting/vehicleHost.js';
+import type { OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
+import { WorkerVehicleHost } from '../hosting/workerHost.js';
 
 /** A vehicle's changed state is written this long after its first change (and at passivation). */
 export const DEFAULT_SAVE_EVERY_MS = 30_000;
@@ -77,7 +78,7 @@ export interface NodeOptions {
   membership?: NodeMembershipOptions;
   log?: (line: string) => void;
   /**
-   * Structured logs (cluster/log.ts): refused and bad frames, closed connections, store retries,
+   * Structured logs (telemetry/log.ts): refused and bad frames, closed connections, store retries,
    * failed writes and stalls, actor errors, and the `log` lines when `log` is not given. The
    * vehicle threads log at its level on their own. None: no log at all.
    */
@@ -88,7 +89,7 @@ export interface NodeOptions {
    * DEFAULT_RETENTION; false: keep everything. In a cluster only the first member by name sweeps.
    */
   retention?: Partial<RetentionPolicy> | false;
-  /** Prometheus metrics at GET /metrics on this port (0: a free one; see cluster/metrics.ts). */
+  /** Prometheus metrics at GET /metrics on this port (0: a free one; see node/metrics.ts). */
   metrics?: { port: number; host?: string };
 }
 
@@ -145,7 +146,7 @@ export interface FleetNode {
    */
   confirmAlarms(vehicleId: string, bits: number): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
-  stats(): Promise<ShardStats[]>;
+  stats(): Promise<ThreadStats[]>;
   /** Memory of the threads that hold vehicles (the main thread's too when workers: 0). */
   memory(): Promise<ThreadMemory[]>;
   /** Every turn done and every buffered write in the database. */
@@ -251,7 +252,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
             workerOf: (vehicleId: string) => router.localWorkerOf(vehicleId),
             onBounce: (vehicleId: string, d: GatewayDelivery) => router.reroute(vehicleId, d),
           }
-        : {}),
+        : { workerOf: ownWorkers(workers) }),
     });
     await workerHost.ready();
     host = workerHost;
@@ -487,6 +488,12 @@ function watchContact(membership: Membership, router: ClusterRouter): () => void
   );
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** A node alone places its vehicles over its own workers, as the cluster would over its slots. */
+function ownWorkers(workers: number): (vehicleId: string) => number {
+  const placement = new Placement(workerSlots(workers));
+  return (vehicleId) => placement.ownerOf(vehicleId);
 }
 
 /** The host to hand out for a server listening on `host`: reachable, unlike 0.0.0.0. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Db } from 'mongodb';
-import { projectRoot } from './localServers.js';
+import { projectRoot } from '../devservers/localServers.js';
 import {
   AlarmHistoryReader,
   alarmPageSize,

@@ -11,13 +11,13 @@ import {
   type VehicleEventKind,
 } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
-import type { GatewayDelivery } from './gateway.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import {
-  VehicleShard,
+  VehicleThread,
   type OnlineVehicle,
-  type ShardOptions,
-  type ShardStats,
-} from './vehicleShard.js';
+  type ThreadOptions,
+  type ThreadStats,
+} from './vehicleThread.js';
 
 export interface ThreadMemory {
   heapUsed: number;
@@ -45,7 +45,7 @@ export interface VehicleHost {
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
   /** One entry per thread that holds vehicles. */
-  stats(): Promise<ShardStats[]>;
+  stats(): Promise<ThreadStats[]>;
   /** Every turn done and every buffered write in the database. */
   flush(): Promise<void>;
   /** Every actor saved and dropped from memory. */
@@ -65,18 +65,18 @@ export interface VehicleHost {
 
 export class LocalVehicleHost implements VehicleHost {
   readonly bodies = 'decode';
-  readonly shard: VehicleShard;
+  readonly vehicles: VehicleThread;
 
   private readonly wanted: Set<VehicleEventKind>;
 
   /** `events`: the kinds wanted from the start; `onEvent` gets them (see `wantEvents`). */
   constructor(
     db: Db,
-    opts: Omit<ShardOptions, 'events'>,
+    opts: Omit<ThreadOptions, 'events'>,
     events: { kinds: VehicleEventKind[]; onEvent: (e: VehicleEvent) => void },
   ) {
     this.wanted = new Set(events.kinds);
-    this.shard = new VehicleShard(db, {
+    this.vehicles = new VehicleThread(db, {
       ...opts,
       events: eventCallbacks(events.onEvent, this.wanted),
     });
@@ -92,57 +92,65 @@ export class LocalVehicleHost implements VehicleHost {
   }
 
   assign(epoch: number, owned: readonly Uint8Array[]): Promise<number> {
-    return this.shard.assign(epoch, owned[0] ?? null);
+    return this.vehicles.assign(epoch, owned[0] ?? null);
   }
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
-    if (d.kind === 'linkClosed') return this.shard.linkClosed(vehicleId, d.link.id, d.reason, d.at);
+    if (d.kind === 'linkClosed')
+      return this.vehicles.linkClosed(vehicleId, d.link.id, d.reason, d.at);
     if (d.kind === 'platformMessage') {
-      return this.shard.platformMessage(vehicleId, d.link, d.messageId, d.body, d.phone, d.edition);
+      return this.vehicles.platformMessage(
+        vehicleId,
+        d.link,
+        d.messageId,
+        d.body,
+        d.phone,
+        d.edition,
+      );
     }
     if (d.message === null) {
-      return this.shard.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);
+      return this.vehicles.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);
     }
-    return this.shard.uplink(vehicleId, d.link, d.header, d.edition, d.message, d.receivedAt);
+    return this.vehicles.uplink(vehicleId, d.link, d.header, d.edition, d.message, d.receivedAt);
   }
 
   storageFull(): boolean {
-    return this.shard.store.full;
+    return this.vehicles.store.full;
   }
 
   onDrain(fn: () => void): void {
-    this.shard.store.onDrain(fn);
+    this.vehicles.store.onDrain(fn);
   }
 
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent> {
-    return this.shard.command(vehicleId, id, message);
+    return this.vehicles.command(vehicleId, id, message);
   }
 
   vehicle(vehicleId: string): Promise<VehicleView | undefined> {
-    return this.shard.vehicle(vehicleId);
+    return this.vehicles.vehicle(vehicleId);
   }
 
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
-    return this.shard.confirmAlarms(vehicleId, bits, commandId);
+    return this.vehicles.confirmAlarms(vehicleId, bits, commandId);
   }
 
   async online(): Promise<OnlineVehicle[]> {
-    return this.shard.online();
+    return this.vehicles.online();
   }
 
-  async stats(): Promise<ShardStats[]> {
-    return [this.shard.stats()];
+  async stats(): Promise<ThreadStats[]> {
+    return [this.vehicles.stats()];
   }
 
   flush(): Promise<void> {
-    return this.shard.flush();
+    return this.vehicles.flush();
   }
 
   passivateAll(): Promise<void> {
-    return this.shard.passivateAll();
+    return this.vehicles.passivateAll();
   }
 
   close(): Promise<void> {
-    return this.shard.close();
+    return this.vehicles.close();
   }
 }

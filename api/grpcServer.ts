@@ -15,9 +15,9 @@ import { EventStreamWriter } from './eventStreamWriter.js';
 import { addHistoryService, HISTORY_PROTO, HISTORY_SERVICE } from './historyService.js';
 import { reflectionDefinition } from './grpcReflection.js';
 import { vehicleIdOf } from '../jt808/header.js';
-import { VehiclesUnavailable } from './workerHost.js';
-import { projectRoot } from './localServers.js';
-import type { FleetNode } from './node.js';
+import { VehiclesUnavailable } from '../hosting/workerHost.js';
+import { projectRoot } from '../devservers/localServers.js';
+import type { FleetNode } from '../node/node.js';
 import {
   commandMessage,
   commandStatus,

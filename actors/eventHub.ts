@@ -1,7 +1,7 @@
 // Fan-out of vehicle events to subscribers, each with its own filter (vehicles, kinds). The
 // hub tells the vehicles' side which kinds anyone wants, so nobody pays for position events
 // nobody reads. Delivery to a subscriber is synchronous; a slow consumer's bounds are its own.
-import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
+import type { VehicleEvent, VehicleEventKind } from './vehicleEvents.js';
 
 export interface EventFilter {
   /** Empty or absent: every vehicle. */

@@ -4,6 +4,12 @@
 // event loop goes in one batch. Pure code: no threads here.
 import type { Edition, Header } from '../jt808/header.js';
 
+/**
+ * Link numbers from here up name links of terminals connected to other nodes (cluster/peerLinks.ts);
+ * the gateway numbers its own below.
+ */
+export const PROXY_LINK_BASE = 0x8000_0000;
+
 /** Gateway → worker. */
 export const UPLINK = 1;
 export const LINK_CLOSED = 2;

@@ -15,11 +15,11 @@ import {
   type MetricValueWithName,
 } from 'prom-client';
 import { BATCH_SIZE_BUCKETS, type BatchSizeFigures } from '../storage/batchWriter.js';
-import type { ShardStats } from './vehicleShard.js';
-import type { Gateway } from './gateway.js';
-import type { RouterStats } from './router.js';
-import type { EventHub } from './eventHub.js';
-import type { FleetLog } from './log.js';
+import type { ThreadStats } from '../hosting/vehicleThread.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { RouterStats } from '../cluster/router.js';
+import type { EventHub } from '../actors/eventHub.js';
+import type { FleetLog } from '../telemetry/log.js';
 
 const WRITERS = ['vehicles', 'positions', 'alarms', 'sessions', 'commands'] as const;
 
@@ -27,7 +27,7 @@ const WRITERS = ['vehicles', 'positions', 'alarms', 'sessions', 'commands'] as c
 export interface MetricsSource {
   gateway: Gateway;
   events: EventHub;
-  stats(): Promise<ShardStats[]>;
+  stats(): Promise<ThreadStats[]>;
   members(): readonly unknown[];
   /** Times the vehicle workers were started again (absent with workers: 0). */
   workerRestarts?(): number;
@@ -146,7 +146,7 @@ export class NodeMetrics {
   private readonly batchSizes: CopiedHistogram;
   private readonly gauges: Record<string, Gauge<string>> = {};
   private readonly counters: Record<string, Counter<string>> = {};
-  private lastStats: { at: number; stats: ShardStats[] } | undefined;
+  private lastStats: { at: number; stats: ThreadStats[] } | undefined;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'fleetmesh_process_' });
@@ -326,7 +326,7 @@ export class NodeMetrics {
     }
     this.setCounter('fleetmesh_worker_restarts_total', s.workerRestarts?.() ?? 0);
 
-    let threads: ShardStats[] = [];
+    let threads: ThreadStats[] = [];
     const now = Date.now();
     if (this.lastStats && now - this.lastStats.at < STATS_REUSE_MS) threads = this.lastStats.stats;
     else {
@@ -338,7 +338,7 @@ export class NodeMetrics {
         threads = this.lastStats?.stats ?? [];
       }
     }
-    const sum = (f: (t: ShardStats) => number): number => threads.reduce((a, t) => a + f(t), 0);
+    const sum = (f: (t: ThreadStats) => number): number => threads.reduce((a, t) => a + f(t), 0);
     const bad: Record<string, number> = { ...g.rejected };
     // Bodies read by the vehicle threads (bodies: 'raw') are checked there.
     bad['body-malformed'] = (bad['body-malformed'] ?? 0) + sum((t) => t.malformedBodies);
@@ -447,7 +447,7 @@ export async function serveMetrics(
  * look (the store stalled), a writer over its buffer limit (sockets paused).
  */
 export function watchStore(
-  stats: () => Promise<ShardStats[]>,
+  stats: () => Promise<ThreadStats[]>,
   log: FleetLog,
   intervalMs = 5000,
 ): () => void {
