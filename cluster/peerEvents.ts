@@ -92,7 +92,7 @@ export class PeerEventFeed {
   batches = 0;
 
   constructor(
-    private readonly client: () => PeerClient,
+    private readonly client: () => PeerClient | undefined,
     private readonly self: string,
     readonly kinds: ReadonlySet<VehicleEventKind>,
     private readonly publish: (e: VehicleEvent) => void,
@@ -103,7 +103,13 @@ export class PeerEventFeed {
 
   private open(): void {
     if (this.closed) return;
-    const stream = this.client().events({ kinds: [...this.kinds], fromNode: this.self });
+    const client = this.client();
+    if (!client) {
+      this.retryTimer = setTimeout(() => this.open(), 1000);
+      this.retryTimer.unref();
+      return;
+    }
+    const stream = client.events({ kinds: [...this.kinds], fromNode: this.self });
     this.stream = stream;
     stream.on('data', (b: EventBatch) => {
       this.batches++;

@@ -286,14 +286,14 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         this.pendingShard[s] = 1;
       }
       this.pending.set(node, set);
-      if (!this.pendingTimers.has(node)) {
-        const timer = setTimeout(
-          () => this.release(node, 'timed out waiting for its handoff marker'),
-          this.opts.handoffTimeoutMs ?? 10_000,
-        );
-        timer.unref();
-        this.pendingTimers.set(node, timer);
-      }
+      // Each placement that gains shards from a node gives it the full time again.
+      clearTimeout(this.pendingTimers.get(node));
+      const timer = setTimeout(
+        () => this.release(node, 'timed out waiting for its handoff marker'),
+        this.opts.handoffTimeoutMs ?? 10_000,
+      );
+      timer.unref();
+      this.pendingTimers.set(node, timer);
     }
     // Peers no longer in the placement: their streams go.
     const nodes = new Set(latest.view.nodes);
@@ -404,12 +404,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     if (kinds.size === 0) return;
     for (const node of live) {
       if (this.feeds.has(node)) continue;
-      const channel = this.channel(node);
-      if (!channel) continue;
+      if (!this.channel(node)) continue;
       this.feeds.set(
         node,
         new PeerEventFeed(
-          () => channel.callClient(),
+          // Looked up at each (re)connection: the peer's address may have changed since.
+          () => this.channel(node)?.callClient(),
           this.opts.node,
           kinds,
           (e) => events.cluster.publish(e),
