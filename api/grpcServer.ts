@@ -24,6 +24,7 @@ import {
   eventKinds,
   eventMessage,
   InvalidRequest,
+  memberMessage,
   onlineMessage,
   onlinePage,
   vehicleMessage,
@@ -165,6 +166,12 @@ export async function startGrpcServer(
       const { page, nextPageToken } = onlinePage(all, size, String(req.pageToken ?? ''));
       return { vehicles: page.map(onlineMessage), nextPageToken, totalOnline: all.length };
     }),
+    // The node's view of the membership; a node without membership is in no cluster and
+    // answers an empty list (docs/grpc.md).
+    listMembers: unary(async () => ({
+      members: node.members().map(memberMessage),
+      node: node.node,
+    })),
     sendCommand: unary(async (req, call) => {
       const id = vehicleId(req);
       const message = commandMessage(req);

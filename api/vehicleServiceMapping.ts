@@ -9,6 +9,7 @@ import { bodyJson } from '../jt808/json.js';
 import type { Message } from '../jt808/messages.js';
 import type { LastState } from '../storage/vehicleStore.js';
 import type { OnlineVehicle } from '../hosting/vehicleThread.js';
+import type { Member } from '../cluster/memberTable.js';
 
 export class InvalidRequest extends Error {}
 
@@ -238,6 +239,25 @@ export function onlinePage(
   const last = page[page.length - 1];
   const more = start >= 0 && start + size < sorted.length;
   return { page, nextPageToken: more && last ? last.vehicleId : '' };
+}
+
+/**
+ * A member of the membership as ListMembers answers it: its addresses, slots, times and load
+ * (load fields a member does not report stay absent). Its peer address is left out: it is the
+ * cluster's inside (no token), not for the callers of the public API.
+ */
+export function memberMessage(m: Member): Obj {
+  const { draining, ...load } = m.load;
+  return {
+    node: m.node,
+    gateway: m.gateway,
+    grpc: m.grpc ?? '',
+    workers: m.workers,
+    startedAtUnixMs: m.startedAt,
+    reportedAtUnixMs: m.reportedAt,
+    load,
+    draining: draining === true,
+  };
 }
 
 const KIND_NAMES: Record<string, VehicleEventKind> = {

@@ -1,6 +1,7 @@
 // The gRPC vehicle service over a real socket, against a node with real terminals and real
 // storage: token auth, health, reflection, vehicle state, paged online list, typed commands
-// (waited for and not), command status, and the filtered event stream.
+// (waited for and not), command status, the filtered event stream, and the members of a node
+// with membership (its own etcd).
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -10,7 +11,12 @@ import * as protoLoader from '@grpc/proto-loader';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { mapEntryName } from '../../api/grpcReflection.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
-import { projectRoot, type LocalServers } from '../../devservers/localServers.js';
+import {
+  freePort,
+  projectRoot,
+  startLocalServers,
+  type LocalServers,
+} from '../../devservers/localServers.js';
 import { startNode, type FleetNode } from '../../node/node.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 
@@ -575,5 +581,93 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     ).streamEvents!.call(client, {}, new grpc.Metadata());
     const err = await new Promise<grpc.ServiceError>((resolve) => stream.on('error', resolve));
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+  });
+
+  it('ListMembers without membership answers an empty list and the node that answered', async () => {
+    const res = await call('listMembers', {});
+    assert.deepEqual(res.members, []);
+    assert.equal(res.node, node.node);
+  });
+
+  it('ListMembers names a node with membership, its gateway, gRPC address, workers and load; without a token it is refused', async () => {
+    // etcd of its own (the file's servers have none); the MongoDB-protocol server is shared.
+    const etcd = await startLocalServers({ external: { mongodbUri: servers.mongodbUri } });
+    const grpcPort = await freePort();
+    let member: FleetNode | undefined;
+    let memberApi: GrpcServer | undefined;
+    let c: (grpc.Client & Record<string, Call>) | undefined;
+    let terminal: SimTerminal | undefined;
+    try {
+      member = await startNode({
+        node: 'grpc-member-1',
+        mongodbUri: servers.mongodbUri,
+        database: `fleetmesh_grpc_members_${process.pid}`,
+        workers: 2,
+        writer: { maxDelayMs: 5 },
+        membership: {
+          etcdEndpoints: etcd.etcdEndpoints,
+          grpc: `127.0.0.1:${grpcPort}`,
+          ttlSeconds: 5,
+          capacity: 1234,
+          zone: 'test-zone',
+        },
+      });
+      memberApi = await startGrpcServer(member, { tokens: [TOKEN], port: grpcPort });
+      const Service = loadClient<grpc.ServiceClientConstructor>(
+        join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto'),
+        ['fleetmesh', 'v1', 'VehicleService'],
+      );
+      c = new Service(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as typeof c;
+      const list = (md = auth()): Promise<Obj> =>
+        new Promise((resolve, reject) =>
+          (c!.listMembers as Call).call(c, {}, md, (err, res) =>
+            err ? reject(err) : resolve(res ?? {}),
+          ),
+        );
+
+      await assert.rejects(list(new grpc.Metadata()), { code: grpc.status.UNAUTHENTICATED });
+      await assert.rejects(list(auth('wrong')), { code: grpc.status.UNAUTHENTICATED });
+
+      const res = await list();
+      assert.equal(res.node, 'grpc-member-1');
+      const members = res.members as Obj[];
+      assert.equal(members.length, 1, JSON.stringify(members));
+      const m = members[0]!;
+      assert.equal(m.node, 'grpc-member-1');
+      assert.equal(m.gateway, `127.0.0.1:${member.port}`);
+      assert.equal(m.grpc, `127.0.0.1:${grpcPort}`);
+      assert.equal(m.workers, 2);
+      assert.equal(m.draining, false);
+      assert.ok((m.startedAtUnixMs as number) > 0, 'started_at is set');
+      assert.ok((m.reportedAtUnixMs as number) >= (m.startedAtUnixMs as number));
+      const load = m.load as Obj;
+      assert.equal(load.capacity, 1234);
+      assert.equal(load.zone, 'test-zone');
+      assert.equal(load.terminals, 0);
+      assert.ok((load.rssBytes as number) > 0, 'rss_bytes is reported');
+
+      // A terminal connects: the next load report (sampled every second) counts it.
+      terminal = new SimTerminal({ port: member.port, phone: '13800000201' });
+      await terminal.connect();
+      assert.equal(await terminal.register(), 0);
+      assert.equal(await terminal.authenticate(), 0);
+      let seen: Obj = {};
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        seen = ((await list()).members as Obj[])[0]!.load as Obj;
+        if (seen.terminals === 1 && seen.authenticated === 1) break;
+        assert.ok(
+          Date.now() < deadline,
+          `the load report never counted the terminal: ${JSON.stringify(seen)}`,
+        );
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      terminal?.close();
+      c?.close();
+      await memberApi?.stop();
+      await member?.stop();
+      await etcd.stop();
+    }
   });
 });
