@@ -169,6 +169,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
     return this.record.lastSeen ?? 0;
   }
 
+  /** Its last reported position and state (undefined before its first report). */
+  get lastState(): Readonly<LastState> | undefined {
+    return this.record.lastState;
+  }
+
   async activate(): Promise<void> {
     this.epoch = this.deps.ownerEpoch?.();
     const saved = await this.deps.store.load(this.vehicleId);

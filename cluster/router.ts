@@ -31,7 +31,13 @@ import type { HandoffBoard } from './handoffBoard.js';
 import { planHandoff, PlacementView } from './handoffPlan.js';
 import { SHARDS, shardOf } from '../domain/shard.js';
 import type { ThreadMemory, VehicleHost } from '../hosting/vehicleHost.js';
-import type { OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
+import {
+  mergeAreaAnswers,
+  type AreaNowAnswer,
+  type OnlineVehicle,
+  type ThreadStats,
+} from '../hosting/vehicleThread.js';
+import type { AreaNowFilter, AreaShape } from '../storage/historyShapes.js';
 import { VehiclesUnavailable, type LinkDirectory } from '../hosting/workerHost.js';
 
 export interface RouterOptions {
@@ -95,7 +101,7 @@ const MAX_RELAYS = 2;
 /** Not this node's vehicle (views of the membership differ for a moment): try again. */
 export class NotOwner extends VehiclesUnavailable {}
 
-type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online' | 'remainingFor';
+type CallMethod = 'command' | 'vehicle' | 'confirmAlarms' | 'online' | 'inArea' | 'remainingFor';
 
 export class ClusterRouter implements VehicleHost, LinkDirectory {
   private readonly counters: RouterStats = {
@@ -714,6 +720,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const args = fromPeerJson<unknown[]>(req.argsJson);
     const method = req.method as CallMethod;
     if (method === 'online') return toPeerJson(await this.host.online());
+    if (method === 'inArea')
+      return toPeerJson(
+        await this.host.inArea(args[0] as AreaShape, args[1] as AreaNowFilter, Number(args[2])),
+      );
     if (method === 'remainingFor') {
       const [mine, yours] = await Promise.all([
         this.opts.remainingFor?.(this.opts.node),
@@ -836,6 +846,34 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       ),
     ]);
     return lists.flat();
+  }
+
+  /**
+   * Vehicles whose last position is in the area now, over the whole cluster: this node's threads
+   * and every peer's (each answers for its own actors), at most `limit`. A peer that does not
+   * answer is skipped and the answer says `partial`.
+   */
+  async inArea(
+    shape: AreaShape,
+    filter: AreaNowFilter,
+    limit: number,
+  ): Promise<AreaNowAnswer & { partial?: boolean }> {
+    const peers = [...new Set(this.view.nodes)].filter((n) => n !== this.opts.node);
+    let partial = false;
+    const answers = await Promise.all([
+      this.host.inArea(shape, filter, limit),
+      ...peers.map((n) =>
+        this.call<AreaNowAnswer>(n, 'inArea', [shape, filter, limit], 5000).catch(
+          (err: unknown) => {
+            partial = true;
+            this.opts.log?.(`router: area query on ${n} failed: ${String(err)}`);
+            return { vehicles: [], more: false };
+          },
+        ),
+      ),
+    ]);
+    const merged = mergeAreaAnswers(answers, limit);
+    return partial ? { ...merged, partial } : merged;
   }
 
   /** Vehicles online whose actors run on this node. */

@@ -12,8 +12,10 @@ import {
 } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import type { GatewayDelivery } from '../gateway/gateway.js';
+import type { AreaNowFilter, AreaShape } from '../storage/historyShapes.js';
 import {
   VehicleThread,
+  type AreaNowAnswer,
   type OnlineVehicle,
   type ThreadOptions,
   type ThreadStats,
@@ -44,6 +46,8 @@ export interface VehicleHost {
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
+  /** Vehicles whose last position is in the area now (every thread asked; at most `limit`). */
+  inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): Promise<AreaNowAnswer>;
   /** One entry per thread that holds vehicles. */
   stats(): Promise<ThreadStats[]>;
   /** Every turn done and every buffered write in the database. */
@@ -136,6 +140,10 @@ export class LocalVehicleHost implements VehicleHost {
 
   async online(): Promise<OnlineVehicle[]> {
     return this.vehicles.online();
+  }
+
+  async inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): Promise<AreaNowAnswer> {
+    return this.vehicles.inArea(shape, filter, limit);
   }
 
   async stats(): Promise<ThreadStats[]> {

@@ -22,6 +22,12 @@ import type { Message } from '../jt808/messages.js';
 import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
 import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
+import {
+  areaNowFilter,
+  type AreaNowFilter,
+  type AreaShape,
+  type LiveVehicleState,
+} from '../storage/historyShapes.js';
 import { errorText, type FleetLog } from '../telemetry/log.js';
 import { shardOf } from '../domain/shard.js';
 
@@ -33,6 +39,27 @@ export interface ThreadOptions {
   writer?: { maxBatch?: number; maxDelayMs?: number; maxBuffered?: number };
   /** Store retries and actor errors go here (rate-limited per cause); none: not logged. */
   log?: FleetLog;
+}
+
+/** A vehicle's position now, as "vehicles in an area now" answers it. */
+export interface VehicleNow extends LiveVehicleState {
+  /** GNSS time of its last report (ms). */
+  time: number;
+}
+
+export interface AreaNowAnswer {
+  vehicles: VehicleNow[];
+  /** More vehicles matched than the limit. */
+  more: boolean;
+}
+
+/** Several threads' (or nodes') answers as one, at most `limit` vehicles. */
+export function mergeAreaAnswers(answers: readonly AreaNowAnswer[], limit: number): AreaNowAnswer {
+  const vehicles = answers.flatMap((a) => a.vehicles);
+  return {
+    vehicles: vehicles.slice(0, limit),
+    more: vehicles.length > limit || answers.some((a) => a.more),
+  };
 }
 
 export interface OnlineVehicle {
@@ -265,6 +292,32 @@ export class VehicleThread {
         out.push({ vehicleId: id, node: link.node, linkId: link.id, lastSeen: actor.lastSeen });
     }
     return out;
+  }
+
+  /**
+   * The vehicles in memory here whose last position is inside `shape` and that pass `filter`,
+   * at most `limit` (`more`: there were others). Vehicles not in memory are offline and not
+   * asked about (their stored last state is for the history service).
+   */
+  inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): AreaNowAnswer {
+    const states = function* (actors: ActorSystem<VehicleMessage>): Generator<VehicleNow> {
+      for (const id of actors.ids()) {
+        const actor = actors.actorOf(id);
+        if (!(actor instanceof VehicleActor)) continue;
+        const s = actor.lastState;
+        if (!s) continue;
+        yield {
+          vehicleId: id,
+          latitude: s.latitude,
+          longitude: s.longitude,
+          speed: s.speed,
+          alarm: s.alarm,
+          online: actor.currentLink !== undefined,
+          time: s.time,
+        };
+      }
+    };
+    return areaNowFilter(states(this.actors), shape, filter, limit);
   }
 
   stats(): ThreadStats {

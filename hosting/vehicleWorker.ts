@@ -31,7 +31,13 @@ import {
 } from './frameBatch.js';
 import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import { threadMemory, type ThreadMemory } from './vehicleHost.js';
-import { VehicleThread, type OnlineVehicle, type ThreadStats } from './vehicleThread.js';
+import type { AreaNowFilter, AreaShape } from '../storage/historyShapes.js';
+import {
+  VehicleThread,
+  type AreaNowAnswer,
+  type OnlineVehicle,
+  type ThreadStats,
+} from './vehicleThread.js';
 import { createLog, type LogLevel } from '../telemetry/log.js';
 
 /** What every vehicle worker of a node is started with. */
@@ -71,6 +77,7 @@ export interface VehicleWorkerApi {
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
   confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
   online(): OnlineVehicle[];
+  inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): AreaNowAnswer;
   stats(): ThreadStats;
   memory(): ThreadMemory;
   flush(): Promise<void>;
@@ -251,6 +258,7 @@ const api: VehicleWorkerApi = {
   vehicle: (vehicleId) => vehicles.vehicle(vehicleId),
   confirmAlarms: (vehicleId, bits, commandId) => vehicles.confirmAlarms(vehicleId, bits, commandId),
   online: () => vehicles.online(),
+  inArea: (shape, filter, limit) => vehicles.inArea(shape, filter, limit),
   stats: () => vehicles.stats(),
   memory: threadMemory,
   flush: () => vehicles.flush(),

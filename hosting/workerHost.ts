@@ -30,7 +30,13 @@ import { vehicleIdOf } from '../jt808/header.js';
 import type { GatewayDelivery } from '../gateway/gateway.js';
 
 import type { ThreadMemory, VehicleHost } from './vehicleHost.js';
-import type { OnlineVehicle, ThreadStats } from './vehicleThread.js';
+import {
+  mergeAreaAnswers,
+  type AreaNowAnswer,
+  type OnlineVehicle,
+  type ThreadStats,
+} from './vehicleThread.js';
+import type { AreaNowFilter, AreaShape } from '../storage/historyShapes.js';
 import type {
   VehicleWorkerApi,
   VehicleWorkerConfig,
@@ -381,6 +387,13 @@ export class WorkerVehicleHost implements VehicleHost {
   async online(): Promise<OnlineVehicle[]> {
     const lists = await Promise.all(this.live.map((s) => this.call(s, (a) => a.online())));
     return lists.flat();
+  }
+
+  async inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): Promise<AreaNowAnswer> {
+    const answers = await Promise.all(
+      this.live.map((s) => this.call(s, (a) => a.inArea(shape, filter, limit))),
+    );
+    return mergeAreaAnswers(answers, limit);
   }
 
   memory(): Promise<ThreadMemory[]> {

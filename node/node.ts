@@ -40,7 +40,8 @@ import {
 import { Placement, workerSlots } from '../cluster/placement.js';
 import { ClusterRouter } from '../cluster/router.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from '../hosting/vehicleHost.js';
-import type { OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
+import type { AreaNowAnswer, OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
+import type { AreaNowFilter, AreaShape } from '../storage/historyShapes.js';
 import { WorkerVehicleHost } from '../hosting/workerHost.js';
 
 /** A vehicle's changed state is written this long after its first change (and at passivation). */
@@ -146,6 +147,16 @@ export interface FleetNode {
    */
   confirmAlarms(vehicleId: string, bits: number): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
+  /**
+   * Vehicles whose last position is in the area now (rectangle, circle or polygon; see
+   * storage/historyShapes.ts areaShape), filtered, at most `limit`, from the actors of every node
+   * (`partial`: a node did not answer).
+   */
+  inArea(
+    shape: AreaShape,
+    filter: AreaNowFilter,
+    limit: number,
+  ): Promise<AreaNowAnswer & { partial?: boolean }>;
   stats(): Promise<ThreadStats[]>;
   /** Memory of the threads that hold vehicles (the main thread's too when workers: 0). */
   memory(): Promise<ThreadMemory[]>;
@@ -410,6 +421,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     vehicle: (vehicleId) => host.vehicle(vehicleId),
     confirmAlarms: (vehicleId, bits) => host.confirmAlarms(vehicleId, bits, randomUUID()),
     online: () => host.online(),
+    inArea: (shape, filter, limit) => host.inArea(shape, filter, limit),
     stats: () => host.stats(),
     memory: () => host.memory(),
     flush: () => host.flush(),

@@ -7,6 +7,7 @@ import { startLocalServers, type LocalServers } from '../../devservers/localServ
 import type { FleetNode } from '../../node/node.js';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { vehicleIdOf } from '../../jt808/header.js';
+import { contains, type AreaShape } from '../../storage/historyShapes.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
 import { until } from '../helpers/until.js';
@@ -103,6 +104,60 @@ describe(
         // The whole cluster's online list from any node.
         const listed = (await n2.online()).map((v) => v.vehicleId).sort();
         assert.deepEqual(listed, [...ids].sort());
+
+        // Vehicles in an area now, asked of node 2, answered from every node's actors: equal to
+        // a brute-force test of the positions the terminals reported (random shapes).
+        let seed = 7;
+        const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+        const at = ids.map((_, i) => trackPoint(i));
+        let matched = 0;
+        for (let k = 0; k < 12; k++) {
+          const lat = 31.2304 + rand() * 0.006;
+          const lon = 121.4737 + rand() * 0.012;
+          const shapes: AreaShape[] = [
+            {
+              kind: 'rectangle',
+              minLatitude: lat - 0.002,
+              minLongitude: lon - 0.004,
+              maxLatitude: lat + 0.002,
+              maxLongitude: lon + 0.004,
+            },
+            { kind: 'circle', latitude: lat, longitude: lon, radiusM: 100 + rand() * 400 },
+            {
+              kind: 'polygon',
+              vertices: [
+                { latitude: lat - 0.003, longitude: lon },
+                { latitude: lat, longitude: lon + 0.006 },
+                { latitude: lat + 0.003, longitude: lon },
+                { latitude: lat, longitude: lon - 0.006 },
+              ],
+            },
+          ];
+          for (const shape of shapes) {
+            const want = ids.filter((_, i) => contains(shape, at[i]!.latitude, at[i]!.longitude));
+            matched += want.length;
+            const got = await n2.inArea(shape, { online: true }, 1000);
+            assert.deepEqual(
+              got.vehicles.map((v) => v.vehicleId).sort(),
+              [...want].sort(),
+              `vehicles in ${JSON.stringify(shape)}`,
+            );
+            assert.equal(got.more, false);
+          }
+        }
+        assert.ok(matched > 60, 'the shapes held vehicles (of several nodes)');
+        const everywhere: AreaShape = {
+          kind: 'rectangle',
+          minLatitude: 31,
+          minLongitude: 121,
+          maxLatitude: 32,
+          maxLongitude: 122,
+        };
+        const limited = await n2.inArea(everywhere, {}, 5);
+        assert.equal(limited.vehicles.length, 5);
+        assert.equal(limited.more, true, 'more matched than the limit');
+        assert.equal((await n2.inArea(everywhere, { minSpeedKmh: 50 }, 100)).vehicles.length, 0);
+        assert.equal((await n2.inArea(everywhere, { online: false }, 100)).vehicles.length, 0);
 
         // A command for a vehicle owned by node 3, sent through node 2, delivered and answered.
         const i3 = ids.findIndex((id) => n1.router!.ownerOf(id).node === 'n3');
