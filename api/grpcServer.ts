@@ -292,7 +292,9 @@ export async function startGrpcServer(
 
   const server = new grpc.Server();
   server.addService(service, handlers);
-  const history = addHistoryService(server, node.client.db(node.database), authorized);
+  const history = addHistoryService(server, node.client.db(node.database), authorized, {
+    vehiclesNow: (shape, filter, limit) => node.inArea(shape, filter, limit),
+  });
   const health = new HealthImplementation({
     '': 'SERVING',
     [VEHICLE_SERVICE]: 'SERVING',

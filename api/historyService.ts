@@ -19,6 +19,8 @@ import type { AlarmHistoryRecord, AlarmPointRecord } from '../storage/historyAla
 import { areaPageSize, areaWindowQuery, AreaWindowReader } from '../storage/historyArea.js';
 import { HistoryPool, PoolBusy, type HistoryPoolOptions } from '../storage/historyPool.js';
 import { decodeCursor, InvalidQuery, ResultTooLarge } from '../storage/historyQuery.js';
+import { areaShape, type AreaNowFilter, type AreaShape } from '../storage/historyShapes.js';
+import type { VehicleNow } from '../hosting/vehicleThread.js';
 import {
   TrackReader,
   trackPageSize,
@@ -37,6 +39,46 @@ type Obj = Record<string, unknown>;
 export interface HistoryServiceOptions {
   pool?: HistoryPoolOptions;
   maxQueries?: number;
+  /** Vehicles in an area now, from the live vehicles (FleetNode.inArea); absent: UNIMPLEMENTED. */
+  vehiclesNow?: (
+    shape: AreaShape,
+    filter: AreaNowFilter,
+    limit: number,
+  ) => Promise<{ vehicles: VehicleNow[]; more: boolean; partial?: boolean }>;
+}
+
+/** Vehicles an area-now answer lists at most (and by default). */
+export const MAX_AREA_NOW_VEHICLES = 10_000;
+const DEFAULT_AREA_NOW_VEHICLES = 1000;
+
+/** The filter of an AreaNowRequest, checked. */
+export function areaNowRequest(req: Obj): {
+  shape: AreaShape;
+  filter: AreaNowFilter;
+  limit: number;
+} {
+  const shape = areaShape(req.area);
+  const filter: AreaNowFilter = {};
+  if (req.online === 'ONLINE_FILTER_ONLINE') filter.online = true;
+  else if (req.online === 'ONLINE_FILTER_OFFLINE') filter.online = false;
+  const speed = (v: unknown, name: string): number | undefined => {
+    const n = Number(v ?? 0);
+    if (!Number.isFinite(n) || n < 0 || n > 1000)
+      throw new InvalidQuery(`${name} must be from 0 to 1000 km/h`);
+    return n === 0 ? undefined : n;
+  };
+  const min = speed(req.minSpeedKmh, 'min_speed_kmh');
+  const max = speed(req.maxSpeedKmh, 'max_speed_kmh');
+  if (min !== undefined) filter.minSpeedKmh = min;
+  if (max !== undefined) filter.maxSpeedKmh = max;
+  if (min !== undefined && max !== undefined && min > max)
+    throw new InvalidQuery('min_speed_kmh is above max_speed_kmh');
+  const mask = Number(req.alarmMask ?? 0) >>> 0;
+  if (mask !== 0) filter.alarmMask = mask;
+  const asked = Number(req.maxVehicles ?? 0);
+  if (!Number.isInteger(asked) || asked < 0 || asked > MAX_AREA_NOW_VEHICLES)
+    throw new InvalidQuery(`max_vehicles must be from 1 to ${MAX_AREA_NOW_VEHICLES}`);
+  return { shape, filter, limit: asked === 0 ? DEFAULT_AREA_NOW_VEHICLES : asked };
 }
 
 export interface HistoryServiceHandle {
@@ -60,6 +102,8 @@ function grpcError(code: grpc.status, details: string): grpc.ServiceError {
 
 /** A query's failure as the caller sees it. */
 function statusOf(err: unknown): grpc.ServiceError {
+  if (err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number')
+    return err as grpc.ServiceError; // already a status (UNIMPLEMENTED, …)
   if (err instanceof InvalidQuery) return grpcError(grpc.status.INVALID_ARGUMENT, err.message);
   if (err instanceof ResultTooLarge || err instanceof PoolBusy)
     return grpcError(grpc.status.RESOURCE_EXHAUSTED, err.message);
@@ -209,6 +253,25 @@ export function addHistoryService(
           count: c.count,
         })),
         total: s.total,
+      };
+    }),
+    findVehiclesInAreaNow: unary(async (req) => {
+      const { shape, filter, limit } = areaNowRequest(req);
+      if (!opts.vehiclesNow)
+        throw grpcError(grpc.status.UNIMPLEMENTED, 'this server has no live vehicles to ask');
+      const r = await opts.vehiclesNow(shape, filter, limit);
+      return {
+        vehicles: r.vehicles.map((v) => ({
+          vehicleId: v.vehicleId,
+          latitude: v.latitude,
+          longitude: v.longitude,
+          speedKmh: v.speed,
+          alarm: v.alarm >>> 0,
+          online: v.online,
+          timeUnixMs: v.time,
+        })),
+        more: r.more,
+        partial: r.partial ?? false,
       };
     }),
     findVehiclesInArea: unary(async (req) => {

@@ -843,6 +843,61 @@ describe('vehicles in an area during a past window', () => {
   });
 });
 
+describe('vehicles in an area now', () => {
+  it('lists the live vehicles whose last report is inside, filtered and bounded', async () => {
+    const at = (i: number): LocationReport =>
+      trackPoint(0, { lat: 30.5 + i * 0.01, lon: 114.3, start: Date.UTC(2026, 10, 20) });
+    const terminals: SimTerminal[] = [];
+    try {
+      for (let i = 0; i < 4; i++) {
+        const t = new SimTerminal({ port: node.port, phone: `01377700000${i}` });
+        await t.connect();
+        assert.equal(await t.register(), 0);
+        assert.equal(await t.authenticate(), 0);
+        assert.equal(await t.report({ ...at(i), alarm: i === 3 ? 1 : 0 }), 0);
+        terminals.push(t);
+      }
+      // A 1.5 km circle around the second: the first and third are 1.1 km from it, the fourth 2.2.
+      const area = { circle: { latitude: 30.51, longitude: 114.3, radiusM: 1500 } };
+      const all = await call('findVehiclesInAreaNow', { area });
+      assert.deepEqual((all.vehicles as Obj[]).map((v) => v.vehicleId).sort(), [
+        '13777000000',
+        '13777000001',
+        '13777000002',
+      ]);
+      const first = (all.vehicles as Obj[]).find((v) => v.vehicleId === '13777000001')!;
+      assert.equal(first.online, true);
+      assert.equal(first.latitude, 30.51);
+      const wide = { circle: { latitude: 30.51, longitude: 114.3, radiusM: 5000 } };
+      const alarmed = await call('findVehiclesInAreaNow', { area: wide, alarmMask: 1 });
+      assert.deepEqual(
+        (alarmed.vehicles as Obj[]).map((v) => v.vehicleId),
+        ['13777000003'],
+      );
+      const two = await call('findVehiclesInAreaNow', { area: wide, maxVehicles: 2 });
+      assert.equal((two.vehicles as Obj[]).length, 2);
+      assert.equal(two.more, true);
+      await rejectsWith(
+        call('findVehiclesInAreaNow', { area: wide, maxVehicles: 10_001 }),
+        grpc.status.INVALID_ARGUMENT,
+        /max_vehicles/,
+      );
+      await rejectsWith(
+        call('findVehiclesInAreaNow', { area: wide, minSpeedKmh: 50, maxSpeedKmh: 10 }),
+        grpc.status.INVALID_ARGUMENT,
+        /min_speed_kmh is above/,
+      );
+      await rejectsWith(
+        call('findVehiclesInAreaNow', { area: {} }),
+        grpc.status.INVALID_ARGUMENT,
+        /one of rectangle, circle or polygon/,
+      );
+    } finally {
+      for (const t of terminals) t.close();
+    }
+  });
+});
+
 describe('the service', () => {
   it('wants the bearer token, and reports SERVING on the health service', async () => {
     const req = { vehicleId: VEHICLES[0], fromUnixMs: DAY0, toUnixMs: DAY0 + DAY };
