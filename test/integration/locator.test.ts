@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { Etcd3 } from 'etcd3';
-import { followLocator } from '../../bench/locatorTerminal.js';
+import { followLocator, RoamingTerminal } from '../../bench/locatorTerminal.js';
 import { forkNode, type NodeProcess } from '../../bench/nodeProcess.js';
 import { trackPoint, type SimTerminal } from '../../bench/terminal.js';
 import { completeLoad } from '../../cluster/loadReport.js';
@@ -218,6 +218,58 @@ describe('locator with real processes (etcd, MongoDB-protocol server, 3 nodes, l
     } finally {
       for (const t of terminals) t.close();
       await Promise.all(nodes.map((x) => x.stop()));
+    }
+  });
+
+  it('a node killed with SIGKILL: its terminals come back through the locator and report on live nodes', async (t) => {
+    const nodes = await startNodes([1000, 1000, 1000], 'death');
+    const terminals: RoamingTerminal[] = [];
+    try {
+      await until(() => watch.members().length === 3, 'three nodes in etcd');
+      for (let i = 0; i < 45; i++) {
+        const term = new RoamingTerminal({
+          locatorPort: locator.port,
+          phone: String(13_950_000_000 + i).padStart(12, '0'),
+          maxAttempts: 30,
+        });
+        await term.start();
+        assert.equal(await term.report(trackPoint(0)), 0);
+        terminals.push(term);
+      }
+      const victim = nodes[0]!;
+      const killedGateway = `127.0.0.1:${victim.port}`;
+      const onVictim = terminals.filter((x) => x.node === killedGateway);
+      assert.ok(onVictim.length > 0, 'the locator sent some terminals to the first node');
+      process.kill(victim.pid, 'SIGKILL');
+      const killedAt = Date.now();
+      // Every terminal reports again; those of the dead node through the locator, elsewhere.
+      await Promise.all(
+        terminals.map(async (x, i) => {
+          for (let step = 1; ; step++) {
+            try {
+              if (
+                (await x.report(trackPoint(step, { start: Date.UTC(2026, 10, 6) + i * 1000 }))) ===
+                0
+              )
+                return;
+            } catch {
+              // the node died under it: it goes back to the locator; try again shortly
+            }
+            assert.ok(Date.now() - killedAt < 60_000, `terminal ${i} reports again`);
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }),
+      );
+      t.diagnostic(
+        `${onVictim.length} terminals of the killed node report again, the last ${Date.now() - killedAt} ms after the kill`,
+      );
+      for (const x of onVictim) {
+        assert.notEqual(x.node, killedGateway, 'not on the dead node');
+        assert.ok(x.returns >= 1, 'it went back to the locator');
+      }
+    } finally {
+      for (const x of terminals) x.close();
+      await Promise.all(nodes.slice(1).map((x) => x.stop()));
     }
   });
 
