@@ -1,7 +1,7 @@
 // The operator's dashboard: an HTTP server beside a node that reads and acts only through the
 // node's public gRPC VehicleService (as any other program would), and serves the front-end
 // bundle built at setup (.fleetmesh/dashboard, by dashboard/build.mjs). Pages and their JSON:
-//   GET  /api/cluster                 members (nodes holding sessions) and their load over time
+//   GET  /api/cluster                 members (ListMembers), vehicles on each, their load over time
 //   GET  /api/vehicles?q=&limit=      online vehicles, searched by id or node
 //   GET  /api/vehicles/ID?hours=H     state, open alarms, track of its last H hours, commands
 //   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm)
@@ -120,15 +120,13 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       return { node: opts.nodeName ?? '', grpc: opts.grpcAddress };
     }
     if (path === '/api/cluster' && method === 'GET') {
-      const snap = await fleet.online(token);
-      const online = fleet.byNode(snap);
+      const [snap, members] = await Promise.all([fleet.online(token), fleet.members(token)]);
       return {
         self: opts.nodeName ?? '',
         takenUnixMs: snap.takenUnixMs,
         totalOnline: snap.totalOnline,
-        members: Object.entries(online)
-          .sort(([a], [b]) => a.localeCompare(b))
-          .map(([node, vehicles]) => ({ node, vehicles })),
+        members: fleet.rows(snap, members),
+        membership: members.unimplemented ? 'unimplemented' : 'listed',
         history: fleet.history(),
         sampleMs: sampleEvery,
         liveFeed: { connected: feed.connected, lastError: feed.lastError, browsers: feed.browsers },

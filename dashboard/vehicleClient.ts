@@ -85,6 +85,31 @@ export interface OnlinePage {
   totalOnline: number;
 }
 
+/** A member's load as ListMembers gives it: `terminals` always, the rest when it reports them. */
+export interface MemberLoad {
+  terminals: number;
+  authenticated?: number;
+  reportsPerSecond?: number;
+  elu?: number;
+  cpu?: number;
+  rssBytes?: number;
+  capacity?: number;
+  zone?: string;
+}
+
+/** A member of the cluster (ListMembers). */
+export interface ClusterMember {
+  node: string;
+  gateway: string;
+  /** Empty when the member advertises no gRPC server. */
+  grpc: string;
+  workers: number;
+  startedAtUnixMs: number;
+  reportedAtUnixMs: number;
+  load: MemberLoad;
+  draining: boolean;
+}
+
 export type CommandState =
   'COMMAND_STATE_UNSPECIFIED' | 'QUEUED' | 'SENT' | 'ANSWERED' | 'FAILED' | 'TIMED_OUT' | 'REFUSED';
 
@@ -205,6 +230,22 @@ export class VehicleClient {
 
   listOnline(token: string, pageSize: number, pageToken = ''): Promise<OnlinePage> {
     return this.unary('listOnlineVehicles', token, { pageSize, pageToken });
+  }
+
+  /** The members as the node sees them; empty from a node without membership. */
+  async listMembers(token: string): Promise<{ members: ClusterMember[]; node: string }> {
+    const res = await this.unary<{ members: ClusterMember[]; node: string }>(
+      'listMembers',
+      token,
+      {},
+    );
+    // proto-loader names the optional fields' synthetic oneofs (_zone: 'zone'): not load figures.
+    for (const m of res.members) {
+      m.load ??= { terminals: 0 };
+      const load = m.load as unknown as Record<string, unknown>;
+      for (const k of Object.keys(load)) if (k.startsWith('_')) delete load[k];
+    }
+    return res;
   }
 
   getCommand(token: string, commandId: string): Promise<CommandStatus> {

@@ -97,6 +97,12 @@ function Login({ onDone }: { onDone: () => void }) {
   );
 }
 
+/** A share 0..1 as a percentage, or a dash when the member does not report it. */
+const percent = (x: number | undefined): string =>
+  x === undefined ? '–' : `${Math.round(x * 100)} %`;
+const mib = (x: number | undefined): string =>
+  x === undefined ? '–' : `${Math.round(x / (1024 * 1024))} MiB`;
+
 function Cluster() {
   const [view, setView] = useState<ClusterView | null>(null);
   usePoll(async () => setView(await api<ClusterView>('/api/cluster')), 3000, []);
@@ -111,24 +117,57 @@ function Cluster() {
           <tr>
             <th>member</th>
             <th>vehicles online</th>
+            <th>terminals</th>
+            <th>reports/s</th>
+            <th>CPU</th>
+            <th>event loop</th>
+            <th>memory</th>
+            <th>workers</th>
+            <th>gateway</th>
           </tr>
         </thead>
         <tbody>
           {view.members.map((m) => (
-            <tr class="member" data-node={m.node} key={m.node}>
+            <tr
+              class={`member${m.member ? '' : ' not-member'}`}
+              data-node={m.node}
+              data-member={String(m.member)}
+              key={m.node}
+              title={
+                m.load
+                  ? `zone ${m.load.zone ?? '–'}, capacity ${m.load.capacity ?? '–'}, gRPC ${m.grpc || '–'}, load reported ${m.reportedAtUnixMs ? time(m.reportedAtUnixMs) : '–'}`
+                  : 'not in the membership: known from its vehicles'
+              }
+            >
               <td>
                 {m.node}
                 {m.node === view.self ? ' (this node)' : ''}
+                {m.draining ? ' (draining)' : ''}
               </td>
-              <td>{m.vehicles}</td>
+              <td class="vehicles">{m.vehicles}</td>
+              <td class="terminals">
+                {m.load
+                  ? `${m.load.terminals}${m.load.capacity ? ` / ${m.load.capacity}` : ''}`
+                  : '–'}
+              </td>
+              <td class="rps">{m.load?.reportsPerSecond?.toFixed(1) ?? '–'}</td>
+              <td>{percent(m.load?.cpu)}</td>
+              <td>{percent(m.load?.elu)}</td>
+              <td>{mib(m.load?.rssBytes)}</td>
+              <td class="workers">{m.workers ?? '–'}</td>
+              <td>{m.gateway ?? '–'}</td>
             </tr>
           ))}
         </tbody>
       </table>
-      <LoadChart history={view.history} />
+      <LoadChart history={view.history} figure="online" label="vehicles online" />
+      <LoadChart history={view.history} figure="reportsPerSecond" label="reports/s" />
       <p class="note">
-        Members are the nodes holding vehicles' sessions (sampled every {view.sampleMs / 1000} s);
-        live feed {view.liveFeed.connected ? 'connected' : `down: ${view.liveFeed.lastError}`},{' '}
+        {view.membership === 'listed'
+          ? 'Members are the nodes in the membership with their last load report (ListMembers); '
+          : 'This node does not list members: members are the nodes holding vehicles’ sessions; '}
+        sampled every {view.sampleMs / 1000} s; live feed{' '}
+        {view.liveFeed.connected ? 'connected' : `down: ${view.liveFeed.lastError}`},{' '}
         {view.liveFeed.browsers} browser(s) following.
       </p>
     </section>

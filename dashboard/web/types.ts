@@ -72,12 +72,46 @@ export interface VehicleDetail {
   commands: CommandEntry[];
 }
 
+/** A member's load as its last report gives it (ListMembers): `terminals` always. */
+export interface MemberLoad {
+  terminals: number;
+  authenticated?: number;
+  reportsPerSecond?: number;
+  elu?: number;
+  cpu?: number;
+  rssBytes?: number;
+  capacity?: number;
+  zone?: string;
+}
+
+export interface MemberRow {
+  node: string;
+  vehicles: number;
+  /** Named by the membership; false for a node known only from its vehicles (or as this one). */
+  member: boolean;
+  gateway?: string;
+  grpc?: string;
+  workers?: number;
+  startedAtUnixMs?: number;
+  reportedAtUnixMs?: number;
+  load?: MemberLoad;
+  draining?: boolean;
+}
+
+export interface LoadSample {
+  tUnixMs: number;
+  online: Record<string, number>;
+  reportsPerSecond: Record<string, number>;
+}
+
 export interface ClusterView {
   self: string;
   takenUnixMs: number;
   totalOnline: number;
-  members: { node: string; vehicles: number }[];
-  history: { tUnixMs: number; online: Record<string, number> }[];
+  members: MemberRow[];
+  /** 'unimplemented': the node has no ListMembers; members are then what the vehicles say. */
+  membership: 'listed' | 'unimplemented';
+  history: LoadSample[];
   sampleMs: number;
   liveFeed: { connected: boolean; lastError: string; browsers: number };
 }

@@ -2,7 +2,8 @@
 // against a real node, its gRPC server and real storage, with simulated terminals: log in with
 // the node's token, see the vehicles appear, open one, see its track grow live, confirm an alarm
 // (and find it handled in the store, and the 0x8203 at the terminal), send commands and see the
-// terminal's answers. Also the HTTP API's refusals: no token, bad input.
+// terminal's answers. Also the HTTP API's refusals: no token, bad input; and the cluster page of
+// a node with membership (its own etcd), where a member holding no vehicles shows with its load.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,13 +12,15 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
-import type { LocalServers } from '../../devservers/localServers.js';
+import { connect } from 'node:net';
+import { freePort, startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 import type { FleetNode } from '../../node/node.js';
 import { startDashboard, type Dashboard } from '../../dashboard/index.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
 import { until } from '../helpers/until.js';
 
+type Obj = Record<string, unknown>;
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 const database = testDatabase('dashboard');
@@ -240,6 +243,72 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
       );
     } finally {
       await fresh.stop();
+    }
+  });
+
+  it('the cluster page lists a member holding no vehicles (ListMembers), with its load report', async () => {
+    // A node with membership (etcd of its own), no vehicles; its dashboard is not told its name,
+    // so only ListMembers can name it.
+    const etcd = await startLocalServers({ external: { mongodbUri: servers.mongodbUri } });
+    const grpcPort = await freePort();
+    let member: FleetNode | undefined;
+    let memberApi: GrpcServer | undefined;
+    let board: Dashboard | undefined;
+    const socket = { destroy: (): void => undefined };
+    const other = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    other.on('pageerror', (err) => pageErrors.push(err.message));
+    try {
+      member = await startTestNode(servers.mongodbUri, testDatabase('dashboard_member'), {
+        node: 'dash-member',
+        workers: 1,
+        membership: {
+          etcdEndpoints: etcd.etcdEndpoints,
+          grpc: `127.0.0.1:${grpcPort}`,
+          ttlSeconds: 5,
+          capacity: 500,
+        },
+      });
+      memberApi = await startGrpcServer(member, { tokens: [TOKEN], port: grpcPort });
+      board = await startDashboard({
+        grpcAddress: `127.0.0.1:${grpcPort}`,
+        token: TOKEN,
+        host: '127.0.0.1',
+        port: 0,
+        sampleMs: 500,
+      });
+      const cluster = await fetch(new URL('/api/cluster', board.url), {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(cluster.status, 200);
+      const body = (await cluster.json()) as { membership: string; members: Obj[] };
+      assert.equal(body.membership, 'listed');
+      assert.equal(body.members.length, 1, JSON.stringify(body.members));
+      assert.equal(body.members[0]!.node, 'dash-member');
+      assert.equal(body.members[0]!.vehicles, 0);
+      assert.equal(body.members[0]!.member, true);
+      assert.equal(body.members[0]!.gateway, `127.0.0.1:${member.port}`);
+
+      await other.goto(board.url);
+      await other.fill('input[name=token]', TOKEN);
+      await other.click('button[type=submit]');
+      const row = other.locator('.member[data-node="dash-member"][data-member="true"]');
+      await row.waitFor();
+      assert.equal(await row.locator('td.vehicles').textContent(), '0');
+      assert.equal(await row.locator('td.workers').textContent(), '1');
+      // A connection to its gateway (not a terminal yet): its next load report counts it.
+      const s = connect(member.port, '127.0.0.1');
+      socket.destroy = () => s.destroy();
+      await eventually(
+        async () => (await row.locator('td.terminals').textContent()) === '1 / 500',
+        'the load report counting the connection',
+      );
+    } finally {
+      socket.destroy();
+      await other.close();
+      await board?.stop();
+      await memberApi?.stop();
+      await member?.stop();
+      await etcd.stop();
     }
   });
 

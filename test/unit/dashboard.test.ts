@@ -1,15 +1,17 @@
 // The dashboard's bounded memories, alone: a browser's SSE backlog (a slow browser costs at most
 // maxBacklog events, then drops and is told how many), the recent tracks and command log, the
-// login sessions.
+// login sessions; the cluster page's members (ListMembers merged with the vehicles' nodes).
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import type { IncomingMessage } from 'node:http';
+import { FleetSnapshot } from '../../dashboard/fleetSnapshot.js';
 import { RecentCommands, RecentTracks } from '../../dashboard/recent.js';
 import { NotAuthenticated, SESSION_COOKIE, Sessions } from '../../dashboard/sessions.js';
 import { SseChannel, type EventSink } from '../../dashboard/sse.js';
 import {
   grpc,
+  type ClusterMember,
   type CommandStatus,
   type Position,
   type VehicleClient,
@@ -194,5 +196,83 @@ describe('dashboard sessions', () => {
     await assert.rejects(sessions.tokenOf(cookieOf(a)), NotAuthenticated);
     assert.equal(await sessions.tokenOf(cookieOf(b)), 't');
     assert.equal(await sessions.tokenOf(cookieOf(c)), 't');
+  });
+});
+
+describe('the cluster page’s members', () => {
+  const member = (node: string, terminals: number, reportsPerSecond?: number): ClusterMember => ({
+    node,
+    gateway: `127.0.0.1:${8800 + terminals}`,
+    grpc: '',
+    workers: 2,
+    startedAtUnixMs: 1,
+    reportedAtUnixMs: 2,
+    load: { terminals, ...(reportsPerSecond === undefined ? {} : { reportsPerSecond }) },
+    draining: false,
+  });
+  /** A node answering ListOnlineVehicles with `online` (vehicle → node) and ListMembers. */
+  const fake = (
+    online: Record<string, string>,
+    members: ClusterMember[] | 'unimplemented',
+  ): VehicleClient =>
+    ({
+      listOnline: async () => ({
+        vehicles: Object.entries(online).map(([vehicleId, node]) => ({
+          vehicleId,
+          node,
+          linkId: '',
+          lastSeenUnixMs: 0,
+        })),
+        nextPageToken: '',
+        totalOnline: Object.keys(online).length,
+      }),
+      listMembers: async () => {
+        if (members === 'unimplemented')
+          throw Object.assign(new Error('12 UNIMPLEMENTED'), { code: grpc.status.UNIMPLEMENTED });
+        return { members, node: 'a' };
+      },
+    }) as unknown as VehicleClient;
+
+  it('every member shows, one holding no vehicles too; a node known only from vehicles is marked', async () => {
+    const fleet = new FleetSnapshot(
+      fake({ '1': 'a', '2': 'a', '3': 'gone' }, [member('a', 2, 4.5), member('b', 0)]),
+      'a',
+    );
+    const rows = fleet.rows(await fleet.online('t'), await fleet.members('t'));
+    assert.deepEqual(
+      rows.map((r) => [r.node, r.vehicles, r.member, r.load?.terminals]),
+      [
+        ['a', 2, true, 2],
+        ['b', 0, true, 0],
+        ['gone', 1, false, undefined],
+      ],
+    );
+    const sample = await fleet.sample('t');
+    assert.deepEqual(sample.online, { a: 2, b: 0, gone: 1 });
+    assert.deepEqual(sample.reportsPerSecond, { a: 4.5 }, 'only members that report it');
+  });
+
+  it('a node without ListMembers: members are the vehicles’ nodes and this one', async () => {
+    const fleet = new FleetSnapshot(fake({ '1': 'x' }, 'unimplemented'), 'self');
+    const members = await fleet.members('t');
+    assert.equal(members.unimplemented, true);
+    const rows = fleet.rows(await fleet.online('t'), members);
+    assert.deepEqual(
+      rows.map((r) => [r.node, r.vehicles, r.member]),
+      [
+        ['self', 0, false],
+        ['x', 1, false],
+      ],
+    );
+  });
+
+  it('a refusal other than UNIMPLEMENTED is not hidden', async () => {
+    const client = fake({}, []);
+    (client as unknown as Record<string, unknown>).listMembers = async () => {
+      throw Object.assign(new Error('16 UNAUTHENTICATED'), { code: grpc.status.UNAUTHENTICATED });
+    };
+    await assert.rejects(new FleetSnapshot(client, undefined).members('t'), {
+      code: grpc.status.UNAUTHENTICATED,
+    });
   });
 });
