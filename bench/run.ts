@@ -8,6 +8,7 @@ import { runCodecBench } from './codec.js';
 import { runNodeBench } from './node.js';
 import { runPlacementBench } from './placement.js';
 import { runQueriesBench } from './queries.js';
+import { runAreaNowBench } from './areaNow.js';
 import { Reporter, writeReport, type BenchContext } from './report.js';
 import { runStoreBench } from './store.js';
 import { localStoreBackend } from '../devservers/serverConfig.js';
@@ -87,6 +88,13 @@ const SUITES: Record<string, Suite> = {
     // --other-vehicles N vehicle-days stored beside it, --rounds R (each runs every query once).
     run: (ctx) =>
       runQueriesBench(ctx, { vehicles: num('--other-vehicles', 10), rounds: num('--rounds', 20) }),
+  },
+  areanow: {
+    about:
+      'vehicles in an area now: the per-thread filter over 100 000 last states beside a floor loop',
+    // --vehicles N last states, --rounds R paired rounds.
+    run: (ctx) =>
+      runAreaNowBench(ctx, { vehicles: num('--vehicles', 100_000), rounds: num('--rounds', 50) }),
   },
   cluster: {
     about:
