@@ -129,7 +129,8 @@ export async function runLocatorBench(o: LocatorBenchOptions): Promise<LocatorBe
           forkNode({
             node: `${tag}-${i}`,
             mongodbUri: servers.mongodbUri,
-            database: `fleetmesh_bench_locator_${tag}_${i}`,
+            // One cluster, one store: a vehicle handed between nodes finds its record.
+            database: `fleetmesh_bench_locator_${tag}`,
             workers: 1,
             membership: { etcdEndpoints: servers.etcdEndpoints },
           }),
