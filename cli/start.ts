@@ -239,7 +239,8 @@ export interface NodeChild {
   /** Stops the node (it leaves the membership, hands its vehicles over) and waits for its exit. */
   stop(): Promise<void>;
   /** Resolves with its exit code when the process ends, for whatever reason. */
-  exited: Promise<number | null>;
+  /** Its exit code, or the signal that ended it. */
+  exited: Promise<number | NodeJS.Signals | null>;
 }
 
 type ChildReply =
@@ -257,7 +258,9 @@ export async function forkNodeChild(config: NodeChildConfig): Promise<NodeChild>
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
     detached: true,
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  const exited = new Promise<number | NodeJS.Signals | null>((resolve) =>
+    child.once('exit', (c, signal) => resolve(c ?? signal)),
+  );
   let next = 0;
   const waiting = new Map<
     number,
@@ -519,7 +522,10 @@ export async function runStart(rawArgs: string[]): Promise<number> {
   let stopping = false;
   for (const n of nodes)
     void n.exited.then((code) => {
-      if (!stopping) process.stderr.write(`fleetmesh: node ${n.node} exited (${code})\n`);
+      if (!stopping)
+        process.stderr.write(
+          `fleetmesh: node ${n.node} exited (${code}); it is not restarted: its terminals reconnect through the locator to the others\n`,
+        );
     });
 
   let simulator: ChildProcess | undefined;
@@ -573,7 +579,11 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     const line =
       `members ${members}  connections ${connections}  terminals online ${online}  reports/s ${rate.toFixed(0)}  ` +
       `acks p99 ${p99} ms  persist lag ${lag} ms  buffered ${buffered}  | ${each.join(' | ')}`;
-    if (process.stdout.isTTY) process.stdout.write(`\r${line.padEnd(100)}`);
+    // On a terminal the line is redrawn in place: cut to the width (a wrapped line would leave
+    // its first row behind at every redraw) and cleared to the end.
+    const width = Math.max(20, (process.stdout.columns ?? 200) - 1);
+    const shown = line.length > width ? `${line.slice(0, width - 1)}…` : line;
+    if (process.stdout.isTTY) process.stdout.write(`\r${shown}\x1b[K`);
     else process.stdout.write(`${line}\n`);
   }
 
