@@ -6,13 +6,7 @@
 // When the stream breaks, the links that used it are closed: their terminals reconnect and
 // send again what was not acknowledged (as when a worker dies).
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import {
-  AUTHENTICATED,
-  CLOSE,
-  FrameBatchBuilder,
-  readFrameBatch,
-  SEND,
-} from '../hosting/frameBatch.js';
+import { applyToLink, FrameBatchBuilder, readFrameBatch } from '../hosting/frameBatch.js';
 import type { GatewayDelivery } from '../gateway/gateway.js';
 import { peerClient, type PeerClient, type RouteBatch, type RouteStream } from './peerService.js';
 
@@ -172,14 +166,7 @@ export class PeerChannel {
       this.opts.drained();
     }
     if (b.records.length > 0) {
-      readFrameBatch(b.records, (r) => {
-        if (r.kind !== SEND && r.kind !== CLOSE && r.kind !== AUTHENTICATED) return;
-        const link = this.opts.linkByNumber(r.link);
-        if (!link) return; // the connection is gone
-        if (r.kind === SEND) link.send(r.frame);
-        else if (r.kind === CLOSE) link.close(r.reason);
-        else link.authenticated(r.vehicleId, r.edition);
-      });
+      readFrameBatch(b.records, (r) => applyToLink(r, this.opts.linkByNumber));
     }
     if (b.consumed > 0) {
       const wasFull = this.inFlight >= this.opts.maxInFlight;

@@ -6,6 +6,7 @@
 import type { TerminalLink } from '../actors/vehicleActor.js';
 import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import {
+  deliveryOf,
   FrameBatchBuilder,
   LINK_CLOSED,
   LINK_NAME,
@@ -51,7 +52,7 @@ export class PeerInbound {
   private readonly out = new FrameBatchBuilder();
   /** Cluster-wide names of the peer's links (LINK_NAME), until they close. */
   private readonly names = new Map<number, { id: string; node: string }>();
-  /** This stream's proxies by the peer's link number (the table's are keyed by stream too). */
+  /** This stream's proxies by the peer's link number. */
   private readonly mine = new Map<number, ProxyLink<ProxyTerminalLink>>();
   private lastPhone = '';
   private lastVehicle = '';
@@ -117,17 +118,7 @@ export class PeerInbound {
       }
       this.proxies.release(proxy.number);
       this.mine.delete(r.link);
-      this.offer(
-        vehicleId,
-        {
-          kind: 'linkClosed',
-          link: proxy.link,
-          linkNumber: proxy.number,
-          reason: r.reason,
-          at: r.at,
-        },
-        hops,
-      );
+      this.offer(vehicleId, deliveryOf(r, proxy.link, proxy.number)!, hops);
       return;
     }
     const proxy = this.proxyOf(r.link);
@@ -138,36 +129,14 @@ export class PeerInbound {
       return;
     }
     proxy.link.vehicleId = vehicleId;
-    const d: GatewayDelivery =
-      r.kind === UPLINK
-        ? {
-            kind: 'uplink',
-            link: proxy.link,
-            linkNumber: proxy.number,
-            header: r.header,
-            edition: r.edition,
-            message: null,
-            // A copy: a view would keep the whole batch alive while the record waits.
-            body: r.body.slice(),
-            receivedAt: r.receivedAt,
-          }
-        : {
-            kind: 'platformMessage',
-            link: proxy.link,
-            linkNumber: proxy.number,
-            phone: r.phone,
-            edition: r.edition,
-            messageId: r.messageId,
-            body: r.body.slice(),
-          };
-    this.offer(vehicleId, d, hops);
+    this.offer(vehicleId, deliveryOf(r, proxy.link, proxy.number)!, hops);
   }
 
   /** This stream's proxy for the peer's link (made on first use; undefined at the table's limit). */
   private proxyOf(remote: number): ProxyLink<ProxyTerminalLink> | undefined {
     let proxy = this.mine.get(remote);
     if (proxy) return proxy;
-    proxy = this.proxies.proxyFor(this.id, remote, () => this.proxyLink(remote));
+    proxy = this.proxies.allocate(this.id, remote, () => this.proxyLink(remote));
     if (proxy) this.mine.set(remote, proxy);
     return proxy;
   }

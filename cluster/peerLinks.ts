@@ -16,10 +16,12 @@ export interface ProxyLink<L> {
   link: L;
 }
 
-/** The table of proxy links; at `limit` links a new one is refused (undefined). */
+/**
+ * The table of proxy links, by this node's number (each stream finds its own by the peer's
+ * number: PeerInbound); at `limit` links a new one is refused (undefined).
+ */
 export class ProxyLinkTable<L> {
   private readonly byNumber = new Map<number, ProxyLink<L>>();
-  private readonly byRemote = new Map<string, number>();
   private next = PROXY_LINK_BASE;
   refused = 0;
 
@@ -29,11 +31,8 @@ export class ProxyLinkTable<L> {
     return this.byNumber.size;
   }
 
-  /** The proxy for a peer's link, made with `make(number)` on first use; undefined at the limit. */
-  proxyFor(stream: number, remote: number, make: (number: number) => L): ProxyLink<L> | undefined {
-    const key = `${stream}:${remote}`;
-    const known = this.byRemote.get(key);
-    if (known !== undefined) return this.byNumber.get(known);
+  /** A new proxy for a peer's link, made with `make(number)`; undefined at the limit. */
+  allocate(stream: number, remote: number, make: (number: number) => L): ProxyLink<L> | undefined {
     if (this.byNumber.size >= this.limit) {
       this.refused++;
       return undefined;
@@ -44,7 +43,6 @@ export class ProxyLinkTable<L> {
     this.next = this.advance(number);
     const p: ProxyLink<L> = { number, stream, remote, link: make(number) };
     this.byNumber.set(number, p);
-    this.byRemote.set(key, number);
     return p;
   }
 
@@ -53,10 +51,7 @@ export class ProxyLinkTable<L> {
   }
 
   release(number: number): void {
-    const p = this.byNumber.get(number);
-    if (!p) return;
     this.byNumber.delete(number);
-    this.byRemote.delete(`${p.stream}:${p.remote}`);
   }
 
   /** Every proxy of one stream, released (the stream ended). */

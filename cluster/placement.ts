@@ -23,6 +23,12 @@ export function workerSlots(workers: number): string[] {
   return Array.from({ length: workers }, (_, i) => `worker-${i}`);
 }
 
+/** Vehicle → worker for a node placing over its own workers alone, as a cluster would. */
+export function ownWorkers(workers: number): (vehicleId: string) => number {
+  const placement = new Placement(workerSlots(workers));
+  return (vehicleId) => placement.ownerOf(vehicleId);
+}
+
 /**
  * Every slot of the cluster, from its members and the worker threads each advertises, sorted so
  * that every node derives the same list from the same membership.

@@ -835,7 +835,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   /** Online vehicles of the whole cluster: this node's and every peer's (a peer down: skipped). */
   async online(): Promise<OnlineVehicle[]> {
-    const peers = [...new Set(this.view.nodes)].filter((n) => n !== this.opts.node);
+    const peers = this.placedPeers();
     const lists = await Promise.all([
       this.host.online(),
       ...peers.map((n) =>
@@ -858,7 +858,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     filter: AreaNowFilter,
     limit: number,
   ): Promise<AreaNowAnswer & { partial?: boolean }> {
-    const peers = [...new Set(this.view.nodes)].filter((n) => n !== this.opts.node);
+    const peers = this.placedPeers();
     let partial = false;
     const answers = await Promise.all([
       this.host.inArea(shape, filter, limit),
@@ -879,6 +879,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** Vehicles online whose actors run on this node. */
   localOnline(): Promise<OnlineVehicle[]> {
     return this.host.online();
+  }
+
+  /** The other nodes of the placement applied now (each answers for its own vehicles). */
+  private placedPeers(): string[] {
+    return [...new Set(this.view.nodes)].filter((n) => n !== this.opts.node);
   }
 
   /** What crossed between nodes so far. */

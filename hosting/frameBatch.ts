@@ -2,6 +2,8 @@
 // ArrayBuffer per batch, which is transferred (not copied) with one postMessage. Crossing a
 // thread costs per message, not per byte (ARCHITECTURE.md), so every frame of a turn of the
 // event loop goes in one batch. Pure code: no threads here.
+import type { TerminalLink } from '../actors/vehicleActor.js';
+import type { GatewayDelivery } from '../gateway/gateway.js';
 import type { Edition, Header } from '../jt808/header.js';
 
 /**
@@ -338,5 +340,61 @@ export function readFrameBatch(
       default:
         throw new Error(`frame batch: unknown record kind ${kind} at ${pos - 1}`);
     }
+  }
+}
+
+/**
+ * A record from the vehicles' side (a frame to send, a link to close, an authentication) done on
+ * the link it names; true when it was one (false for records towards the vehicles' side).
+ */
+export function applyToLink(
+  r: BatchRecord,
+  linkByNumber: (n: number) => TerminalLink | undefined,
+): boolean {
+  if (r.kind !== SEND && r.kind !== CLOSE && r.kind !== AUTHENTICATED) return false;
+  const link = linkByNumber(r.link);
+  if (!link) return true; // the connection is gone
+  if (r.kind === SEND) link.send(r.frame);
+  else if (r.kind === CLOSE) link.close(r.reason);
+  else link.authenticated(r.vehicleId, r.edition);
+  return true;
+}
+
+/**
+ * A record towards the vehicles' side (uplink, closed link, platform message) as the delivery
+ * the gateway would have made, on `link` numbered `linkNumber` where it is delivered next. The
+ * body is a copy: a view would keep the whole batch alive while the record waits.
+ */
+export function deliveryOf(
+  r: BatchRecord,
+  link: TerminalLink,
+  linkNumber: number,
+): GatewayDelivery | undefined {
+  switch (r.kind) {
+    case UPLINK:
+      return {
+        kind: 'uplink',
+        link,
+        linkNumber,
+        header: r.header,
+        edition: r.edition,
+        message: null,
+        body: r.body.slice(),
+        receivedAt: r.receivedAt,
+      };
+    case PLATFORM_MESSAGE:
+      return {
+        kind: 'platformMessage',
+        link,
+        linkNumber,
+        phone: r.phone,
+        edition: r.edition,
+        messageId: r.messageId,
+        body: r.body.slice(),
+      };
+    case LINK_CLOSED:
+      return { kind: 'linkClosed', link, linkNumber, reason: r.reason, at: r.at };
+    default:
+      return undefined;
   }
 }

@@ -15,14 +15,12 @@ import type { AlarmConfirmation, TerminalLink, VehicleView } from '../actors/veh
 import type { VehicleEvent, VehicleEventKind } from '../actors/vehicleEvents.js';
 import type { Message } from '../jt808/messages.js';
 import {
-  PROXY_LINK_BASE,
-  AUTHENTICATED,
-  CLOSE,
+  applyToLink,
+  deliveryOf,
   FrameBatchBuilder,
   LINK_CLOSED,
-  PLATFORM_MESSAGE,
+  PROXY_LINK_BASE,
   readFrameBatch,
-  SEND,
   UPLINK,
   type BatchRecord,
 } from './frameBatch.js';
@@ -282,15 +280,7 @@ export class WorkerVehicleHost implements VehicleHost {
     const gateway = this.gateway;
     if (gateway) {
       readFrameBatch(m.batch, (r) => {
-        if (r.kind === UPLINK || r.kind === PLATFORM_MESSAGE || r.kind === LINK_CLOSED) {
-          this.bounced(gateway, r);
-          return;
-        }
-        const link = gateway.linkByNumber(r.link);
-        if (!link) return; // the connection is gone
-        if (r.kind === SEND) link.send(r.frame);
-        else if (r.kind === CLOSE) link.close(r.reason);
-        else if (r.kind === AUTHENTICATED) link.authenticated(r.vehicleId, r.edition);
+        if (!applyToLink(r, (n: number) => gateway.linkByNumber(n))) this.bounced(gateway, r);
       });
     }
     const wasFull = slot.storageFull || slot.inFlight >= this.maxInFlight;
@@ -301,39 +291,14 @@ export class WorkerVehicleHost implements VehicleHost {
   }
 
   private bounced(links: LinkDirectory, r: BatchRecord): void {
-    const link = links.linkByNumber(r.link) ?? closedLink;
-    if (r.kind === UPLINK) {
-      if (link === closedLink) return; // the connection is gone: nothing to answer
-      this.opts.onBounce?.(vehicleIdOf(r.header.phone), {
-        kind: 'uplink',
-        link,
-        linkNumber: r.link,
-        header: r.header,
-        edition: r.edition,
-        message: null,
-        body: r.body.slice(),
-        receivedAt: r.receivedAt,
-      });
-    } else if (r.kind === PLATFORM_MESSAGE) {
-      if (link === closedLink) return;
-      this.opts.onBounce?.(r.vehicleId, {
-        kind: 'platformMessage',
-        link,
-        linkNumber: r.link,
-        phone: r.phone,
-        edition: r.edition,
-        messageId: r.messageId,
-        body: r.body.slice(),
-      });
-    } else if (r.kind === LINK_CLOSED) {
-      this.opts.onBounce?.(r.vehicleId, {
-        kind: 'linkClosed',
-        link,
-        linkNumber: r.link,
-        reason: r.reason,
-        at: r.at,
-      });
-    }
+    const link = links.linkByNumber(r.link);
+    // A frame of a connection gone has nobody to answer; a closed link still reaches its vehicle.
+    if (!link && r.kind !== LINK_CLOSED) return;
+    const d = deliveryOf(r, link ?? closedLink, r.link);
+    if (!d) return;
+    const vehicleId =
+      r.kind === UPLINK ? vehicleIdOf(r.header.phone) : 'vehicleId' in r ? r.vehicleId : '';
+    this.opts.onBounce?.(vehicleId, d);
   }
 
   private drained(): void {

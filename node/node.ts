@@ -37,7 +37,7 @@ import {
   type LoadReport,
   type PublishThresholds,
 } from '../cluster/loadReport.js';
-import { Placement, workerSlots } from '../cluster/placement.js';
+import { ownWorkers } from '../cluster/placement.js';
 import { ClusterRouter } from '../cluster/router.js';
 import { LocalVehicleHost, type ThreadMemory, type VehicleHost } from '../hosting/vehicleHost.js';
 import type { AreaNowAnswer, OnlineVehicle, ThreadStats } from '../hosting/vehicleThread.js';
@@ -500,12 +500,6 @@ function watchContact(membership: Membership, router: ClusterRouter): () => void
   );
   timer.unref();
   return () => clearInterval(timer);
-}
-
-/** A node alone places its vehicles over its own workers, as the cluster would over its slots. */
-function ownWorkers(workers: number): (vehicleId: string) => number {
-  const placement = new Placement(workerSlots(workers));
-  return (vehicleId) => placement.ownerOf(vehicleId);
 }
 
 /** The host to hand out for a server listening on `host`: reachable, unlike 0.0.0.0. */

@@ -20,7 +20,7 @@ import {
   type WorkerHostOptions,
 } from '../../hosting/workerHost.js';
 import type { Header } from '../../jt808/header.js';
-import { Placement, workerSlots } from '../../cluster/placement.js';
+import { ownWorkers } from '../../cluster/placement.js';
 import type { FakeWorkerControl } from '../fixtures/fakeVehicleWorker.js';
 import { FakeScheduler } from '../helpers/fakeScheduler.js';
 import { until } from '../helpers/until.js';
@@ -45,12 +45,6 @@ function hostWith(opts: Partial<WorkerHostOptions>): WorkerVehicleHost {
     workerOf: ownWorkers(opts.workers ?? 1),
     ...opts,
   });
-}
-
-/** The node's own placement over its workers (what startNode gives a node alone). */
-function ownWorkers(workers: number): (vehicleId: string) => number {
-  const placement = new Placement(workerSlots(workers));
-  return (vehicleId) => placement.ownerOf(vehicleId);
 }
 
 // Kept for the whole run: comlink releases an endpoint whose last proxy is collected, and a
