@@ -87,12 +87,23 @@ export class AlarmTracker {
     return changes;
   }
 
-  /** The platform confirmed these alarm bits (0x8203 type word; 0 = all): marks them handled. */
-  confirm(bits: number, status: HandlingStatus = 2): AlarmRecord[] {
+  /**
+   * The platform confirmed these alarm bits (0x8203 type word; 0 = all): marks them handled, by
+   * whom and when when `by` says (a later confirmation replaces both).
+   */
+  confirm(
+    bits: number,
+    status: HandlingStatus = 2,
+    by?: { operator: string; at: number },
+  ): AlarmRecord[] {
     const out: AlarmRecord[] = [];
     for (const r of this.openByBit.values()) {
       if (bits === 0 || (bits & (1 << r.bit)) !== 0) {
         r.handlingStatus = status;
+        if (by) {
+          r.handledBy = by.operator;
+          r.handledAt = by.at;
+        }
         out.push(r);
       }
     }

@@ -60,6 +60,8 @@ export type VehicleMessage =
       kind: 'confirmAlarms';
       bits: number;
       commandId: string;
+      /** Who handled them (stored as the records' handledBy, with handledAt now). */
+      operator: string;
       done: (r: AlarmConfirmation) => void;
     };
 
@@ -260,7 +262,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
       case 'commandTick':
         return this.commandTick(ctx);
       case 'confirmAlarms':
-        return this.confirmAlarms(msg.bits, msg.commandId, msg.done, ctx);
+        return this.confirmAlarms(msg.bits, msg.commandId, msg.operator, msg.done, ctx);
     }
   }
 
@@ -430,10 +432,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private async confirmAlarms(
     bits: number,
     commandId: string,
+    operator: string,
     done: (r: AlarmConfirmation) => void,
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
-    const confirmed = this.alarms.confirm(bits >>> 0);
+    const confirmed = this.alarms.confirm(bits >>> 0, 2, { operator, at: this.now() });
     await Promise.all(confirmed.map((r) => this.deps.store.saveAlarm(r)));
     const sticky = confirmed
       .filter((r) => r.needsConfirmation)

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
@@ -33,6 +33,9 @@ import {
 
 export const VEHICLE_SERVICE = 'fleetmesh.v1.VehicleService';
 const PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto');
+/** The handler recorded when a confirmation names none and its token has no name. */
+export const DEFAULT_OPERATOR = 'api';
+const MAX_OPERATOR_LENGTH = 64;
 
 export interface GrpcServerOptions {
   host?: string;
@@ -40,6 +43,11 @@ export interface GrpcServerOptions {
   port?: number;
   /** Accepted bearer tokens; at least one. */
   tokens: string[];
+  /**
+   * Names of tokens (token → name): ConfirmAlarms without an operator records the calling
+   * token's name as the handler ("api" for a token without one).
+   */
+  tokenNames?: Record<string, string>;
   /** Events a stream may have waiting before newer ones are dropped (and counted). */
   maxStreamBacklog?: number;
   /** Event streams open at once; more get RESOURCE_EXHAUSTED (default 1000). */
@@ -88,6 +96,17 @@ export async function startGrpcServer(
     if (typeof got !== 'string') return false;
     const b = Buffer.from(got);
     return tokens.some((t) => t.length === b.length && timingSafeEqual(t, b));
+  };
+  const named = Object.entries(opts.tokenNames ?? {}).map(([t, name]) => ({
+    bearer: Buffer.from(`Bearer ${t}`),
+    name,
+  }));
+  /** The name of the (authorized) token a call carries, when the server knows one. */
+  const tokenName = (md: grpc.Metadata): string | undefined => {
+    const got = md.get('authorization')[0];
+    if (typeof got !== 'string') return undefined;
+    const b = Buffer.from(got);
+    return named.find((t) => t.bearer.length === b.length && timingSafeEqual(t.bearer, b))?.name;
   };
 
   // Latest status per command, from the command events (bounded; storage has the rest).
@@ -227,10 +246,17 @@ export async function startGrpcServer(
       clearTimeout(timer);
       return { commandId, status: status ?? statuses.get(commandId) };
     }),
-    confirmAlarms: unary(async (req) => {
+    confirmAlarms: unary(async (req, call) => {
       const id = vehicleId(req);
       const bits = typeof req.bits === 'number' ? req.bits >>> 0 : 0;
-      const r = await node.confirmAlarms(id, bits);
+      const given = typeof req.operator === 'string' ? req.operator.trim() : '';
+      if ([...given].length > MAX_OPERATOR_LENGTH)
+        throw new InvalidRequest(
+          `operator is ${[...given].length} characters, at most ${MAX_OPERATOR_LENGTH}`,
+        );
+      const operator = given !== '' ? given : (tokenName(call.metadata) ?? DEFAULT_OPERATOR);
+      // Through the host (the node's facade takes no operator): the same path, to the owner.
+      const r = await node.host.confirmAlarms(id, bits, randomUUID(), operator);
       return {
         confirmed: r.confirmed.map((a) => ({ bit: a.bit, startUnixMs: a.startTime })),
         commandId: r.commandId ?? '',

@@ -747,7 +747,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       case 'confirmAlarms':
         return toPeerJson(
           await this.onThisNode(() =>
-            this.host.confirmAlarms(vehicleId, Number(args[1]), String(args[2])),
+            this.host.confirmAlarms(
+              vehicleId,
+              Number(args[1]),
+              String(args[2]),
+              String(args[3] ?? 'api'),
+            ),
           ),
         );
       default:
@@ -812,11 +817,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     vehicleId: string,
     bits: number,
     commandId: string,
+    operator?: string,
   ): Promise<AlarmConfirmation> {
     const owner = await this.answering(vehicleId);
     if (owner === this.opts.node)
-      return this.onThisNode(() => this.host.confirmAlarms(vehicleId, bits, commandId));
-    return this.call(owner, 'confirmAlarms', [vehicleId, bits, commandId]);
+      return this.onThisNode(() => this.host.confirmAlarms(vehicleId, bits, commandId, operator));
+    return this.call(owner, 'confirmAlarms', [vehicleId, bits, commandId, operator]);
   }
 
   /** A call on this node's threads; one that raced a placement change is UNAVAILABLE (retry). */

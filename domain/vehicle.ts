@@ -30,6 +30,10 @@ export interface AlarmRecord {
   endTime: number | null;
   end: AlarmPoint | null;
   handlingStatus: HandlingStatus;
+  /** Who handled it (the operator of the confirmation), once handled. */
+  handledBy?: string;
+  /** When it was handled (ms), once handled; stored as a Date. */
+  handledAt?: number;
   /** Cleared by the terminal only after the platform confirms it. */
   needsConfirmation: boolean;
 }

@@ -44,7 +44,13 @@ export interface VehicleHost {
   onDrain(fn: () => void): void;
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
+  /** `operator`: who handled them (the records' handledBy; default 'api'). */
+  confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+    operator?: string,
+  ): Promise<AlarmConfirmation>;
   online(): Promise<OnlineVehicle[]>;
   /** Vehicles whose last position is in the area now (every thread asked; at most `limit`). */
   inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): Promise<AreaNowAnswer>;
@@ -134,8 +140,13 @@ export class LocalVehicleHost implements VehicleHost {
     return this.vehicles.vehicle(vehicleId);
   }
 
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
-    return this.vehicles.confirmAlarms(vehicleId, bits, commandId);
+  confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+    operator?: string,
+  ): Promise<AlarmConfirmation> {
+    return this.vehicles.confirmAlarms(vehicleId, bits, commandId, operator);
   }
 
   async online(): Promise<OnlineVehicle[]> {

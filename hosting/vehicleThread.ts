@@ -261,13 +261,19 @@ export class VehicleThread {
   }
 
   /** Marks a vehicle's open alarms handled (0 = all); see VehicleActor.confirmAlarms. */
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation> {
+  confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+    operator = 'api',
+  ): Promise<AlarmConfirmation> {
     if (!this.owns(vehicleId)) return this.notOwned(vehicleId);
     return new Promise((resolve, reject) => {
       const accepted = this.actors.tell(vehicleId, {
         kind: 'confirmAlarms',
         bits,
         commandId,
+        operator,
         done: resolve,
       });
       if (!accepted) reject(new Error('vehicle mailbox full'));

@@ -75,7 +75,12 @@ export interface VehicleWorkerApi {
   ready(): Promise<void>;
   command(vehicleId: string, id: string, message: Message): Promise<CommandEvent>;
   vehicle(vehicleId: string): Promise<VehicleView | undefined>;
-  confirmAlarms(vehicleId: string, bits: number, commandId: string): Promise<AlarmConfirmation>;
+  confirmAlarms(
+    vehicleId: string,
+    bits: number,
+    commandId: string,
+    operator?: string,
+  ): Promise<AlarmConfirmation>;
   online(): OnlineVehicle[];
   inArea(shape: AreaShape, filter: AreaNowFilter, limit: number): AreaNowAnswer;
   stats(): ThreadStats;
@@ -256,7 +261,8 @@ const api: VehicleWorkerApi = {
   ready: () => ready,
   command: (vehicleId, id, message) => vehicles.command(vehicleId, id, message),
   vehicle: (vehicleId) => vehicles.vehicle(vehicleId),
-  confirmAlarms: (vehicleId, bits, commandId) => vehicles.confirmAlarms(vehicleId, bits, commandId),
+  confirmAlarms: (vehicleId, bits, commandId, operator) =>
+    vehicles.confirmAlarms(vehicleId, bits, commandId, operator),
   online: () => vehicles.online(),
   inArea: (shape, filter, limit) => vehicles.inArea(shape, filter, limit),
   stats: () => vehicles.stats(),

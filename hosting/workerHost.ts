@@ -345,8 +345,11 @@ export class WorkerVehicleHost implements VehicleHost {
     vehicleId: string,
     bits: number,
     commandId: string,
+    operator?: string,
   ): Promise<AlarmConfirmation> {
-    return this.call(this.slotOf(vehicleId), (a) => a.confirmAlarms(vehicleId, bits, commandId));
+    return this.call(this.slotOf(vehicleId), (a) =>
+      a.confirmAlarms(vehicleId, bits, commandId, operator),
+    );
   }
 
   async online(): Promise<OnlineVehicle[]> {

@@ -198,6 +198,7 @@ export class VehicleStore {
       ...record,
       startTime: new Date(record.startTime),
       endTime: record.endTime === null ? null : new Date(record.endTime),
+      ...(record.handledAt !== undefined ? { handledAt: new Date(record.handledAt) } : {}),
     });
   }
 

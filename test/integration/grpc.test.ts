@@ -11,6 +11,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { mapEntryName } from '../../api/grpcReflection.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
+import { HISTORY_PROTO } from '../../api/historyService.js';
 import {
   freePort,
   projectRoot,
@@ -44,6 +45,7 @@ async function until(condition: () => boolean): Promise<void> {
 let node: FleetNode;
 let api: GrpcServer;
 let client: grpc.Client & Record<string, Call>;
+let history: grpc.Client & Record<string, Call>;
 
 function auth(token = TOKEN): grpc.Metadata {
   const md = new grpc.Metadata();
@@ -51,10 +53,10 @@ function auth(token = TOKEN): grpc.Metadata {
   return md;
 }
 
-function call(method: string, req: Obj, md = auth()): Promise<Obj> {
+function call(method: string, req: Obj, md = auth(), c = client): Promise<Obj> {
   return new Promise((resolve, reject) => {
-    const fn = client[method] as Call;
-    fn.call(client, req, md, (err, res) => (err ? reject(err) : resolve(res ?? {})));
+    const fn = c[method] as Call;
+    fn.call(c, req, md, (err, res) => (err ? reject(err) : resolve(res ?? {})));
   });
 }
 
@@ -144,16 +146,29 @@ before(async () => {
     workers: 2,
     writer: { maxDelayMs: 5 },
   });
-  api = await startGrpcServer(node, { tokens: [TOKEN, 'second-token'] });
+  api = await startGrpcServer(node, {
+    tokens: [TOKEN, 'second-token'],
+    tokenNames: { 'second-token': 'desk-2' },
+  });
   const Service = loadClient<grpc.ServiceClientConstructor>(
     join(projectRoot, 'proto', 'fleetmesh', 'v1', 'vehicle.proto'),
     ['fleetmesh', 'v1', 'VehicleService'],
   );
   client = new Service(`127.0.0.1:${api.port}`, grpc.credentials.createInsecure()) as typeof client;
+  const History = loadClient<grpc.ServiceClientConstructor>(HISTORY_PROTO, [
+    'fleetmesh',
+    'v1',
+    'HistoryService',
+  ]);
+  history = new History(
+    `127.0.0.1:${api.port}`,
+    grpc.credentials.createInsecure(),
+  ) as typeof history;
 });
 
 after(async () => {
   client?.close();
+  history?.close();
   await api?.stop();
   await node?.stop();
   await servers?.stop();
@@ -364,6 +379,64 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     assert.equal(byBit.get(1)?.endTime, null);
     const status = await call('getCommand', { commandId: res.commandId });
     assert.equal(status.state, 'ANSWERED');
+    t.close();
+  });
+
+  it('ConfirmAlarms records who handled each alarm and when (the operator, else the token’s name, else "api"); ListAlarms shows them, also after the alarm closes', async () => {
+    const t = await online('013800000008');
+    t.answerCommands(() => trackPoint(2));
+    // Emergency (bit 0, kept until confirmed), overspeed (1) and fatigue (2).
+    assert.equal(await t.report(trackPoint(1, { alarm: 0b111 })), 0);
+    const told = t.waitFor((f) => f.message?.type === 'AlarmConfirm');
+    const before0 = Date.now();
+    const first = await call('confirmAlarms', {
+      vehicleId: '13800000008',
+      bits: 0b1,
+      operator: '  张三  ',
+    });
+    const after0 = Date.now();
+    assert.deepEqual(
+      (first.confirmed as Obj[]).map((a) => a.bit),
+      [0],
+    );
+    await call('confirmAlarms', { vehicleId: '13800000008', bits: 0b10 }, auth('second-token'));
+    await call('confirmAlarms', { vehicleId: '13800000008', bits: 0b100 });
+    await assert.rejects(
+      call('confirmAlarms', { vehicleId: '13800000008', bits: 0b100, operator: 'x'.repeat(65) }),
+      (err: grpc.ServiceError) =>
+        err.code === grpc.status.INVALID_ARGUMENT &&
+        /operator is 65 characters, at most 64/.test(err.details),
+    );
+    // The terminal clears the emergency bit once told (0x8203): its record closes, handled.
+    await told;
+    assert.equal(await t.report(trackPoint(2, { alarm: 0b110 })), 0);
+    await node.flush();
+    const res = await call(
+      'listAlarms',
+      {
+        vehicleIds: ['13800000008'],
+        fromUnixMs: (trackPoint(1).time as number) - 1,
+        toUnixMs: (trackPoint(2).time as number) + 1,
+      },
+      auth(),
+      history,
+    );
+    const byType = new Map((res.alarms as Obj[]).map((a) => [a.typeCode as number, a]));
+    assert.deepEqual([...byType.keys()].sort(), [0, 1, 2]);
+    assert.equal(byType.get(0)?.handlingStatus, 2);
+    assert.equal(byType.get(0)?.handledBy, '张三');
+    const at0 = byType.get(0)?.handledUnixMs as number;
+    assert.ok(
+      at0 >= before0 && at0 <= after0,
+      `handled at ${at0}, asked in [${before0}, ${after0}]`,
+    );
+    assert.equal(
+      ((byType.get(0)?.end as Obj | null)?.timeUnixMs as number) ?? 0,
+      trackPoint(2).time,
+    );
+    assert.equal(byType.get(1)?.handledBy, 'desk-2');
+    assert.equal(byType.get(2)?.handledBy, 'api');
+    assert.ok((byType.get(2)?.handledUnixMs as number) >= at0);
     t.close();
   });
 

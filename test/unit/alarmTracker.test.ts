@@ -111,6 +111,29 @@ describe('AlarmTracker', () => {
     );
   });
 
+  it('a confirmation names who handled the records and when; a later one replaces both, and the closed record keeps them', () => {
+    const t = new AlarmTracker('v1', 2013);
+    t.apply(bit(0, 1), at(1));
+    t.confirm(bit(0), 2, { operator: 'ann', at: 10 });
+    t.confirm(bit(1), 2, { operator: 'bob', at: 11 });
+    assert.deepEqual(
+      t.open.map((r) => [r.bit, r.handledBy, r.handledAt]),
+      [
+        [0, 'ann', 10],
+        [1, 'bob', 11],
+      ],
+    );
+    t.confirm(0, 2, { operator: 'cy', at: 12 });
+    const closed = t.apply(0, at(2)).closed;
+    assert.deepEqual(
+      closed.map((r) => [r.bit, r.handlingStatus, r.handledBy, r.handledAt]),
+      [
+        [0, 2, 'cy', 12],
+        [1, 2, 'cy', 12],
+      ],
+    );
+  });
+
   it('resumes from the open records it is given (after a passivation or restart)', () => {
     const first = new AlarmTracker('v1', 2013);
     const opened = first.apply(bit(2), at(1)).opened;
