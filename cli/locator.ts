@@ -18,9 +18,13 @@ const OPTIONS: readonly { name: string; value: string; help: string }[] = [
   {
     name: '--grpc-port',
     value: 'PORT',
-    help: 'gRPC Locate, health, reflection (9807; 0: a free one)',
+    help: 'gRPC Locate, Drain, ListDecisions, health, reflection (9807; 0: free)',
   },
-  { name: '--grpc-token', value: 'T[,T]', help: 'bearer tokens Locate wants (none: open)' },
+  {
+    name: '--grpc-token',
+    value: 'T[,T]',
+    help: 'bearer tokens (none: Locate open, Drain and ListDecisions refused)',
+  },
   {
     name: '--zones',
     value: 'FILE',

@@ -69,7 +69,7 @@ const startOptions: readonly StartOption[] = [
   {
     name: '--locator-grpc-port',
     value: 'PORT',
-    help: "the locator's gRPC Locate and Drain (9807; 0: a free one)",
+    help: "the locator's gRPC Locate, Drain, ListDecisions (9807; 0: a free one)",
   },
   {
     name: '--log-level',
@@ -85,7 +85,7 @@ const startOptions: readonly StartOption[] = [
   {
     name: '--dashboard-port',
     value: 'PORT',
-    help: 'operator web dashboard, reading the first node (8080; 0: off)',
+    help: 'operator web dashboard, reading the first node and the locator (8080; 0: off)',
   },
   {
     name: '--node',
@@ -497,6 +497,8 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     grpcPort: first.grpcPort,
     token: tokens[0] as string,
     nodeName: first.node,
+    // Its Locator panel reads the locator's decisions (ListDecisions) with the same tokens.
+    ...(locator.grpc ? { locatorGrpcPort: locator.grpc.port } : {}),
   });
   process.stdout.write(`${dashboard.line}\n`);
   const reach = advertisedHost(host, advertise);

@@ -15,6 +15,8 @@ export interface BesideNodeOptions {
   grpcPort: number;
   token: string;
   nodeName: string;
+  /** The locator's gRPC port on the same host, whose decisions the Locator panel shows. */
+  locatorGrpcPort?: number;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function startBesideNode(
       host: o.host,
       port: o.port,
       nodeName: o.nodeName,
+      ...(o.locatorGrpcPort ? { locatorAddress: `${grpcHost}:${o.locatorGrpcPort}` } : {}),
     });
     return { line: `fleetmesh: dashboard at ${d.url} (log in with a gRPC token)`, stop: d.stop };
   } catch (err) {

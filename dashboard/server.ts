@@ -1,7 +1,9 @@
 // The operator's dashboard: an HTTP server beside a node that reads and acts only through the
-// node's public gRPC VehicleService (as any other program would), and serves the front-end
-// bundle built at setup (.fleetmesh/dashboard, by dashboard/build.mjs). Pages and their JSON:
+// node's public gRPC VehicleService and HistoryService and the locator's LocatorService (as any
+// other program would), and serves the front-end bundle built at setup (.fleetmesh/dashboard, by
+// dashboard/build.mjs). Pages and their JSON:
 //   GET  /api/cluster                 members (ListMembers), vehicles on each, their load over time
+//   GET  /api/locator?limit=          the locator's last decisions and counts per node (ListDecisions)
 //   GET  /api/vehicles?q=&limit=      online vehicles, searched by id or node
 //   GET  /api/vehicles/ID?hours=H     state, open alarms, track of its last H hours, commands
 //   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm)
@@ -14,6 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FleetSnapshot } from './fleetSnapshot.js';
+import { LocatorClient } from './locatorClient.js';
 import { LiveFeed } from './liveFeed.js';
 import { RecentCommands, RecentTracks, type TrackLimits, type TrackPoint } from './recent.js';
 import { NotAuthenticated, SESSION_COOKIE, Sessions } from './sessions.js';
@@ -32,6 +35,11 @@ export interface DashboardOptions {
   port?: number;
   /** The node the dashboard runs beside, shown as a member even with no vehicles. */
   nodeName?: string;
+  /**
+   * A locator's gRPC address (host:port): its decisions (LocatorService.ListDecisions) show in
+   * the Locator panel, read with the browser's token. Without it the panel says none is set.
+   */
+  locatorAddress?: string;
   /** Events waiting per browser before newer ones are dropped (default 1 000). */
   maxBacklog?: number;
   /** Browsers following the live feed at once (default 100); more get 503. */
@@ -78,6 +86,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     opts.publicDir ??
     join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.fleetmesh', 'dashboard');
   const client = new VehicleClient(opts.grpcAddress);
+  const locator = opts.locatorAddress ? new LocatorClient(opts.locatorAddress) : undefined;
   const sessions = new Sessions(client);
   const tracks = new RecentTracks(opts.tracks);
   const commands = new RecentCommands();
@@ -131,6 +140,27 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         sampleMs: sampleEvery,
         liveFeed: { connected: feed.connected, lastError: feed.lastError, browsers: feed.browsers },
       };
+    }
+    if (path === '/api/locator' && method === 'GET') {
+      if (!locator) return { configured: false };
+      const limit = intParam(url, 'limit', 50, 1, 1000);
+      try {
+        return {
+          configured: true,
+          address: locator.address,
+          ...(await locator.listDecisions(token, limit)),
+        };
+      } catch (err) {
+        // The locator's trouble is the panel's, not the page's: the operator stays logged in.
+        const code = grpcCode(err);
+        const error =
+          code === grpc.status.UNAUTHENTICATED
+            ? 'the locator does not accept this token'
+            : code === grpc.status.UNIMPLEMENTED
+              ? 'the locator does not offer ListDecisions (an older version)'
+              : `the locator is not answering: ${failure(err)[1]}`;
+        return { configured: true, address: locator.address, error };
+      }
     }
     if (path === '/api/vehicles' && method === 'GET') {
       const q = (url.searchParams.get('q') ?? '').trim();
@@ -300,6 +330,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       client.close();
+      locator?.close();
     },
   };
 }

@@ -28,6 +28,12 @@ import {
   type ZoneMap,
 } from '../cluster/locatorPolicy.js';
 import { splitHostPort, type Member } from '../cluster/memberTable.js';
+import {
+  DecisionLog,
+  reasonOf,
+  type DecisionLogOptions,
+  type DecisionSource,
+} from './decisions.js';
 
 /** Where the locator reads the nodes from: a MemberWatch, or anything that lists members. */
 export interface MemberSource {
@@ -69,6 +75,8 @@ export interface LocatorOptions {
    * measure the herd it prevents; `npm run bench -- locator`). Default true.
    */
   antiHerding?: boolean;
+  /** Bounds of the decisions kept for operators (`decisions`; locator/decisions.ts). */
+  decisions?: Partial<DecisionLogOptions>;
   random?: () => number;
   now?: () => number;
   /** Told where a connection or frame is refused or closed (the points counted in `stats`). */
@@ -159,6 +167,8 @@ export class Locator {
     byNode: new Map(),
     inZone: 0,
   };
+  /** The last decisions and the counts per node over the last minutes (gRPC ListDecisions). */
+  readonly decisions: DecisionLog;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   private readonly byAddress = new Map<string, number>();
@@ -171,6 +181,7 @@ export class Locator {
   constructor(private readonly options: LocatorOptions) {
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
+    this.decisions = new DecisionLog(options.decisions);
     this.server = createServer((socket) => this.accept(socket));
     // A new report of a node takes in the assignments made before it was sampled: its
     // reportedAt (the node's clock), or its arrival if that clock is ahead of ours. (Arrival
@@ -206,20 +217,31 @@ export class Locator {
 
   /**
    * The node for a vehicle now, counted as an assignment (the gRPC Locate and the 0x8105 path
-   * both call this). Undefined when no node can take it.
+   * both call this) and recorded in `decisions`. Undefined when no node can take it.
    */
   locate(
     vehicleId: string,
     region?: { province: number; city: number },
+    via: { source: DecisionSource; phone?: string } = { source: 'locate' },
   ): (Choice & { zone: string | undefined }) | undefined {
     const now = this.now();
     const zone = zoneOf(vehicleId, region, this.options.zones ?? {});
     const ledger = this.options.antiHerding === false ? new AssignmentLedger() : this.ledger;
-    const choice = chooseNode(
-      candidatesOf(this.options.members.members(), ledger, now),
-      zone,
-      this.random,
-    );
+    const candidates = candidatesOf(this.options.members.members(), ledger, now);
+    const choice = chooseNode(candidates, zone, this.random);
+    this.decisions.record({
+      atUnixMs: now,
+      vehicleId,
+      phone: via.phone ?? '',
+      source: via.source,
+      node: choice?.candidate.node ?? '',
+      reason: reasonOf(candidates, zone, choice),
+      terminalZone: zone ?? '',
+      nodeZone: choice?.candidate.zone ?? '',
+      inZone: choice?.inZone ?? false,
+      overCapacity: choice?.overCapacity ?? false,
+      candidates,
+    });
     if (!choice) return undefined;
     this.ledger.assign(choice.candidate.node, now);
     if (choice.inZone) this.stats.inZone++;
@@ -336,7 +358,10 @@ export class Locator {
         conn.edition = r.edition;
         this.stats.authenticated++;
         const code = m.body.authCode;
-        const choice = this.locate(vehicleId, conn.region);
+        const choice = this.locate(vehicleId, conn.region, {
+          source: 'jt808',
+          phone: header.phone,
+        });
         if (!choice) {
           // Nowhere to go: the terminal is told authentication failed and tries again later.
           this.stats.noNode++;

@@ -1,6 +1,6 @@
-// The locator's gRPC front: fleetmesh.v1.LocatorService.Locate (proto/fleetmesh/v1/locator.proto)
-// over the same choice the JT/T 808 endpoint makes, the standard health service and server
-// reflection (grpcurl works without the .proto).
+// The locator's gRPC front: fleetmesh.v1.LocatorService (proto/fleetmesh/v1/locator.proto): Locate
+// over the same choice the JT/T 808 endpoint makes, Drain, ListDecisions (what it decided lately),
+// the standard health service and server reflection (grpcurl works without the .proto).
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -13,6 +13,7 @@ import { reflectionDefinition } from '../api/grpcReflection.js';
 import { NODE_NAME, splitHostPort } from '../cluster/memberTable.js';
 import { projectRoot } from '../devservers/localServers.js';
 import type { Locator } from './locator.js';
+import type { DecisionReason, DecisionSource } from './decisions.js';
 
 export const LOCATOR_SERVICE = 'fleetmesh.v1.LocatorService';
 export const LOCATOR_PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'locator.proto');
@@ -59,6 +60,27 @@ function grpcError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 }
 
+interface ListDecisionsRequest {
+  limit?: number;
+  afterSeq?: number;
+}
+
+/** ListDecisions' limits: what a caller may ask for, and what it gets without asking. */
+export const MAX_DECISIONS = 1000;
+const DEFAULT_DECISIONS = 100;
+
+const REASONS: Record<DecisionReason, string> = {
+  'least-loaded': 'DECISION_LEAST_LOADED',
+  zone: 'DECISION_ZONE',
+  drain: 'DECISION_DRAIN',
+  fallback: 'DECISION_FALLBACK',
+  'no-node': 'DECISION_NO_NODE',
+};
+const SOURCES: Record<DecisionSource, string> = {
+  jt808: 'DECISION_SOURCE_JT808',
+  locate: 'DECISION_SOURCE_LOCATE',
+};
+
 interface LocateRequest {
   phone?: string;
   vehicleId?: string;
@@ -88,12 +110,12 @@ export async function startLocatorGrpc(
     const b = Buffer.from(got);
     return tokens.some((t) => t.length === b.length && timingSafeEqual(t, b));
   };
-  // Drain moves terminals in bulk: never open, even where Locate is.
-  const mayDrain = (md: grpc.Metadata): grpc.ServiceError | undefined =>
+  // Drain moves terminals in bulk, ListDecisions names vehicles: never open, even where Locate is.
+  const mayDrain = (md: grpc.Metadata, what = 'Drain'): grpc.ServiceError | undefined =>
     tokens.length === 0
       ? grpcError(
           grpc.status.FAILED_PRECONDITION,
-          'Drain needs the locator started with tokens (--grpc-token)',
+          `${what} needs the locator started with tokens (--grpc-token)`,
         )
       : authorized(md)
         ? undefined
@@ -120,7 +142,10 @@ export async function startLocatorGrpc(
     }
     const region =
       req.province || req.city ? { province: req.province ?? 0, city: req.city ?? 0 } : undefined;
-    const choice = locator.locate(vehicleIdOf(number), region);
+    const choice = locator.locate(vehicleIdOf(number), region, {
+      source: 'locate',
+      phone: req.phone ?? '',
+    });
     if (!choice) {
       callback(grpcError(grpc.status.UNAVAILABLE, 'no node can take a terminal now'));
       return;
@@ -174,7 +199,35 @@ export async function startLocatorGrpc(
         ),
     );
   };
-  server.addService(loaded.fleetmesh.v1.LocatorService.service, { locate, drain });
+  const listDecisions = (
+    call: grpc.ServerUnaryCall<ListDecisionsRequest, unknown>,
+    callback: grpc.sendUnaryData<unknown>,
+  ): void => {
+    const refused = mayDrain(call.metadata, 'ListDecisions');
+    if (refused) return callback(refused);
+    const limit = call.request.limit || DEFAULT_DECISIONS;
+    if (limit > MAX_DECISIONS) {
+      callback(grpcError(grpc.status.INVALID_ARGUMENT, `limit is 1 to ${MAX_DECISIONS} (0: 100)`));
+      return;
+    }
+    const log = locator.decisions;
+    callback(null, {
+      decisions: log.list(limit, call.request.afterSeq ?? 0).map((d) => ({
+        ...d,
+        source: SOURCES[d.source],
+        reason: REASONS[d.reason],
+      })),
+      lastSeq: log.recorded,
+      capacity: log.options.capacity,
+      bucketSeconds: log.options.bucketMs / 1000,
+      buckets: log.counts(Date.now()),
+    });
+  };
+  server.addService(loaded.fleetmesh.v1.LocatorService.service, {
+    locate,
+    drain,
+    listDecisions,
+  });
   const health = new HealthImplementation({ '': 'SERVING', [LOCATOR_SERVICE]: 'SERVING' });
   health.addToServer(server);
   new ReflectionService(reflectionDefinition([LOCATOR_PROTO, HEALTH_PROTO])).addToServer(server);

@@ -5,6 +5,7 @@ import { Etcd3 } from 'etcd3';
 import { cancelDrain, orderDrain } from '../cluster/drain.js';
 import type { FleetLog } from '../telemetry/log.js';
 import { Locator, type LocatorOptions } from './locator.js';
+import type { DecisionLogOptions } from './decisions.js';
 import { startLocatorGrpc, type LocatorGrpc } from './locatorGrpc.js';
 import type { ZoneMap } from '../cluster/locatorPolicy.js';
 import { MemberWatch } from '../cluster/membership.js';
@@ -16,13 +17,15 @@ export interface LocatorServiceOptions {
   host?: string;
   /** JT/T 808 port: where terminals are configured to connect (8808; 0: a free one). */
   port?: number;
-  /** gRPC port of Locate (0: a free one; undefined: no gRPC server). */
+  /** gRPC port of LocatorService (0: a free one; undefined: no gRPC server). */
   grpcPort?: number;
   grpcTokens?: string[];
   zones?: ZoneMap;
   timeLimitMinutes?: number;
   unsupported?: LocatorOptions['unsupported'];
   antiHerding?: boolean;
+  /** Bounds of the decisions kept for ListDecisions (locator/decisions.ts). */
+  decisions?: Partial<DecisionLogOptions>;
   limits?: Pick<
     LocatorOptions,
     | 'maxConnections'
@@ -65,6 +68,7 @@ export async function startLocatorService(o: LocatorServiceOptions): Promise<Loc
     timeLimitMinutes,
     ...(o.unsupported ? { unsupported: o.unsupported } : {}),
     ...(o.antiHerding !== undefined ? { antiHerding: o.antiHerding } : {}),
+    ...(o.decisions ? { decisions: o.decisions } : {}),
     ...o.limits,
     ...(logger
       ? {

@@ -6,12 +6,14 @@ import './app.css';
 import { render } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ALARM_NAMES, api, ApiError, time } from './api.js';
-import { LoadChart } from './loadChart.js';
+import { LoadChart, NodeChart } from './loadChart.js';
 import { distance, TrackPlane } from './trackPlane.js';
 import type {
+  CandidateLoad,
   ClusterView,
   CommandEntry,
   LiveEvent,
+  LocatorView,
   TrackPoint,
   VehicleDetail,
   VehicleList,
@@ -174,6 +176,105 @@ function Cluster() {
   );
 }
 
+const REASONS: Record<string, string> = {
+  DECISION_LEAST_LOADED: 'least loaded',
+  DECISION_ZONE: 'zone',
+  DECISION_DRAIN: 'drain',
+  DECISION_FALLBACK: 'fallback',
+  DECISION_NO_NODE: 'no node',
+};
+
+/** A candidate's load as the choice saw it: terminals (+ assigned since) / capacity. */
+const loadOf = (c: CandidateLoad): string =>
+  `${c.node} ${c.terminals}${c.assigned ? `+${c.assigned}` : ''}/${c.capacity}${c.draining ? ' draining' : ''}`;
+
+/** The locator's decisions: terminals sent to each node over time, and the last ones. */
+function LocatorPanel() {
+  const [view, setView] = useState<LocatorView | null>(null);
+  usePoll(async () => setView(await api<LocatorView>('/api/locator?limit=50')), 3000, []);
+  if (!view) return <section class="card locator">loading the locator…</section>;
+  if (!view.configured)
+    return (
+      <section class="card locator" data-configured="false">
+        <h2>Locator</h2>
+        <p class="none">
+          No locator configured: this dashboard was not given a locator’s gRPC address (
+          <code>npm start</code> gives it its own).
+        </p>
+      </section>
+    );
+  if (view.error !== undefined)
+    return (
+      <section class="card locator" data-configured="true">
+        <h2>
+          Locator <small>{view.address}</small>
+        </h2>
+        <p class="error">{view.error}</p>
+      </section>
+    );
+  const points = view.buckets.map((b) => ({
+    tUnixMs: b.startUnixMs,
+    values: b.noNode > 0 ? { ...b.byNode, '(no node)': b.noNode } : b.byNode,
+  }));
+  return (
+    <section class="card locator" data-configured="true" data-last-seq={view.lastSeq}>
+      <h2>
+        Locator{' '}
+        <small>
+          {view.address} · {view.lastSeq} decisions since it started
+        </small>
+      </h2>
+      <NodeChart
+        points={points}
+        label={`terminals sent per ${view.bucketSeconds} s`}
+        name="decisions"
+        missing={0}
+        steps
+      />
+      <table>
+        <thead>
+          <tr>
+            <th>time</th>
+            <th>vehicle</th>
+            <th>node</th>
+            <th>reason</th>
+            <th>zone</th>
+            <th>loads seen (terminals+assigned/capacity)</th>
+          </tr>
+        </thead>
+        <tbody>
+          {view.decisions.map((d) => (
+            <tr
+              class="decision-row"
+              key={d.seq}
+              data-vehicle={d.vehicleId}
+              data-node={d.node}
+              data-reason={d.reason}
+              title={`#${d.seq}, ${d.source === 'DECISION_SOURCE_LOCATE' ? 'gRPC Locate' : 'a terminal at the JT/T 808 endpoint'}${d.overCapacity ? ', every node full' : ''}`}
+            >
+              <td title={time(d.atUnixMs)}>{time(d.atUnixMs).slice(11)}</td>
+              <td>{d.phone || d.vehicleId}</td>
+              <td>{d.node || '—'}</td>
+              <td class="reason">{REASONS[d.reason] ?? d.reason}</td>
+              <td>
+                {d.terminalZone
+                  ? `${d.terminalZone}${d.inZone ? '' : ` → ${d.nodeZone || '—'}`}`
+                  : d.nodeZone}
+              </td>
+              <td class="loads">{d.candidates.map(loadOf).join(', ')}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {view.decisions.length === 0 && <p class="none">no decisions yet</p>}
+      <p class="note">
+        The last {view.decisions.length} of the {view.capacity} decisions the locator keeps
+        (ListDecisions), polled every 3 s.
+      </p>
+    </section>
+  );
+}
+
 function Vehicles() {
   const [q, setQ] = useState('');
   const [list, setList] = useState<VehicleList | null>(null);
@@ -286,6 +387,7 @@ function Overview() {
   return (
     <div class="grid">
       <Cluster />
+      <LocatorPanel />
       <Vehicles />
       <LiveLog />
     </div>

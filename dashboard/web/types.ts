@@ -133,3 +133,50 @@ export interface LiveEvent {
   online?: { online: boolean; reason: string } | null;
   command?: CommandStatus | null;
 }
+
+export interface CandidateLoad {
+  node: string;
+  zone: string;
+  capacity: number;
+  terminals: number;
+  assigned: number;
+  draining: boolean;
+}
+
+/** A decision of the locator (LocatorService.ListDecisions). */
+export interface LocatorDecision {
+  seq: number;
+  atUnixMs: number;
+  vehicleId: string;
+  phone: string;
+  source: string;
+  node: string;
+  reason: string;
+  terminalZone: string;
+  nodeZone: string;
+  inZone: boolean;
+  overCapacity: boolean;
+  candidates: CandidateLoad[];
+}
+
+export interface DecisionBucket {
+  startUnixMs: number;
+  byNode: Record<string, number>;
+  otherNodes: number;
+  noNode: number;
+}
+
+/** GET /api/locator: no locator configured, its answer, or why there is none. */
+export type LocatorView =
+  | { configured: false }
+  | { configured: true; address: string; error: string }
+  | {
+      configured: true;
+      address: string;
+      error?: undefined;
+      decisions: LocatorDecision[];
+      lastSeq: number;
+      capacity: number;
+      bucketSeconds: number;
+      buckets: DecisionBucket[];
+    };

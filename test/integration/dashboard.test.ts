@@ -3,7 +3,8 @@
 // the node's token, see the vehicles appear, open one, see its track grow live, confirm an alarm
 // (and find it handled in the store, and the 0x8203 at the terminal), send commands and see the
 // terminal's answers. Also the HTTP API's refusals: no token, bad input; and the cluster page of
-// a node with membership (its own etcd), where a member holding no vehicles shows with its load.
+// a node with membership (its own etcd), where a member holding no vehicles shows with its load,
+// and the Locator panel of a locator on that etcd, showing where terminals it saw were sent.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,6 +17,8 @@ import { connect } from 'node:net';
 import { freePort, startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 import type { FleetNode } from '../../node/node.js';
 import { startDashboard, type Dashboard } from '../../dashboard/index.js';
+import { followLocator } from '../../bench/locatorTerminal.js';
+import { startLocatorService, type LocatorService } from '../../locator/locatorService.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
 import { until } from '../helpers/until.js';
@@ -120,6 +123,10 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     await page.fill('input[name=token]', TOKEN);
     await page.click('button[type=submit]');
     await page.waitForSelector(`header:has-text("${node.node}")`);
+    // This dashboard was given no locator: its panel says so.
+    await page.waitForSelector(
+      '.locator[data-configured="false"]:has-text("No locator configured")',
+    );
   });
 
   it('shows the simulated vehicles as they come online, the member holding them, and searches', async () => {
@@ -246,14 +253,16 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     }
   });
 
-  it('the cluster page lists a member holding no vehicles (ListMembers), with its load report', async () => {
+  it('the cluster page lists a member holding no vehicles (ListMembers), with its load report; the Locator panel shows where terminals were sent', async () => {
     // A node with membership (etcd of its own), no vehicles; its dashboard is not told its name,
-    // so only ListMembers can name it.
+    // so only ListMembers can name it. A locator on the same etcd, the dashboard told its gRPC.
     const etcd = await startLocalServers({ external: { mongodbUri: servers.mongodbUri } });
     const grpcPort = await freePort();
     let member: FleetNode | undefined;
     let memberApi: GrpcServer | undefined;
+    let locator: LocatorService | undefined;
     let board: Dashboard | undefined;
+    const roaming: SimTerminal[] = [];
     const socket = { destroy: (): void => undefined };
     const other = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     other.on('pageerror', (err) => pageErrors.push(err.message));
@@ -269,12 +278,20 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
         },
       });
       memberApi = await startGrpcServer(member, { tokens: [TOKEN], port: grpcPort });
+      locator = await startLocatorService({
+        etcdEndpoints: etcd.etcdEndpoints,
+        host: '127.0.0.1',
+        port: 0,
+        grpcPort: 0,
+        grpcTokens: [TOKEN],
+      });
       board = await startDashboard({
         grpcAddress: `127.0.0.1:${grpcPort}`,
         token: TOKEN,
         host: '127.0.0.1',
         port: 0,
         sampleMs: 500,
+        locatorAddress: `127.0.0.1:${locator.grpc!.port}`,
       });
       const cluster = await fetch(new URL('/api/cluster', board.url), {
         headers: { authorization: `Bearer ${TOKEN}` },
@@ -302,10 +319,53 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
         async () => (await row.locator('td.terminals').textContent()) === '1 / 500',
         'the load report counting the connection',
       );
+
+      // Terminals configured with the locator: each is sent to the member (0x8105), follows it
+      // and authenticates there; the Locator panel shows every decision and counts them.
+      const panel = other.locator('.locator[data-configured="true"]');
+      await panel.locator('.none:has-text("no decisions yet")').waitFor();
+      const phones = ['013700000101', '013700000102', '013700000103'];
+      for (const phone of phones) {
+        const visit = await followLocator({ locatorPort: locator.port, phone });
+        assert.equal(visit.target.tcpPort, member.port);
+        roaming.push(visit.terminal!);
+      }
+      for (const phone of phones) {
+        const decision = panel.locator(`.decision-row[data-vehicle="${phone.slice(1)}"]`);
+        await decision.waitFor();
+        assert.equal(await decision.getAttribute('data-node'), 'dash-member');
+        assert.equal(await decision.locator('.reason').textContent(), 'least loaded');
+        assert.match(String(await decision.locator('.loads').textContent()), /^dash-member \d/);
+      }
+      await other.waitForSelector('.locator[data-last-seq="3"]');
+      assert.equal(
+        await panel.locator('.load-chart[data-figure="decisions"]').getAttribute('data-nodes'),
+        'dash-member',
+      );
+      const decisions = await fetch(new URL('/api/locator?limit=2', board.url), {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const answer = (await decisions.json()) as {
+        decisions: Obj[];
+        buckets: { byNode: Record<string, number> }[];
+      };
+      assert.deepEqual(
+        answer.decisions.map((d) => [d.seq, d.phone, d.node, d.reason]),
+        [
+          [3, phones[2], 'dash-member', 'DECISION_LEAST_LOADED'],
+          [2, phones[1], 'dash-member', 'DECISION_LEAST_LOADED'],
+        ],
+      );
+      assert.equal(
+        answer.buckets.reduce((n, b) => n + (b.byNode['dash-member'] ?? 0), 0),
+        3,
+      );
     } finally {
       socket.destroy();
+      for (const t of roaming) t.close();
       await other.close();
       await board?.stop();
+      await locator?.stop();
       await memberApi?.stop();
       await member?.stop();
       await etcd.stop();

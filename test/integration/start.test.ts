@@ -1,8 +1,8 @@
 // The README's start command end to end: local servers, the locator on the port terminals are
 // configured with, two node processes (`--nodes 2`), simulated terminals that start at the
 // locator, the status line showing each node, a terminal configured with the locator's port sent
-// on to a node and its report acknowledged there, the gRPC service answering with the configured
-// token, and a clean stop on SIGINT; and Ctrl-C as a terminal sends it (to the whole foreground
+// on to a node and its report acknowledged there (and its visit in the dashboard's Locator
+// panel), the gRPC service answering with the configured token, and a clean stop on SIGINT; and Ctrl-C as a terminal sends it (to the whole foreground
 // process group): the node leaves the membership before its servers stop, so the next start does
 // not wait out an old lease, and no node process is left.
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { Etcd3 } from 'etcd3';
 import { followLocator } from '../../bench/locatorTerminal.js';
 import { trackPoint } from '../../bench/terminal.js';
-import { freshRunDir, projectRoot } from '../../devservers/localServers.js';
+import { freePort, freshRunDir, projectRoot } from '../../devservers/localServers.js';
 
 type Obj = Record<string, unknown>;
 
@@ -79,6 +79,7 @@ function killGroup(s: Started): void {
 describe('fleetmesh start', () => {
   it('--nodes 2: starts everything, a terminal at the locator ends on a node and is acknowledged, each node shown, gRPC served, clean stop on SIGINT', async () => {
     const dataDir = freshRunDir('start'); // removed after a pass, kept and named after a failure
+    const dashboardPort = await freePort();
     const child = spawn(
       process.execPath,
       [
@@ -86,7 +87,7 @@ describe('fleetmesh start', () => {
         'start',
         ...['--port', '0', '--grpc-port', '0', '--grpc-token', 'start-test', '--host', '127.0.0.1'],
         ...['--nodes', '2', '--gateway-port', '0', '--locator-grpc-port', '0'],
-        ...['--metrics-port', '0'],
+        ...['--metrics-port', '0', '--dashboard-port', String(dashboardPort)],
         ...['--sim', '3', '--interval-ms', '500', '--data-dir', dataDir],
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
@@ -156,6 +157,20 @@ describe('fleetmesh start', () => {
       terminal.close();
       // The 3 simulated terminals and the one above, over both nodes.
       assert.equal(res.totalOnline, 4);
+      // The dashboard was given the locator: its Locator panel's JSON has the terminal's visit.
+      assert.match(out, new RegExp(`dashboard at http://127\\.0\\.0\\.1:${dashboardPort}/`));
+      const located = await fetch(`http://127.0.0.1:${dashboardPort}/api/locator`, {
+        headers: { authorization: 'Bearer start-test' },
+      });
+      const panel = (await located.json()) as { configured: boolean; decisions?: Obj[] };
+      assert.equal(panel.configured, true, JSON.stringify(panel));
+      const ours = panel.decisions?.find((d) => d.phone === '013700000001');
+      assert.ok(ours, JSON.stringify(panel));
+      assert.equal(
+        gateways.find((m) => m[1] === ours.node)?.[2],
+        String(visit.target.tcpPort),
+        'the decision names the node the terminal was sent to',
+      );
       child.kill('SIGINT');
       assert.equal(await exited, 0);
       assert.match(out, /fleetmesh: stopped/);
