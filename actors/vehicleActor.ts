@@ -19,6 +19,7 @@ import {
 } from '../storage/vehicleStore.js';
 import { AlarmTracker, type AlarmPoint, type AlarmRecord } from './alarmTracker.js';
 import { CommandQueue, type Command, type CommandEvent } from './commandQueue.js';
+import { LinkOrder, type LinkOrderStats } from './linkOrder.js';
 import type { Actor, ActorContext } from './runtime.js';
 
 /** The gateway's handle on one terminal connection. */
@@ -31,22 +32,35 @@ export interface TerminalLink {
   authenticated(vehicleId: string, edition: Edition): void;
 }
 
+/**
+ * `seq` on the messages of a terminal connection is the gateway's number of the delivery (see
+ * GatewayDelivery): the actor takes them in that order (LinkOrder). 0 or absent: not numbered.
+ */
 export type VehicleMessage =
   | {
       kind: 'uplink';
       link: TerminalLink;
+      seq?: number;
       header: Header;
       edition: Edition;
       message: Message;
       receivedAt: number;
     }
   /** A frame whose body could not be read (decoded off the gateway thread): answered result 2. */
-  | { kind: 'malformed'; link: TerminalLink; header: Header; edition: Edition; detail: string }
-  | { kind: 'linkClosed'; linkId: string; reason: string; at: number }
+  | {
+      kind: 'malformed';
+      link: TerminalLink;
+      seq?: number;
+      header: Header;
+      edition: Edition;
+      detail: string;
+    }
+  | { kind: 'linkClosed'; linkId: string; seq?: number; reason: string; at: number }
   /** A platform message body the gateway needs sent on this vehicle's serial counter. */
   | {
       kind: 'platformMessage';
       link: TerminalLink;
+      seq?: number;
       messageId: number;
       body: Uint8Array;
       phone: string;
@@ -55,6 +69,8 @@ export type VehicleMessage =
   | { kind: 'saveState' }
   | { kind: 'command'; command: Command; settled?: (e: CommandEvent) => void }
   | { kind: 'commandTick' }
+  /** Frames waited long enough for an earlier one of their connection: they go on. */
+  | { kind: 'linkOrderTimeout' }
   /** An operator handled these alarm bits (0 = every open alarm). */
   | {
       kind: 'confirmAlarms';
@@ -79,6 +95,11 @@ export interface VehiclePolicy {
   ackMode: 'durable' | 'receive';
   /** How often a changed last state is written back (ms). */
   saveEveryMs: number;
+  /**
+   * How long frames of a connection wait for an earlier one that another way made late (a
+   * handoff, a relay) before they go on without it (ms; default 1000).
+   */
+  linkOrderWaitMs?: number;
 }
 
 /** What a vehicle tells the world (the gRPC event stream, the status line). */
@@ -121,6 +142,8 @@ export interface VehicleActorDeps {
    * Undefined: writes are not fenced (a node alone).
    */
   ownerEpoch?: () => number | undefined;
+  /** Counters of frames put back in order, shared by the thread's vehicles. */
+  linkOrderStats?: LinkOrderStats;
 }
 
 const RESULT_OK = 0;
@@ -146,6 +169,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   private ctx: ActorContext<VehicleMessage> | undefined;
   private readonly now: () => number;
   private readonly commands = new CommandQueue();
+  /** Each connection's frames in the gateway's order (see VehicleMessage.seq). */
+  private readonly order: LinkOrder<VehicleMessage>;
   /** Callers waiting for a command's final state (in memory only: lost with the actor). */
   private readonly settled = new Map<string, (e: CommandEvent) => void>();
 
@@ -156,6 +181,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.record = { _id: vehicleId };
     this.alarms = new AlarmTracker(vehicleId, 2013);
     this.now = deps.now ?? Date.now;
+    this.order = new LinkOrder(64, 4, deps.linkOrderStats);
   }
 
   /** False until the stored state is loaded (the first turn). */
@@ -183,6 +209,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
     if (saved) this.record = saved;
     // Handed over by another owner while its terminal was online: the session goes on.
     this.handedLinkId = saved?.online === true ? saved.linkId : undefined;
+    // Its frames up to linkSeq were taken by the previous owner; the next ones follow them.
+    if (this.handedLinkId !== undefined && saved?.linkSeq !== undefined)
+      this.order.resume(this.handedLinkId, saved.linkSeq);
     // A vehicle loaded from storage is offline until its terminal authenticates on this node.
     this.record.online = false;
     this.alarms = new AlarmTracker(
@@ -210,6 +239,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
   }
 
   async passivate(): Promise<void> {
+    // Frames waiting for a gap go on now (the missing one, if it comes, goes to the next owner).
+    if (this.ctx) await this.takeAll(this.order.skipGaps(), this.ctx);
     // A newer owner has the vehicle: what this one holds must not overwrite it.
     if (!this.superseded) await this.saveState();
     // Whoever waits on a command hears where it stands now: it stays in the stored queue and
@@ -236,6 +267,39 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   receive(msg: VehicleMessage, ctx: ActorContext<VehicleMessage>): Promise<void> | void {
     this.ctx = ctx;
+    const seq = 'seq' in msg ? (msg.seq ?? 0) : 0;
+    if (seq === 0) return this.take(msg, ctx);
+    const linkId = msg.kind === 'linkClosed' ? msg.linkId : (msg as { link: TerminalLink }).link.id;
+    const wasWaiting = this.order.waiting;
+    const ready = this.order.offer(linkId, seq, msg);
+    // The wait runs from the first frame held, not from the last.
+    if (!this.order.waiting) ctx.cancelTimer('linkOrder');
+    else if (!wasWaiting)
+      ctx.startTimer('linkOrder', this.deps.policy.linkOrderWaitMs ?? 1000, {
+        kind: 'linkOrderTimeout',
+      });
+    if (ready.length === 1) {
+      const turn = this.take(ready[0]!, ctx);
+      if (turn === undefined) return this.noteLinkSeq();
+      return turn.then(() => this.noteLinkSeq());
+    }
+    return this.takeAll(ready, ctx);
+  }
+
+  private async takeAll(msgs: VehicleMessage[], ctx: ActorContext<VehicleMessage>): Promise<void> {
+    for (const m of msgs) await this.take(m, ctx);
+    this.noteLinkSeq();
+  }
+
+  /** The session's connection: the number of its last frame taken, saved with the state. */
+  private noteLinkSeq(): void {
+    const id = this.record.linkId ?? this.handedLinkId;
+    const last = id === undefined ? undefined : this.order.lastSeq(id);
+    if (last !== undefined) this.record.linkSeq = last;
+  }
+
+  /** One message in its turn (a connection's frames already in order). */
+  private take(msg: VehicleMessage, ctx: ActorContext<VehicleMessage>): Promise<void> | void {
     switch (msg.kind) {
       case 'uplink':
         return this.uplink(msg, ctx);
@@ -263,6 +327,8 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return this.commandTick(ctx);
       case 'confirmAlarms':
         return this.confirmAlarms(msg.bits, msg.commandId, msg.operator, msg.done, ctx);
+      case 'linkOrderTimeout':
+        return this.takeAll(this.order.skipGaps(), ctx);
     }
   }
 
@@ -468,7 +534,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
     const ev = this.commands.enqueue(command, this.now());
-    this.logCommand(ev);
+    this.logCommand(ev, command);
     if (ev.state === 'refused') {
       settled?.(ev);
       return;
@@ -479,8 +545,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.pumpCommands(ctx);
   }
 
-  private logCommand(ev: CommandEvent): void {
-    quiet(this.deps.store.logCommand(this.vehicleId, ev));
+  /** `command` with its first event (queued or refused): the log names what it is. */
+  private logCommand(ev: CommandEvent, command?: Command): void {
+    quiet(this.deps.store.logCommand(this.vehicleId, ev, command));
     this.deps.events?.command?.(this.vehicleId, ev);
   }
 

@@ -95,13 +95,13 @@ export class PeerChannel {
       out.linkName(d.linkNumber, d.link.id, d.link.node);
     }
     if (d.kind === 'uplink') {
-      out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+      out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body, d.seq);
       this.links.add(d.linkNumber);
     } else if (d.kind === 'platformMessage') {
-      out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body);
+      out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body, d.seq);
       this.links.add(d.linkNumber);
     } else {
-      out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
+      out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq);
       this.links.delete(d.linkNumber);
     }
     this.inFlight++;

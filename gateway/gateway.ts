@@ -18,11 +18,17 @@ import { messageIdOf, type Message } from '../jt808/messages.js';
 import { mediaReplyFor, retransmitRequestFor, SubpackageReassembler } from '../jt808/reassembly.js';
 
 /** What the gateway hands to the vehicles' side, for the vehicle the frame's phone names. */
+/**
+ * `seq` numbers a connection's deliveries in the order they were read (from 1; set by the
+ * gateway as it sends them, kept through every hop and retry): the vehicle takes them in that
+ * order however they travelled (actors/linkOrder.ts). Absent or 0: not numbered.
+ */
 export type GatewayDelivery =
   | {
       kind: 'uplink';
       link: TerminalLink;
       linkNumber: number;
+      seq?: number;
       header: Header;
       edition: Edition;
       /** Null when the gateway reads headers only (`bodies: 'raw'`): decode `body` then. */
@@ -30,7 +36,14 @@ export type GatewayDelivery =
       body: Uint8Array;
       receivedAt: number;
     }
-  | { kind: 'linkClosed'; link: TerminalLink; linkNumber: number; reason: string; at: number }
+  | {
+      kind: 'linkClosed';
+      link: TerminalLink;
+      linkNumber: number;
+      seq?: number;
+      reason: string;
+      at: number;
+    }
   /**
    * A platform message the gateway has to send to an authenticated terminal (0x8001 to a refused
    * frame or a sub-package, 0x8003 / 0x8800 for an expired set): it goes out through the vehicle,
@@ -40,6 +53,7 @@ export type GatewayDelivery =
       kind: 'platformMessage';
       link: TerminalLink;
       linkNumber: number;
+      seq?: number;
       phone: string;
       edition: Edition;
       /** Encoded here: the message crosses threads and nodes as id and body bytes. */
@@ -141,6 +155,8 @@ interface Connection {
   backlog: { vehicleId: string; msg: GatewayDelivery }[];
   retryTimer?: NodeJS.Timeout;
   serial: number;
+  /** The number of the last delivery sent to a vehicle (GatewayDelivery.seq). */
+  seq: number;
   address: string;
   /** Until authenticated: closes the connection at the deadline. */
   authTimer?: NodeJS.Timeout;
@@ -283,6 +299,7 @@ export class Gateway {
       badFrames: 0,
       backlog: [],
       serial: 0,
+      seq: 0,
       address,
       link: {
         id,
@@ -484,6 +501,7 @@ export class Gateway {
 
   /** Delivers in order; a full mailbox pauses the socket until the actor takes it. */
   private send(conn: Connection, vehicleId: string, msg: GatewayDelivery): void {
+    msg.seq = ++conn.seq;
     if (conn.backlog.length === 0 && this.options.deliver(vehicleId, msg)) return;
     // A closed link's notice always goes through: the actor must learn the link is gone.
     if (msg.kind !== 'linkClosed' && conn.backlog.length >= (this.options.maxBacklog ?? 4096)) {

@@ -23,19 +23,32 @@ export const SEND = 11;
 export const CLOSE = 12;
 export const AUTHENTICATED = 13;
 
+/**
+ * Records towards the vehicles carry `seq`, the gateway's number of the delivery on its
+ * connection (1, 2, …; 0: not numbered), so the vehicle takes them in order (actors/linkOrder.ts).
+ */
 export type BatchRecord =
   | {
       kind: typeof UPLINK;
       link: number;
+      seq: number;
       receivedAt: number;
       header: Header;
       edition: Edition;
       body: Uint8Array;
     }
-  | { kind: typeof LINK_CLOSED; link: number; at: number; reason: string; vehicleId: string }
+  | {
+      kind: typeof LINK_CLOSED;
+      link: number;
+      seq: number;
+      at: number;
+      reason: string;
+      vehicleId: string;
+    }
   | {
       kind: typeof PLATFORM_MESSAGE;
       link: number;
+      seq: number;
       edition: Edition;
       messageId: number;
       phone: string;
@@ -78,9 +91,10 @@ export class FrameBatchBuilder {
     header: Header,
     edition: Edition,
     body: Uint8Array,
+    seq = 0,
   ): void {
     const phone = header.phone;
-    this.reserve(33 + phone.length + body.length); // 29 fixed + phone + 4 length + body
+    this.reserve(37 + phone.length + body.length); // 33 fixed + phone + 4 length + body
     let flags = 0;
     if (header.headerEdition === 2019) flags |= F_2019;
     if (header.versionFlag) flags |= F_VERSION_FLAG;
@@ -88,6 +102,7 @@ export class FrameBatchBuilder {
     if (header.packageTotal !== undefined) flags |= F_PACKAGE;
     this.u8(UPLINK);
     this.u32(link);
+    this.u32(seq);
     this.f64(receivedAt);
     this.u16(header.messageId);
     this.u16(header.serial);
@@ -104,9 +119,10 @@ export class FrameBatchBuilder {
     this.count++;
   }
 
-  linkClosed(link: number, at: number, reason: string, vehicleId: string): void {
+  linkClosed(link: number, at: number, reason: string, vehicleId: string, seq = 0): void {
     this.u8Reserve(LINK_CLOSED);
     this.u32(link);
+    this.u32(seq);
     this.f64(at);
     this.string(reason);
     this.string(vehicleId);
@@ -120,10 +136,12 @@ export class FrameBatchBuilder {
     phone: string,
     vehicleId: string,
     body: Uint8Array,
+    seq = 0,
   ): void {
-    this.reserve(16 + body.length);
+    this.reserve(20 + body.length);
     this.u8(PLATFORM_MESSAGE);
     this.u32(link);
+    this.u32(seq);
     this.u16(edition);
     this.u16(messageId);
     this.string(phone);
@@ -261,6 +279,7 @@ export function readFrameBatch(
     switch (kind) {
       case UPLINK: {
         const link = u32();
+        const seq = u32();
         const receivedAt = f64();
         const messageId = u16();
         const serial = u16();
@@ -288,18 +307,20 @@ export function readFrameBatch(
           header.packageTotal = packageTotal;
           header.packageIndex = packageIndex;
         }
-        onRecord({ kind: UPLINK, link, receivedAt, header, edition, body: bytes() });
+        onRecord({ kind: UPLINK, link, seq, receivedAt, header, edition, body: bytes() });
         break;
       }
       case LINK_CLOSED: {
         const link = u32();
+        const seq = u32();
         const at = f64();
         const reason = string();
-        onRecord({ kind: LINK_CLOSED, link, at, reason, vehicleId: string() });
+        onRecord({ kind: LINK_CLOSED, link, seq, at, reason, vehicleId: string() });
         break;
       }
       case PLATFORM_MESSAGE: {
         const link = u32();
+        const seq = u32();
         const edition = u16() as Edition;
         const messageId = u16();
         const phone = string();
@@ -307,6 +328,7 @@ export function readFrameBatch(
         onRecord({
           kind: PLATFORM_MESSAGE,
           link,
+          seq,
           edition,
           messageId,
           phone,
@@ -376,6 +398,7 @@ export function deliveryOf(
         kind: 'uplink',
         link,
         linkNumber,
+        seq: r.seq,
         header: r.header,
         edition: r.edition,
         message: null,
@@ -387,13 +410,14 @@ export function deliveryOf(
         kind: 'platformMessage',
         link,
         linkNumber,
+        seq: r.seq,
         phone: r.phone,
         edition: r.edition,
         messageId: r.messageId,
         body: r.body.slice(),
       };
     case LINK_CLOSED:
-      return { kind: 'linkClosed', link, linkNumber, reason: r.reason, at: r.at };
+      return { kind: 'linkClosed', link, linkNumber, seq: r.seq, reason: r.reason, at: r.at };
     default:
       return undefined;
   }

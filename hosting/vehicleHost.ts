@@ -107,7 +107,7 @@ export class LocalVehicleHost implements VehicleHost {
 
   deliver(vehicleId: string, d: GatewayDelivery): boolean {
     if (d.kind === 'linkClosed')
-      return this.vehicles.linkClosed(vehicleId, d.link.id, d.reason, d.at);
+      return this.vehicles.linkClosed(vehicleId, d.link.id, d.reason, d.at, d.seq);
     if (d.kind === 'platformMessage') {
       return this.vehicles.platformMessage(
         vehicleId,
@@ -116,12 +116,29 @@ export class LocalVehicleHost implements VehicleHost {
         d.body,
         d.phone,
         d.edition,
+        d.seq,
       );
     }
     if (d.message === null) {
-      return this.vehicles.uplinkBody(vehicleId, d.link, d.header, d.edition, d.body, d.receivedAt);
+      return this.vehicles.uplinkBody(
+        vehicleId,
+        d.link,
+        d.header,
+        d.edition,
+        d.body,
+        d.receivedAt,
+        d.seq,
+      );
     }
-    return this.vehicles.uplink(vehicleId, d.link, d.header, d.edition, d.message, d.receivedAt);
+    return this.vehicles.uplink(
+      vehicleId,
+      d.link,
+      d.header,
+      d.edition,
+      d.message,
+      d.receivedAt,
+      d.seq,
+    );
   }
 
   storageFull(): boolean {

@@ -4,6 +4,7 @@
 import type { Db } from 'mongodb';
 import type { CommandEvent } from '../actors/commandQueue.js';
 import { ActorSystem, type ActorSystemStats } from '../actors/runtime.js';
+import { emptyLinkOrderStats, type LinkOrderStats } from '../actors/linkOrder.js';
 import {
   VehicleActor,
   vehicleView,
@@ -82,6 +83,8 @@ export interface ThreadStats {
   malformedBodies: number;
   /** Location item layouts compiled in this thread, and reports read item by item past the limit. */
   locationLayouts: LayoutStats;
+  /** Frames put back in their connection's order (held, gaps given up, late). */
+  linkOrder: LinkOrderStats;
 }
 
 /**
@@ -98,6 +101,7 @@ export class VehicleThread {
   malformedBodies = 0;
   /** Vehicles handed to another owner since start. */
   handedOff = 0;
+  private readonly linkOrder = emptyLinkOrderStats();
   /** The owner epoch actors activated from now on write under (undefined: not fenced). */
   private epoch: number | undefined;
   /** One bit per shard (cluster/placement.ts) this thread owns; null: every vehicle. */
@@ -125,6 +129,7 @@ export class VehicleThread {
       policy: opts.policy,
       ...(opts.events ? { events: opts.events } : {}),
       ownerEpoch: () => this.epoch,
+      linkOrderStats: this.linkOrder,
     };
     this.actors = new ActorSystem<VehicleMessage>({
       create: (id) => new VehicleActor(id, deps),
@@ -180,10 +185,12 @@ export class VehicleThread {
     edition: Edition,
     message: Message,
     receivedAt: number,
+    seq = 0,
   ): boolean {
     return this.actors.tell(vehicleId, {
       kind: 'uplink',
       link,
+      seq,
       header,
       edition,
       message,
@@ -199,6 +206,7 @@ export class VehicleThread {
     edition: Edition,
     body: Uint8Array,
     receivedAt: number,
+    seq = 0,
   ): boolean {
     if (this.actors.isFull(vehicleId)) return false;
     const r = decodeBody(header.messageId, body, edition);
@@ -207,12 +215,13 @@ export class VehicleThread {
       return this.actors.tell(vehicleId, {
         kind: 'malformed',
         link,
+        seq,
         header,
         edition,
         detail: `${r.reason}: ${r.detail}`,
       });
     }
-    return this.uplink(vehicleId, link, header, r.edition, r.message, receivedAt);
+    return this.uplink(vehicleId, link, header, r.edition, r.message, receivedAt, seq);
   }
 
   /** Sends a platform message body to the terminal on the vehicle's serial counter. */
@@ -223,10 +232,12 @@ export class VehicleThread {
     body: Uint8Array,
     phone: string,
     edition: Edition,
+    seq = 0,
   ): boolean {
     return this.actors.tell(vehicleId, {
       kind: 'platformMessage',
       link,
+      seq,
       messageId,
       body,
       phone,
@@ -234,8 +245,8 @@ export class VehicleThread {
     });
   }
 
-  linkClosed(vehicleId: string, linkId: string, reason: string, at: number): boolean {
-    return this.actors.tell(vehicleId, { kind: 'linkClosed', linkId, reason, at });
+  linkClosed(vehicleId: string, linkId: string, reason: string, at: number, seq = 0): boolean {
+    return this.actors.tell(vehicleId, { kind: 'linkClosed', linkId, seq, reason, at });
   }
 
   /**
@@ -342,6 +353,7 @@ export class VehicleThread {
       loader: { ...s.loader.stats, queued: s.loader.queued, reading: s.loader.reading },
       malformedBodies: this.malformedBodies,
       locationLayouts: locationLayoutStats(),
+      linkOrder: { ...this.linkOrder },
     };
   }
 

@@ -216,17 +216,17 @@ function onRecord(r: BatchRecord): void {
     const body = r.body.slice();
     offer(vehicleId, () =>
       vehicles.owns(vehicleId)
-        ? vehicles.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt)
-        : bounce(() => out.uplink(r.link, r.receivedAt, r.header, r.edition, body)),
+        ? vehicles.uplinkBody(vehicleId, link, r.header, r.edition, body, r.receivedAt, r.seq)
+        : bounce(() => out.uplink(r.link, r.receivedAt, r.header, r.edition, body, r.seq)),
     );
   } else if (r.kind === PLATFORM_MESSAGE) {
     const link = linkFor(r.link);
     const body = r.body.slice();
     offer(r.vehicleId, () =>
       vehicles.owns(r.vehicleId)
-        ? vehicles.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition)
+        ? vehicles.platformMessage(r.vehicleId, link, r.messageId, body, r.phone, r.edition, r.seq)
         : bounce(() =>
-            out.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, body),
+            out.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, body, r.seq),
           ),
     );
   } else if (r.kind === LINK_NAME) {
@@ -236,8 +236,8 @@ function onRecord(r: BatchRecord): void {
     links.delete(r.link);
     offer(r.vehicleId, () =>
       vehicles.owns(r.vehicleId)
-        ? vehicles.linkClosed(r.vehicleId, link.id, r.reason, r.at)
-        : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId)),
+        ? vehicles.linkClosed(r.vehicleId, link.id, r.reason, r.at, r.seq)
+        : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq)),
     );
   }
 }

@@ -246,7 +246,7 @@ export class WorkerVehicleHost implements VehicleHost {
     const slot = this.slots[this.workerOf(vehicleId)]!;
     if (d.kind === 'linkClosed') {
       // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
-      slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId);
+      slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq);
       slot.named.delete(d.linkNumber);
     } else if (slot.inFlight >= this.maxInFlight) {
       return false;
@@ -257,9 +257,17 @@ export class WorkerVehicleHost implements VehicleHost {
         slot.named.add(d.linkNumber);
       }
       if (d.kind === 'uplink')
-        slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body);
+        slot.out.uplink(d.linkNumber, d.receivedAt, d.header, d.edition, d.body, d.seq);
       else
-        slot.out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body);
+        slot.out.platformMessage(
+          d.linkNumber,
+          d.edition,
+          d.messageId,
+          d.phone,
+          vehicleId,
+          d.body,
+          d.seq,
+        );
     }
     slot.inFlight++;
     if (!slot.flushScheduled) {

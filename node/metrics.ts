@@ -215,6 +215,11 @@ export class NodeMetrics {
       'Frames routed between nodes: out (to an owner elsewhere), in (from a peer), relayed (for a peer whose view was behind), rerouted (sent back by a worker after a move)',
       ['direction'],
     );
+    counter(
+      'fleetmesh_link_order_total',
+      "Frames put back in their connection's order by their vehicle: held (waited for an earlier one that came another way), gaps_skipped (waited too long; went on without it), late (came after its gap was given up; taken at once)",
+      ['what'],
+    );
     counter('fleetmesh_peer_calls_total', 'Calls between nodes (command, vehicle, …)', [
       'direction',
     ]);
@@ -346,6 +351,12 @@ export class NodeMetrics {
     bad['phone-mismatch'] = g.phoneMismatch;
     for (const [reason, v] of Object.entries(bad))
       this.setCounter('fleetmesh_bad_frames_total', v ?? 0, { reason });
+    for (const [what, f] of [
+      ['held', (t: ThreadStats) => t.linkOrder?.held ?? 0],
+      ['gaps_skipped', (t: ThreadStats) => t.linkOrder?.gapsSkipped ?? 0],
+      ['late', (t: ThreadStats) => t.linkOrder?.late ?? 0],
+    ] as const)
+      this.setCounter('fleetmesh_link_order_total', sum(f), { what });
     this.gauges.fleetmesh_actors_active!.set(sum((t) => t.actors.active));
     this.gauges.fleetmesh_mailbox_queued!.set(sum((t) => t.actors.queued));
     this.setCounter(

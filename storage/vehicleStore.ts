@@ -53,6 +53,8 @@ export interface VehicleRecord {
    * after a handoff resumes the session on that link instead of refusing its frames.
    */
   linkId?: string;
+  /** The number of the last frame of that connection the vehicle took (actors/linkOrder.ts). */
+  linkSeq?: number;
 }
 
 export type PositionSource = 'live' | 'batch' | 'blind-area' | 'query-reply';

@@ -55,6 +55,7 @@ const record = fc.oneof(
   fc.record({
     kind: fc.constant(UPLINK),
     link: fc.integer({ min: 0, max: 0xffffffff }),
+    seq: fc.integer({ min: 0, max: 0xffffffff }),
     receivedAt: fc.integer({ min: 0, max: 2 ** 45 }),
     header,
     edition: fc.constantFrom(2011 as const, 2013 as const, 2019 as const),
@@ -63,6 +64,7 @@ const record = fc.oneof(
   fc.record({
     kind: fc.constant(LINK_CLOSED),
     link: fc.nat(),
+    seq: fc.integer({ min: 0, max: 0xffffffff }),
     at: fc.integer({ min: 0, max: 2 ** 45 }),
     reason: fc.string({ maxLength: 40 }),
     vehicleId: fc.stringMatching(/^[1-9][0-9]{0,19}$/),
@@ -70,6 +72,7 @@ const record = fc.oneof(
   fc.record({
     kind: fc.constant(PLATFORM_MESSAGE),
     link: fc.nat(),
+    seq: fc.integer({ min: 0, max: 0xffffffff }),
     edition: fc.constantFrom(2011 as const, 2013 as const, 2019 as const),
     messageId: fc.integer({ min: 0x8000, max: 0xffff }),
     phone: fc.stringMatching(/^[0-9]{12}$|^[0-9]{20}$/),
@@ -95,11 +98,11 @@ const record = fc.oneof(
 function write(b: FrameBatchBuilder, r: BatchRecord): void {
   switch (r.kind) {
     case UPLINK:
-      return b.uplink(r.link, r.receivedAt, r.header, r.edition, r.body);
+      return b.uplink(r.link, r.receivedAt, r.header, r.edition, r.body, r.seq);
     case LINK_CLOSED:
-      return b.linkClosed(r.link, r.at, r.reason, r.vehicleId);
+      return b.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq);
     case PLATFORM_MESSAGE:
-      return b.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, r.body);
+      return b.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, r.body, r.seq);
     case LINK_NAME:
       return b.linkName(r.link, r.id, r.node);
     case SEND:

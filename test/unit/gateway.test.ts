@@ -191,6 +191,11 @@ describe('Gateway limits (loopback sockets)', { timeout: 20_000 }, () => {
         delivered.slice(1).map((d) => (d.kind === 'uplink' ? d.header.serial : d.kind)),
         [1, 2, 3, 'linkClosed'],
       );
+      // Numbered in the order read, from 1, kept through the retries (the vehicle orders by it).
+      assert.deepEqual(
+        delivered.map((d) => d.seq),
+        [1, 2, 3, 4, 5],
+      );
     } finally {
       await gateway.close();
     }

@@ -85,7 +85,7 @@ class RecordingLink implements TerminalLink {
 }
 
 let serial = 0;
-function uplink(link: TerminalLink, message: Message, at: number): VehicleMessage {
+function uplink(link: TerminalLink, message: Message, at: number, seq?: number): VehicleMessage {
   const frame = encodeFrame(message, { phone: PHONE, serial: serial++, edition: 2013 });
   const r = decodeFrame(frame.subarray(1, -1));
   assert.ok(r.ok && r.message);
@@ -96,6 +96,7 @@ function uplink(link: TerminalLink, message: Message, at: number): VehicleMessag
     edition: 2013,
     message: r.message,
     receivedAt: at,
+    ...(seq !== undefined ? { seq } : {}),
   };
 }
 
@@ -395,5 +396,97 @@ describe('VehicleActor', () => {
     const writesAfter = epochs.length;
     assert.ok(writesAfter >= 2, 'it tried once, was refused');
     assert.equal(changes.length, 1, 'nothing was stored after the refusal');
+  });
+
+  describe("a connection's frames in the gateway's order (seq), whatever way they came", () => {
+    const LINK = 'node-a/1/7';
+    const report = (step: number): Message => ({ type: 'LocationReport', body: trackPoint(step) });
+    /** A vehicle handed over while online after frame 10 of its connection. */
+    function handedOver(policy: { linkOrderWaitMs?: number } = {}) {
+      const scheduler = new FakeScheduler();
+      const saved: VehicleRecord = {
+        _id: ID,
+        authCode: 'abc',
+        edition: 2013,
+        online: true,
+        linkId: LINK,
+        linkSeq: 10,
+      };
+      const { store, saves } = recordingStore(async () => structuredClone(saved));
+      const stats = { held: 0, gapsSkipped: 0, late: 0 };
+      const seen: number[] = [];
+      const sys = new ActorSystem<VehicleMessage>({
+        scheduler,
+        create: (id) =>
+          new VehicleActor(id, {
+            store,
+            policy: {
+              registration: 'open',
+              ackMode: 'receive',
+              saveEveryMs: SAVE_EVERY_MS,
+              ...policy,
+            },
+            now: () => scheduler.now(),
+            events: { position: (_id, state) => seen.push(state.time) },
+            linkOrderStats: stats,
+          }),
+      });
+      return { scheduler, sys, saves, stats, seen, link: new RecordingLink(LINK) };
+    }
+    const times = (...steps: number[]): number[] => steps.map((n) => trackPoint(n).time!);
+
+    it('a frame that overtook an earlier one waits for it, then both go on in order', async () => {
+      const { sys, seen, stats, link, scheduler } = handedOver();
+      sys.tell(ID, uplink(link, report(3), scheduler.now(), 13));
+      sys.tell(ID, uplink(link, report(2), scheduler.now(), 12));
+      await sys.whenIdle();
+      assert.deepEqual(seen, [], 'both wait for frame 11');
+      sys.tell(ID, uplink(link, report(1), scheduler.now(), 11));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2, 3));
+      assert.equal(stats.held, 2);
+      assert.equal(stats.gapsSkipped, 0);
+      assert.equal(link.sent.length, 3, 'each acknowledged');
+    });
+
+    it('a closed-link notice that overtook the last report waits for it (the report is not refused)', async () => {
+      const { sys, seen, saves, link, scheduler } = handedOver();
+      sys.tell(ID, { kind: 'linkClosed', linkId: LINK, seq: 12, reason: 'gone', at: 0 });
+      sys.tell(ID, uplink(link, report(1), scheduler.now(), 11));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1));
+      const ack = link.last();
+      assert.ok(ack?.type === 'PlatformResponse' && ack.body.result === 0, 'accepted, then closed');
+      await scheduler.advance(SAVE_EVERY_MS);
+      await sys.whenIdle();
+      assert.equal(saves.at(-1)?.online, false, 'the notice went on after the report');
+    });
+
+    it('gives up a gap after linkOrderWaitMs; the missing frame, when it comes, is taken at once', async () => {
+      const { sys, seen, stats, link, scheduler } = handedOver({ linkOrderWaitMs: 500 });
+      sys.tell(ID, uplink(link, report(2), scheduler.now(), 12));
+      await sys.whenIdle();
+      await scheduler.advance(499);
+      await sys.whenIdle();
+      assert.deepEqual(seen, []);
+      await scheduler.advance(1);
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(2), 'went on without frame 11');
+      sys.tell(ID, uplink(link, report(1), scheduler.now(), 11));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(2, 1), 'nothing dropped');
+      assert.deepEqual(stats, { held: 1, gapsSkipped: 1, late: 1 });
+    });
+
+    it('held frames go on before it passivates, and the number of the last one is saved', async () => {
+      const { sys, seen, saves, link, scheduler } = handedOver();
+      sys.tell(ID, uplink(link, report(1), scheduler.now(), 11));
+      sys.tell(ID, uplink(link, report(3), scheduler.now(), 13));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1));
+      await sys.passivateWhere(() => true);
+      assert.deepEqual(seen, times(1, 3));
+      assert.equal(saves.at(-1)?.linkSeq, 13);
+    });
   });
 });
