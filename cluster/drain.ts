@@ -108,7 +108,8 @@ export interface NodeDrainOptions {
   closeAfterMs?: number;
   /** How often the budget is spent (default 100 ms). */
   tickMs?: number;
-  log?: (line: string) => void;
+  /** Lines for operators: `info` for routine ones (an order taken), else warnings. */
+  log?: (line: string, level?: 'info' | 'warn') => void;
   now?: () => number;
   random?: () => number;
 }
@@ -170,12 +171,13 @@ export class NodeDrain {
       this.lastTick = this.now();
       this.timer = setInterval(() => this.tick(), this.o.tickMs ?? 100);
       this.timer.unref();
-      this.o.log?.(`drain: ${this.o.node} drains at ${order.rate} terminals/s`);
+      this.o.log?.(`drain: ${this.o.node} drains at ${order.rate} terminals/s`, 'info');
     } else if (!order && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
       this.told.clear();
-      if (was) this.o.log?.(`drain: ${this.o.node} takes terminals again (order cancelled)`);
+      if (was)
+        this.o.log?.(`drain: ${this.o.node} takes terminals again (order cancelled)`, 'info');
     }
   }
 

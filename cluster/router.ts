@@ -67,7 +67,8 @@ export interface RouterOptions {
    * asked for (`applied`).
    */
   events?: { local: EventHub; cluster: EventHub; applied: () => Promise<void> };
-  log?: (line: string) => void;
+  /** Lines for operators: `info` for routine ones (a handoff done), else warnings. */
+  log?: (line: string, level?: 'info' | 'warn') => void;
 }
 
 export interface RouterStats {
@@ -348,8 +349,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.pendingTimers.delete(node);
     if (!shards) return;
     for (const s of shards) this.pendingShard[s] = 0;
+    const routine = why === 'handed off' || why === 'no longer gained';
     if (why.startsWith('timed out')) this.counters.handoffTimeouts++;
-    this.opts.log?.(`router: ${shards.size} shards from ${node} released: ${why}`);
+    this.opts.log?.(
+      `router: ${shards.size} shards from ${node} released: ${why}`,
+      routine ? 'info' : 'warn',
+    );
     for (const w of this.releaseWaiters.splice(0)) w();
     this.drained();
   }
@@ -449,7 +454,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     }
     this.cutOff = isolated;
     this.counters.isolations += isolated ? 1 : 0;
-    this.opts.log?.(`router: ${isolated ? 'cut off' : 'back in the cluster'}: ${why}`);
+    this.opts.log?.(
+      `router: ${isolated ? 'cut off' : 'back in the cluster'}: ${why}`,
+      isolated ? 'warn' : 'info',
+    );
     const hosting = this.hosting(this.members);
     if (hosting.length === 0) {
       this.cutOff = false;
@@ -477,7 +485,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     if (!this.members.some((m) => m.node === this.opts.node)) return;
     this.rejoinRevision = undefined;
     this.cutOff = false;
-    this.opts.log?.('router: back in the cluster: registered again');
+    this.opts.log?.('router: back in the cluster: registered again', 'info');
     clearTimeout(this.settleTimer);
     this.latest = {
       view: new PlacementView(this.hosting(this.members)),
@@ -695,21 +703,25 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       (vehicleId, d, hops) => this.deliverFromPeer(vehicleId, d, hops),
       (ended, proxies) => {
         this.inbound.delete(ended);
-        // The peer's terminals are gone from here: their vehicles hear it (they go offline).
+        // The peer's terminals are gone from here: this node's vehicles hear it (they go
+        // offline). Not relayed: an owner elsewhere gets the terminal's frames from the
+        // terminal's own node, on a stream of theirs that tells it when the connection closes.
         const at = Date.now();
-        for (const p of proxies)
-          if (p.link.vehicleId !== undefined)
-            this.deliverFromPeer(
-              p.link.vehicleId,
-              {
-                kind: 'linkClosed',
-                link: p.link,
-                linkNumber: p.number,
-                reason: 'peer stream ended',
-                at,
-              },
-              1,
-            );
+        for (const p of proxies) {
+          const vehicleId = p.link.vehicleId;
+          if (vehicleId === undefined || this.localWorkerOf(vehicleId) < 0) continue;
+          this.deliverFromPeer(
+            vehicleId,
+            {
+              kind: 'linkClosed',
+              link: p.link,
+              linkNumber: p.number,
+              reason: 'peer stream ended',
+              at,
+            },
+            MAX_RELAYS,
+          );
+        }
       },
     );
     this.inbound.add(inbound);

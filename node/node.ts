@@ -204,11 +204,13 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
   const linkPrefix = `${node}/${Date.now().toString(36)}/`;
   const workers = opts.workers ?? availableParallelism();
   const logger = opts.logger;
-  // The node's own lines name their subsystem first ("membership: …", "vehicle worker 2 …").
+  // The node's own lines name their subsystem first ("membership: …", "vehicle worker 2 …");
+  // warnings unless the line says it is routine.
   const log =
     opts.log ??
     (logger
-      ? (line: string) => logger.warn(`node.${/^[a-z]+/.exec(line)?.[0] ?? 'other'}`, {}, line)
+      ? (line: string, level: 'info' | 'warn' = 'warn') =>
+          logger[level](`node.${/^[a-z]+/.exec(line)?.[0] ?? 'other'}`, {}, line)
       : undefined);
   const metrics = opts.metrics ? new NodeMetrics() : undefined;
   const threadOptions = {
