@@ -6,10 +6,10 @@
 //   GET  /api/locator?limit=          the locator's last decisions and counts per node (ListDecisions)
 //   GET  /api/vehicles?q=&limit=      online vehicles, searched by id or node
 //   GET  /api/vehicles/ID?hours=H     state, open alarms, track of its last H hours, commands
-//   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm)
+//   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm), by the operator
 //   POST /api/vehicles/ID/commands    {kind:'text',text,flag} | {kind:'location'}: SendCommand
 //   GET  /api/events[?vehicle=ID]     server-sent events: position, alarm, online, command
-//   POST /api/login {token}, POST /api/logout, GET /api/session
+//   POST /api/login {token, operator?}, POST /api/logout, GET /api/session
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
@@ -19,7 +19,7 @@ import { FleetSnapshot } from './fleetSnapshot.js';
 import { LocatorClient } from './locatorClient.js';
 import { LiveFeed } from './liveFeed.js';
 import { RecentCommands, RecentTracks, type TrackLimits, type TrackPoint } from './recent.js';
-import { NotAuthenticated, SESSION_COOKIE, Sessions } from './sessions.js';
+import { MAX_OPERATOR_NAME, NotAuthenticated, SESSION_COOKIE, Sessions } from './sessions.js';
 import { SseChannel } from './sse.js';
 import { grpc, grpcCode, VehicleClient, type OperatorCommand } from './vehicleClient.js';
 
@@ -109,12 +109,13 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     if (path === '/api/login' && method === 'POST') {
       const body = await jsonBody(req);
       const token = typeof body.token === 'string' ? body.token.trim() : '';
-      const id = await sessions.login(token);
+      const operator = operatorName(body.operator);
+      const id = await sessions.login(token, operator);
       res.setHeader(
         'Set-Cookie',
         `${SESSION_COOKIE}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${12 * 3600}`,
       );
-      return { node: opts.nodeName ?? '' };
+      return { node: opts.nodeName ?? '', operator };
     }
     if (path === '/api/logout' && method === 'POST') {
       sessions.logout(req);
@@ -124,9 +125,9 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       );
       return {};
     }
-    const token = await sessions.tokenOf(req);
+    const { token, operator } = await sessions.of(req);
     if (path === '/api/session' && method === 'GET') {
-      return { node: opts.nodeName ?? '', grpc: opts.grpcAddress };
+      return { node: opts.nodeName ?? '', grpc: opts.grpcAddress, operator };
     }
     if (path === '/api/cluster' && method === 'GET') {
       const [snap, members] = await Promise.all([fleet.online(token), fleet.members(token)]);
@@ -207,7 +208,10 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         if (typeof bits !== 'number' || !Number.isInteger(bits) || bits < 0 || bits > 0xffffffff) {
           throw new HttpError(400, 'bits is a whole number from 0 (every open alarm) to 2^32-1');
         }
-        return client.confirmAlarms(token, vehicleId, bits);
+        // The handler stored with the alarms: the session's operator; a script with a bearer
+        // token may name one in the body; none: the node names the token's (or "api").
+        const handler = operator || operatorName(body.operator);
+        return { ...(await client.confirmAlarms(token, vehicleId, bits, handler)), handler };
       }
       if (m[2] === 'commands' && method === 'POST') {
         const command = operatorCommand(await jsonBody(req));
@@ -399,6 +403,17 @@ function intParam(url: URL, name: string, fallback: number, min: number, max: nu
     throw new HttpError(400, `${name} is a whole number from ${min} to ${max}, not '${raw}'`);
   }
   return n;
+}
+
+/** An operator's name from a request body: optional, trimmed, at most 64 characters. */
+export function operatorName(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v !== 'string') throw new HttpError(400, 'operator is a name (text)');
+  const name = v.trim();
+  if ([...name].length > MAX_OPERATOR_NAME) {
+    throw new HttpError(400, `an operator's name is at most ${MAX_OPERATOR_NAME} characters`);
+  }
+  return name;
 }
 
 /** The operator's command from a form: a text (0x8300) or a location query (0x8201). */

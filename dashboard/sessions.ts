@@ -3,7 +3,9 @@
 // our own, so the dashboard takes exactly the tokens the node takes. A browser logs in once and
 // gets a session cookie (random, HttpOnly, SameSite=Strict) that stands for its token; a script
 // may send `Authorization: Bearer <token>` instead. A token the node accepted is asked about
-// again after 30 s, so a revoked one stops working within that. Both stores are bounded.
+// again after 30 s, so a revoked one stops working within that. Both stores are bounded. A
+// session may carry the operator's name given at login (no account: a name the operator types),
+// sent as the handler when they confirm alarms.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { grpc, grpcCode, type VehicleClient } from './vehicleClient.js';
@@ -14,8 +16,13 @@ export class NotAuthenticated extends Error {}
 
 interface Session {
   token: string;
+  /** The operator's name given at login ('' when none): who handled an alarm. */
+  operator: string;
   expiresUnixMs: number;
 }
+
+/** An operator's name: what ConfirmAlarmsRequest.operator takes. */
+export const MAX_OPERATOR_NAME = 64;
 
 export class Sessions {
   private readonly sessions = new Map<string, Session>();
@@ -47,11 +54,14 @@ export class Sessions {
     if (this.checked.size > 100) this.checked.delete(this.checked.keys().next().value as string);
   }
 
-  /** Checks `token` with the node and opens a session for it; returns the session id. */
-  async login(token: string): Promise<string> {
+  /**
+   * Checks `token` with the node and opens a session for it, for the operator named (optional;
+   * at most 64 characters, checked by the caller); returns the session id.
+   */
+  async login(token: string, operator = ''): Promise<string> {
     await this.check(token);
     const id = randomBytes(24).toString('base64url');
-    this.sessions.set(id, { token, expiresUnixMs: Date.now() + this.ttlMs });
+    this.sessions.set(id, { token, operator, expiresUnixMs: Date.now() + this.ttlMs });
     // The oldest session goes first when too many are open.
     if (this.sessions.size > this.maxSessions) {
       this.sessions.delete(this.sessions.keys().next().value as string);
@@ -66,12 +76,20 @@ export class Sessions {
 
   /** The token a request acts with; NotAuthenticated without a valid session or token. */
   async tokenOf(req: IncomingMessage): Promise<string> {
+    return (await this.of(req)).token;
+  }
+
+  /**
+   * The token a request acts with and the operator's name of its session ('' for a bearer
+   * token, or a session opened without a name); NotAuthenticated as tokenOf.
+   */
+  async of(req: IncomingMessage): Promise<{ token: string; operator: string }> {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
       if (!m) throw new NotAuthenticated('the Authorization header must be "Bearer <token>"');
       await this.check(m[1] as string);
-      return m[1] as string;
+      return { token: m[1] as string, operator: '' };
     }
     const id = cookie(req, SESSION_COOKIE);
     const s = id === undefined ? undefined : this.sessions.get(id);
@@ -87,7 +105,7 @@ export class Sessions {
       if (err instanceof NotAuthenticated) this.sessions.delete(id as string);
       throw err;
     }
-    return s.token;
+    return { token: s.token, operator: s.operator };
   }
 }
 

@@ -252,12 +252,14 @@ export class VehicleClient {
     return this.unary('getCommand', token, { commandId });
   }
 
+  /** `operator`: who handled them, stored with the records ('' lets the node name the token). */
   confirmAlarms(
     token: string,
     vehicleId: string,
     bits: number,
+    operator = '',
   ): Promise<{ confirmed: OpenAlarm[]; commandId: string }> {
-    return this.unary('confirmAlarms', token, { vehicleId, bits });
+    return this.unary('confirmAlarms', token, { vehicleId, bits, operator });
   }
 
   /** Sends and waits up to `waitMs` for the terminal's answer (the command stays queued after). */

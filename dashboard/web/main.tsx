@@ -70,12 +70,13 @@ function useLive(vehicle: string | undefined, on: (kind: string, data: unknown) 
 
 function Login({ onDone }: { onDone: () => void }) {
   const [token, setToken] = useState('');
+  const [operator, setOperator] = useState('');
   const [error, setError] = useState('');
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     setError('');
     try {
-      await api('/api/login', { token });
+      await api('/api/login', { token, operator });
       onDone();
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
@@ -92,6 +93,14 @@ function Login({ onDone }: { onDone: () => void }) {
         autocomplete="current-password"
         value={token}
         onInput={(e) => setToken((e.target as HTMLInputElement).value)}
+      />
+      <input
+        name="operator"
+        placeholder="your name (optional): recorded on the alarms you handle"
+        autocomplete="username"
+        maxLength={64}
+        value={operator}
+        onInput={(e) => setOperator((e.target as HTMLInputElement).value)}
       />
       <button type="submit">Log in</button>
       {error && <p class="error">{error}</p>}
@@ -448,12 +457,12 @@ function VehiclePage({ id }: { id: string }) {
 
   const confirm = async (bits: number): Promise<void> => {
     try {
-      const r = await api<{ confirmed: { bit: number }[]; commandId: string }>(
+      const r = await api<{ confirmed: { bit: number }[]; commandId: string; handler: string }>(
         `/api/vehicles/${id}/confirm`,
         { bits },
       );
       setNotice(
-        `handled: ${r.confirmed.map((a) => ALARM_NAMES[a.bit] ?? `bit ${a.bit}`).join(', ') || 'none open'}${r.commandId ? ' (0x8203 sent to the terminal)' : ''}`,
+        `handled: ${r.confirmed.map((a) => ALARM_NAMES[a.bit] ?? `bit ${a.bit}`).join(', ') || 'none open'}${r.handler ? ` by ${r.handler}` : ''}${r.commandId ? ' (0x8203 sent to the terminal)' : ''}`,
       );
       await load();
     } catch (err) {
@@ -684,10 +693,13 @@ function answer(c: CommandEntry): string {
 function App() {
   const [authed, setAuthed] = useState<boolean | null>(null);
   const [node, setNode] = useState('');
+  const [operator, setOperator] = useState('');
   const hash = useHash();
   const check = useCallback(async () => {
     try {
-      setNode((await api<{ node: string }>('/api/session')).node);
+      const session = await api<{ node: string; operator: string }>('/api/session');
+      setNode(session.node);
+      setOperator(session.operator);
       setAuthed(true);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) setAuthed(false);
@@ -705,6 +717,7 @@ function App() {
           fleetmesh
         </a>
         <span>dashboard of {node || 'a node'}</span>
+        {operator && <span class="operator">operator {operator}</span>}
         <button
           type="button"
           onClick={() => void api('/api/logout', {}).then(() => setAuthed(false))}

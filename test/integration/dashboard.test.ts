@@ -1,10 +1,11 @@
 // The operator's dashboard in a real browser (Debian's chromium driven by playwright-core)
 // against a real node, its gRPC server and real storage, with simulated terminals: log in with
-// the node's token, see the vehicles appear, open one, see its track grow live, confirm an alarm
-// (and find it handled in the store, and the 0x8203 at the terminal), send commands and see the
-// terminal's answers. Also the HTTP API's refusals: no token, bad input; and the cluster page of
-// a node with membership (its own etcd), where a member holding no vehicles shows with its load,
-// and the Locator panel of a locator on that etcd, showing where terminals it saw were sent.
+// the node's token and an operator's name, see the vehicles appear, open one, see its track grow
+// live, confirm an alarm (and find it handled by that operator in the store, and the 0x8203 at
+// the terminal), send commands and see the terminal's answers. Also the HTTP API's refusals: no
+// token, bad input; and the cluster page of a node with membership (its own etcd), where a member
+// holding no vehicles shows with its load, and the Locator panel of a locator on that etcd,
+// showing where terminals it saw were sent.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -28,6 +29,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 const database = testDatabase('dashboard');
 const OURS = '13900000001';
+const OPERATOR = '李伟 (night shift)';
 
 let servers: LocalServers;
 let node: FleetNode;
@@ -121,8 +123,11 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     await page.click('button[type=submit]');
     await page.waitForSelector('.login .error:has-text("does not accept")');
     await page.fill('input[name=token]', TOKEN);
+    // The operator's name (optional): recorded on the alarms they handle.
+    await page.fill('input[name=operator]', OPERATOR);
     await page.click('button[type=submit]');
     await page.waitForSelector(`header:has-text("${node.node}")`);
+    await page.waitForSelector(`header .operator:has-text("${OPERATOR}")`);
     // This dashboard was given no locator: its panel says so.
     await page.waitForSelector(
       '.locator[data-configured="false"]:has-text("No locator configured")',
@@ -174,7 +179,7 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     terminal.answerCommands(() => trackPoint(8));
     const confirm = terminal.waitFor((f) => f.message?.type === 'AlarmConfirm');
     await page.click('.alarm[data-bit="0"] button');
-    await page.waitForSelector('.notice:has-text("handled: emergency")');
+    await page.waitForSelector(`.notice:has-text("handled: emergency by ${OPERATOR}")`);
     const f = await confirm;
     assert.ok(f.message?.type === 'AlarmConfirm');
     await node.flush();
@@ -183,6 +188,8 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
       .collection('alarms')
       .findOne({ vehicleId: OURS, bit: 0 });
     assert.equal(record?.handlingStatus, 2);
+    // Handled by the operator who logged in (ConfirmAlarmsRequest.operator).
+    assert.equal(record?.handledBy, OPERATOR);
   });
 
   it('sends a location query and a text; the terminal’s answers show in the command history', async () => {
@@ -221,6 +228,13 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     });
     assert.equal(badCommand.status, 400);
     assert.match(String(badCommand.body.error), /kind is 'text' or 'location'/);
+    const longName = await http('/api/login', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ token: TOKEN, operator: 'x'.repeat(65) }),
+    });
+    assert.equal(longName.status, 400);
+    assert.match(String(longName.body.error), /at most 64 characters/);
     const notJson = await http(`/api/vehicles/${OURS}/confirm`, {
       method: 'POST',
       headers: bearer,

@@ -1,13 +1,19 @@
 // The dashboard's bounded memories, alone: a browser's SSE backlog (a slow browser costs at most
 // maxBacklog events, then drops and is told how many), the recent tracks and command log, the
-// login sessions; the cluster page's members (ListMembers merged with the vehicles' nodes).
+// login sessions and the operator's name they carry; the cluster page's members (ListMembers merged with the vehicles' nodes).
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import type { IncomingMessage } from 'node:http';
 import { FleetSnapshot } from '../../dashboard/fleetSnapshot.js';
 import { RecentCommands, RecentTracks } from '../../dashboard/recent.js';
-import { NotAuthenticated, SESSION_COOKIE, Sessions } from '../../dashboard/sessions.js';
+import {
+  MAX_OPERATOR_NAME,
+  NotAuthenticated,
+  SESSION_COOKIE,
+  Sessions,
+} from '../../dashboard/sessions.js';
+import { operatorName } from '../../dashboard/server.js';
 import { SseChannel, type EventSink } from '../../dashboard/sse.js';
 import {
   grpc,
@@ -196,6 +202,23 @@ describe('dashboard sessions', () => {
     await assert.rejects(sessions.tokenOf(cookieOf(a)), NotAuthenticated);
     assert.equal(await sessions.tokenOf(cookieOf(b)), 't');
     assert.equal(await sessions.tokenOf(cookieOf(c)), 't');
+  });
+
+  it('a session carries the operator’s name given at login; a bearer token none', async () => {
+    const sessions = new Sessions(node(new Set(['t'])), 60_000, 10, 0);
+    const named = await sessions.login('t', 'Li Wei');
+    assert.deepEqual(await sessions.of(cookieOf(named)), { token: 't', operator: 'Li Wei' });
+    const anonymous = await sessions.login('t');
+    assert.deepEqual(await sessions.of(cookieOf(anonymous)), { token: 't', operator: '' });
+    assert.deepEqual(await sessions.of(request({ authorization: 'Bearer t' })), {
+      token: 't',
+      operator: '',
+    });
+    // The name's bound is ConfirmAlarmsRequest.operator's: 64 characters (not bytes), trimmed.
+    assert.equal(operatorName(`  ${'李'.repeat(MAX_OPERATOR_NAME)} `), '李'.repeat(64));
+    assert.equal(operatorName(undefined), '');
+    assert.throws(() => operatorName('x'.repeat(MAX_OPERATOR_NAME + 1)), /at most 64/);
+    assert.throws(() => operatorName(7), /operator is a name/);
   });
 });
 
