@@ -8,13 +8,20 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
-import type { CommandEvent } from '../actors/commandQueue.js';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
+import {
+  byTimeThenId,
+  CommandHistoryReader,
+  commandListQuery,
+  commandPageSize,
+} from '../storage/commandHistory.js';
+import { InvalidQuery } from '../storage/historyQuery.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
 import { addHistoryService, HISTORY_PROTO, HISTORY_SERVICE } from './historyService.js';
 import { reflectionDefinition } from './grpcReflection.js';
 import { vehicleIdOf } from '../jt808/header.js';
+import { messageIdOf } from '../jt808/messages.js';
 import { VehiclesUnavailable } from '../hosting/workerHost.js';
 import { projectRoot } from '../devservers/localServers.js';
 import type { FleetNode } from '../node/node.js';
@@ -27,8 +34,10 @@ import {
   memberMessage,
   onlineMessage,
   onlinePage,
+  storedCommandStatus,
   vehicleMessage,
   type CommandStatusMessage,
+  type StoredCommandEvent,
 } from './vehicleServiceMapping.js';
 
 export const VEHICLE_SERVICE = 'fleetmesh.v1.VehicleService';
@@ -133,7 +142,7 @@ export async function startGrpcServer(
       fn(call.request, call).then(
         (res) => callback(null, res),
         (err: unknown) => {
-          if (err instanceof InvalidRequest)
+          if (err instanceof InvalidRequest || err instanceof InvalidQuery)
             callback(grpcError(grpc.status.INVALID_ARGUMENT, err.message));
           else if (err instanceof VehiclesUnavailable)
             callback(grpcError(grpc.status.UNAVAILABLE, err.message));
@@ -155,23 +164,10 @@ export async function startGrpcServer(
       .collection(COLLECTIONS.commands)
       .find({ commandId })
       .toArray();
-    events.sort((a, b) => (a.at as Date).getTime() - (b.at as Date).getTime());
-    let status: CommandStatusMessage | undefined;
-    for (const d of events) {
-      const e: CommandEvent = {
-        commandId,
-        state: d.state as CommandEvent['state'],
-        at: (d.at as Date).getTime(),
-        ...(typeof d.attempt === 'number' ? { attempt: d.attempt } : {}),
-        ...(typeof d.detail === 'string' ? { detail: d.detail } : {}),
-      };
-      status = commandStatus(String(d.vehicleId), e, status);
-      if (typeof d.reply === 'string') status.replyType = d.reply;
-      if (typeof d.result === 'number') status.result = d.result;
-    }
-    return status;
+    return storedCommandStatus(events.sort(byTimeThenId) as unknown as StoredCommandEvent[]);
   };
 
+  const commandHistory = new CommandHistoryReader(node.client.db(node.database));
   let streams = 0;
   const handlers: grpc.UntypedServiceImplementation = {
     getVehicle: unary(async (req) => {
@@ -195,6 +191,7 @@ export async function startGrpcServer(
       const id = vehicleId(req);
       const message = commandMessage(req);
       const { id: commandId, settled } = node.command(id, message);
+      const createdUnixMs = Date.now();
       remember({
         commandId,
         vehicleId: id,
@@ -205,6 +202,9 @@ export async function startGrpcServer(
         replyType: '',
         result: -1,
         replyJson: '',
+        kind: message.type,
+        messageId: messageIdOf(message),
+        createdUnixMs,
       });
       const final = settled.then((e) => {
         const s = commandStatus(id, e, statuses.get(commandId));
@@ -260,6 +260,36 @@ export async function startGrpcServer(
       return {
         confirmed: r.confirmed.map((a) => ({ bit: a.bit, startUnixMs: a.startTime })),
         commandId: r.commandId ?? '',
+      };
+    }),
+    listCommands: unary(async (req) => {
+      const q = commandListQuery(req);
+      const page = await commandHistory.page(q, commandPageSize(req.pageSize), req.pageToken);
+      return {
+        commands: page.commands.map((c) => {
+          const s = storedCommandStatus(c.events as unknown as StoredCommandEvent[]);
+          const status: CommandStatusMessage = {
+            ...(s ?? {
+              commandId: c.commandId,
+              vehicleId: c.vehicleId,
+              state: 'COMMAND_STATE_UNSPECIFIED',
+              updatedUnixMs: c.createdAt,
+              attempts: 0,
+              detail: '',
+              replyType: '',
+              result: -1,
+              replyJson: '',
+            }),
+            kind: c.kind,
+            messageId: c.messageId,
+            createdUnixMs: c.createdAt,
+          };
+          // The log keeps no reply body: this server's memory may still have it.
+          const cached = statuses.get(c.commandId);
+          if (cached && cached.state === status.state) status.replyJson = cached.replyJson;
+          return status as unknown as Obj;
+        }),
+        nextPageToken: page.nextPageToken,
       };
     }),
     getCommand: unary(async (req) => {

@@ -142,6 +142,10 @@ export interface CommandStatusMessage {
   replyType: string;
   result: number;
   replyJson: string;
+  /** What the command is (message type, platform message id) and when it was created. */
+  kind?: string;
+  messageId?: number;
+  createdUnixMs?: number;
 }
 
 /** A command's status from its latest event (attempts carried over from earlier ones). */
@@ -161,7 +165,55 @@ export function commandStatus(
     replyType: reply?.type ?? previous?.replyType ?? '',
     result: reply?.type === 'TerminalResponse' ? reply.body.result : (previous?.result ?? -1),
     replyJson: reply ? JSON.stringify(bodyJson(reply)) : (previous?.replyJson ?? ''),
+    ...(previous?.kind !== undefined ? { kind: previous.kind } : {}),
+    ...(previous?.messageId !== undefined ? { messageId: previous.messageId } : {}),
+    ...(previous?.createdUnixMs !== undefined ? { createdUnixMs: previous.createdUnixMs } : {}),
   };
+}
+
+/**
+ * A command's status from its entries in the commands log (storage/vehicleStore.ts logCommand),
+ * in the order they happened: the reply's type and 0x0001 result, not its body (the log keeps
+ * none); kind, message id and created time from the entry that names them.
+ */
+export function storedCommandStatus(
+  events: readonly StoredCommandEvent[],
+): CommandStatusMessage | undefined {
+  let status: CommandStatusMessage | undefined;
+  for (const d of events) {
+    const e: CommandEvent = {
+      commandId: String(d.commandId),
+      state: d.state as CommandEvent['state'],
+      at: d.at.getTime(),
+      ...(typeof d.attempt === 'number' ? { attempt: d.attempt } : {}),
+      ...(typeof d.detail === 'string' ? { detail: d.detail } : {}),
+    };
+    status = commandStatus(String(d.vehicleId), e, status);
+    if (typeof d.reply === 'string') status.replyType = d.reply;
+    if (typeof d.result === 'number') status.result = d.result;
+    if (typeof d.kind === 'string') status.kind = d.kind;
+    if (typeof d.messageId === 'number') status.messageId = d.messageId;
+    if (d.createdAt instanceof Date) status.createdUnixMs = d.createdAt.getTime();
+  }
+  // Logged before the log named commands: created when first logged.
+  if (status && status.createdUnixMs === undefined && events[0])
+    status.createdUnixMs = events[0].at.getTime();
+  return status;
+}
+
+/** One entry of the commands log as read back. */
+export interface StoredCommandEvent {
+  commandId: unknown;
+  vehicleId: unknown;
+  state: unknown;
+  at: Date;
+  attempt?: unknown;
+  detail?: unknown;
+  reply?: unknown;
+  result?: unknown;
+  kind?: unknown;
+  messageId?: unknown;
+  createdAt?: unknown;
 }
 
 export function positionMessage(s: LastState): Obj {

@@ -51,6 +51,10 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.commands)
     .createIndex({ vehicleId: 1, at: 1 }, { name: 'vehicle_at' });
+  // A vehicle's commands, newest first (ListCommands): only first entries carry createdAt.
+  await db
+    .collection(COLLECTIONS.commands)
+    .createIndex({ vehicleId: 1, createdAt: 1 }, { name: 'vehicle_created' });
 }
 
 /**

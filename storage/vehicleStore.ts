@@ -5,7 +5,7 @@ import { Binary, type Db, type Document } from 'mongodb';
 import type { AlarmRecord, Command, CommandEvent } from '../domain/vehicle.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
-import type { Register } from '../jt808/messages.js';
+import { messageIdOf, type Register } from '../jt808/messages.js';
 import { BatchWriter, type BatchWriterOptions, type WriteOutcome } from './batchWriter.js';
 import { MediaStore } from './mediaStore.js';
 import { cellKey } from './cellGrid.js';
@@ -208,9 +208,18 @@ export class VehicleStore {
     return this.sessions.insert({ ...e, at: new Date(e.at) });
   }
 
-  /** Append-only command log: queued, sent, answered, failed, timed out. */
-  logCommand(vehicleId: string, e: CommandEvent): Promise<WriteOutcome> {
+  /**
+   * Append-only command log: queued, sent, answered, failed, timed out. With `command` (its
+   * first event: queued or refused) the entry also names what it is: `kind` (the message type),
+   * `messageId` and `createdAt` (storage/commandHistory.ts lists commands by these entries).
+   */
+  logCommand(vehicleId: string, e: CommandEvent, command?: Command): Promise<WriteOutcome> {
     const doc: Document = { vehicleId, commandId: e.commandId, state: e.state, at: new Date(e.at) };
+    if (command !== undefined) {
+      doc.kind = command.message.type;
+      doc.messageId = messageIdOf(command.message);
+      doc.createdAt = new Date(command.createdAt);
+    }
     if (e.attempt !== undefined) doc.attempt = e.attempt;
     if (e.serial !== undefined) doc.serial = e.serial;
     if (e.detail !== undefined) doc.detail = e.detail;

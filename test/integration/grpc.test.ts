@@ -547,6 +547,180 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     );
   });
 
+  it('ListCommands pages through a vehicle’s commands from the log, newest first, with kind, message id, state and reply; a range narrows them', async () => {
+    const vehicleId = '13800000009';
+    const t = await online('013800000009');
+    t.answerCommands(() => trackPoint(3));
+    // Answered while the terminal is online, one after the other.
+    const answered: string[] = [];
+    for (const command of [
+      { textMessage: { flag: 8, text: 'one' } },
+      { queryParameters: { ids: [1] } },
+      { queryPosition: {} },
+      { textMessage: { flag: 8, text: 'four' } },
+    ]) {
+      const res = await call('sendCommand', { vehicleId, ...command, wait: true });
+      assert.equal((res.status as Obj).state, 'ANSWERED');
+      answered.push(String(res.commandId));
+    }
+    // The same terminal on a new connection that answers nothing: a command goes out to it and
+    // is in flight when it leaves (then logged 'queued' again: it waits for the terminal).
+    const silent = new SimTerminal({ port: node.port, phone: '013800000009' });
+    await silent.connect();
+    assert.equal(await silent.authenticate(t.authCode), 0);
+    const sent = silent.waitFor((f) => f.message?.type === 'TextMessage');
+    const inFlight = String(
+      (await call('sendCommand', { vehicleId, textMessage: { flag: 8, text: 'five' } })).commandId,
+    );
+    await sent;
+    silent.close();
+    t.close();
+    // Once the vehicle knows its terminal left (GetVehicle says offline):
+    for (let tries = 0; (await call('getVehicle', { vehicleId })).online === true; tries++) {
+      assert.ok(tries < 1000, 'the vehicle never went offline');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Queued for an offline terminal: never answered here.
+    const queued: string[] = [inFlight];
+    for (let i = 0; i < 3; i++)
+      queued.push(String((await call('sendCommand', { vehicleId, queryPosition: {} })).commandId));
+    // Logged: queued (first, named), sent, queued again (terminal offline).
+    const requeued = await (async () => {
+      for (let tries = 0; ; tries++) {
+        await node.flush();
+        const s = await call('getCommand', { commandId: inFlight });
+        if (s.state === 'QUEUED' && s.attempts === 1) return s;
+        assert.ok(
+          tries < 1000,
+          `the command in flight was never queued again (${String(s.state)})`,
+        );
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    assert.equal(requeued.detail, 'terminal offline');
+    await node.flush();
+
+    // Brute force: every entry of the log for the vehicle, read with one find.
+    const log = await node.client
+      .db(`fleetmesh_grpc_${process.pid}`)
+      .collection('commands')
+      .find({ vehicleId })
+      .toArray();
+    // A command's first entry names it (createdAt); 'queued' may come again (requeued).
+    const firsts = log
+      .filter((d) => d.createdAt instanceof Date)
+      .sort((a, b) => {
+        const d = (b.createdAt as Date).getTime() - (a.createdAt as Date).getTime();
+        return d !== 0 ? d : String(b._id) < String(a._id) ? -1 : 1;
+      });
+    assert.deepEqual(firsts.map((d) => d.commandId).sort(), [...answered, ...queued].sort());
+
+    const list = async (req: Obj, pageSize: number): Promise<Obj[]> => {
+      const got: Obj[] = [];
+      let token = '';
+      let pages = 0;
+      do {
+        const page = await call('listCommands', { vehicleId, ...req, pageSize, pageToken: token });
+        const commands = page.commands as Obj[];
+        assert.ok(commands.length <= pageSize);
+        got.push(...commands);
+        token = String(page.nextPageToken);
+        assert.ok(++pages <= 10);
+      } while (token !== '');
+      return got;
+    };
+    for (const size of [1, 2, 3, 7, 500]) {
+      const all = await list({}, size);
+      assert.deepEqual(
+        all.map((c) => c.commandId),
+        firsts.map((d) => d.commandId),
+        `page size ${size}`,
+      );
+    }
+    const all = await list({}, 100);
+    const byId = new Map(all.map((c) => [String(c.commandId), c]));
+    for (const id of answered) {
+      const c = byId.get(id) as Obj;
+      assert.equal(c.state, 'ANSWERED');
+      assert.equal(c.vehicleId, vehicleId);
+      assert.equal(c.attempts, 1);
+      assert.notEqual(c.replyType, '');
+      assert.notEqual(c.replyJson, '', 'the reply body from the server’s memory');
+    }
+    assert.deepEqual(
+      answered.map((id) => [byId.get(id)?.kind, byId.get(id)?.messageId]),
+      [
+        ['TextMessage', 0x8300],
+        ['QueryParameters', 0x8106],
+        ['LocationQuery', 0x8201],
+        ['TextMessage', 0x8300],
+      ],
+    );
+    assert.equal(byId.get(answered[0] as string)?.result, 0);
+    assert.equal(byId.get(answered[1] as string)?.replyType, 'ParametersReply');
+    for (const id of queued) {
+      const c = byId.get(id) as Obj;
+      assert.equal(c.state, 'QUEUED');
+      assert.equal(c.kind, id === inFlight ? 'TextMessage' : 'LocationQuery');
+      assert.equal(c.attempts, id === inFlight ? 1 : 0);
+      assert.equal(c.result, -1);
+    }
+    for (const [i, d] of firsts.entries()) {
+      const c = all[i] as Obj;
+      assert.equal(c.createdUnixMs, (d.createdAt as Date).getTime());
+      const events = log.filter((e) => e.commandId === d.commandId);
+      assert.equal(c.updatedUnixMs, Math.max(...events.map((e) => (e.at as Date).getTime())));
+    }
+
+    // A range of queued times: [the 2nd oldest, the newest) leaves out the oldest and newest.
+    const times = firsts.map((d) => (d.createdAt as Date).getTime());
+    const from = times[times.length - 2] as number;
+    const to = times[0] as number;
+    const ranged = await list({ fromUnixMs: from, toUnixMs: to }, 2);
+    assert.deepEqual(
+      ranged.map((c) => c.commandId),
+      firsts.filter((_, i) => times[i]! >= from && times[i]! < to).map((d) => d.commandId),
+    );
+    assert.deepEqual(
+      (await list({ fromUnixMs: to }, 2)).map((c) => c.commandId),
+      firsts.filter((_, i) => times[i]! >= to).map((d) => d.commandId),
+    );
+    assert.deepEqual(await list({}, 5).then((l) => l.length), firsts.length);
+
+    assert.ok(
+      log.some((d) => d.state === 'queued' && d.createdAt === undefined),
+      'the commands in flight when the terminal left were logged queued again',
+    );
+    assert.deepEqual((await call('listCommands', { vehicleId: '13899999999' })).commands, []);
+  });
+
+  it('ListCommands refuses bad input with INVALID_ARGUMENT, and calls without a token', async () => {
+    const bad = async (req: Obj, message: RegExp): Promise<void> =>
+      assert.rejects(call('listCommands', req), (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.INVALID_ARGUMENT, err.details);
+        assert.match(err.details, message);
+        return true;
+      });
+    await bad({ vehicleId: 'abc' }, /vehicle id 'abc' must be 1 to 20 digits/);
+    await bad({ vehicleId: '' }, /must be 1 to 20 digits/);
+    await bad(
+      { vehicleId: '13800000009', pageSize: 501 },
+      /page_size 501 is over the limit of 500/,
+    );
+    await bad(
+      { vehicleId: '13800000009', fromUnixMs: 2000, toUnixMs: 1000 },
+      /to_unix_ms \(1000\) must be after from_unix_ms \(2000\)/,
+    );
+    await bad(
+      { vehicleId: '13800000009', fromUnixMs: -5 },
+      /from_unix_ms must be Unix milliseconds/,
+    );
+    await bad({ vehicleId: '13800000009', pageToken: 'nonsense' }, /page_token is not one/);
+    await assert.rejects(call('listCommands', { vehicleId: '13800000009' }, auth('wrong')), {
+      code: grpc.status.UNAUTHENTICATED,
+    });
+  });
+
   it('StreamEvents delivers only the vehicles and kinds asked for', async () => {
     const stream = (
       client as unknown as Record<
