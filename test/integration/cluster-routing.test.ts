@@ -57,14 +57,25 @@ describe(
       const [n1, n2] = nodes as [FleetNode, FleetNode, FleetNode];
       const terminals: SimTerminal[] = [];
       try {
-        const COUNT = 60;
-        for (let i = 0; i < COUNT; i++) {
-          const t = new SimTerminal({ port: n1.port, phone: phoneOf(i) });
-          await t.connect();
-          assert.equal(await t.register(), 0, `terminal ${i} registers through node 1`);
-          assert.equal(await t.authenticate(), 0, `terminal ${i} authenticates through node 1`);
-          t.answerCommands(() => trackPoint(i));
-          terminals.push(t);
+        const COUNT = 300; // the issue's proof
+        for (let from = 0; from < COUNT; from += 50) {
+          const batch = Array.from({ length: Math.min(50, COUNT - from) }, (_, k) => from + k);
+          terminals.push(
+            ...(await Promise.all(
+              batch.map(async (i) => {
+                const t = new SimTerminal({ port: n1.port, phone: phoneOf(i) });
+                await t.connect();
+                assert.equal(await t.register(), 0, `terminal ${i} registers through node 1`);
+                assert.equal(
+                  await t.authenticate(),
+                  0,
+                  `terminal ${i} authenticates through node 1`,
+                );
+                t.answerCommands(() => trackPoint(i));
+                return t;
+              }),
+            )),
+          );
         }
         // A subscriber on node 2 sees the positions of every node's vehicles.
         const seen = new Set<string>();
@@ -228,6 +239,24 @@ describe(
           'reports before the join',
         );
         const before = nodes.map((n) => n.router!.routing());
+        // Throughout the join, no vehicle is online on two nodes at once. Vehicles only move to
+        // the new node, so it is read first: one seen there, then on an old node, was on both.
+        let sampling = true;
+        let samples = 0;
+        const doubled = new Set<string>();
+        const sampler = (async () => {
+          while (sampling) {
+            const joined = nodes[2];
+            if (joined) {
+              const there = new Set((await joined.router!.localOnline()).map((v) => v.vehicleId));
+              for (const n of nodes.slice(0, 2))
+                for (const v of await n.router!.localOnline())
+                  if (there.has(v.vehicleId)) doubled.add(v.vehicleId);
+              samples++;
+            }
+            await new Promise((r) => setTimeout(r, 10));
+          }
+        })();
         nodes.push(
           await startTestNode(servers.mongodbUri, database, {
             node: 'j3',
@@ -251,6 +280,10 @@ describe(
         );
         running = false;
         await Promise.all(load);
+        sampling = false;
+        await sampler;
+        assert.ok(samples >= 5, `the active lists were sampled during the join (${samples})`);
+        assert.deepEqual([...doubled], [], 'no vehicle online on two nodes at any sample');
 
         // Only the shards the new node wins moved: what it gained is what the others lost.
         const [r1, r2, r3] = nodes.map((n, i) => {
