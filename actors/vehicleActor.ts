@@ -503,7 +503,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
     const confirmed = this.alarms.confirm(bits >>> 0, 2, { operator, at: this.now() });
-    await Promise.all(confirmed.map((r) => this.deps.store.saveAlarm(r)));
+    await Promise.all(confirmed.map((r) => this.saveAlarm(r)));
     const sticky = confirmed
       .filter((r) => r.needsConfirmation)
       .reduce((m, r) => (m | (1 << r.bit)) >>> 0, 0);
@@ -633,7 +633,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
         if (loc.mileageKm !== undefined) point.mileageKm = loc.mileageKm;
         const changes = this.alarms.apply(loc.alarm, point);
         for (const r of [...changes.opened, ...changes.closed])
-          writes.push(this.deps.store.saveAlarm(r));
+          writes.push(this.saveAlarm(r));
         for (const r of changes.opened)
           this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
         for (const r of changes.closed)
@@ -744,6 +744,23 @@ export class VehicleActor implements Actor<VehicleMessage> {
     await this.writeChanges();
   }
 
+  /** An alarm record, written under this actor's owner epoch (refused once a newer one wrote). */
+  private saveAlarm(r: AlarmRecord): Promise<WriteOutcome> {
+    return this.deps.store.saveAlarm(r, this.epoch).catch((err: unknown) => {
+      if (err instanceof StaleOwner) this.supersede();
+      throw err;
+    });
+  }
+
+  /**
+   * Another node owns the vehicle now and has written: this actor stops writing and leaves
+   * memory (the store counted and refused the write).
+   */
+  private supersede(): void {
+    this.superseded = true;
+    this.ctx?.passivate();
+  }
+
   /** Hands the store the record's fields that changed since the last write. */
   private writeChanges(): Promise<unknown> {
     if (this.superseded) return Promise.resolve();
@@ -751,10 +768,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
     if (!change) return Promise.resolve();
     return this.deps.store.saveChanges(this.vehicleId, change, this.epoch).catch((err: unknown) => {
       if (err instanceof StaleOwner) {
-        // Another node owns the vehicle now and has written: this actor stops writing and
-        // leaves memory (the store counted and refused the write).
-        this.superseded = true;
-        this.ctx?.passivate();
+        this.supersede();
         return;
       }
       // Not stored: a save is due again (a connected, quiet vehicle might otherwise never save

@@ -146,6 +146,18 @@ function updatedId(op: AnyBulkWriteOperation<Document>): unknown {
   return undefined;
 }
 
+/**
+ * Matches the document only where no newer owner wrote it. An upsert that matches nothing
+ * then tries to create the _id and hits the existing document: that duplicate key is the
+ * refusal.
+ */
+function fencedFilter(id: string, epoch: number): Document {
+  return {
+    _id: id,
+    $or: [{ [OWNER_EPOCH_FIELD]: { $lte: epoch } }, { [OWNER_EPOCH_FIELD]: { $exists: false } }],
+  };
+}
+
 function isUpdate(op: AnyBulkWriteOperation<Document>): boolean {
   return updatedId(op) !== undefined;
 }
@@ -216,10 +228,28 @@ export class BatchWriter {
   }
 
   /** Replaces (or creates) the document with this _id: idempotent, so safe to retry. */
-  replace(doc: Document & { _id: string }): Promise<WriteOutcome> {
-    return this.add({
-      replaceOne: { filter: { _id: doc._id } as Document, replacement: doc, upsert: true },
-    });
+  /**
+   * The whole document with this _id (created if missing). With `epoch` the write is fenced as
+   * setFields' is: it replaces only a document whose ownerEpoch is at most `epoch` (or absent),
+   * stores `epoch` with it, and rejects with StaleOwner (counted as `fenced`) where a newer owner
+   * wrote.
+   */
+  replace(doc: Document & { _id: string }, epoch?: number): Promise<WriteOutcome> {
+    if (epoch === undefined)
+      return this.add({
+        replaceOne: { filter: { _id: doc._id } as Document, replacement: doc, upsert: true },
+      });
+    return this.add(
+      {
+        replaceOne: {
+          filter: fencedFilter(doc._id, epoch),
+          replacement: { ...doc, [OWNER_EPOCH_FIELD]: epoch },
+          upsert: true,
+        },
+      },
+      undefined,
+      true,
+    );
   }
 
   /** An update by _id with upsert (e.g. $set of last state). */
@@ -274,21 +304,17 @@ export class BatchWriter {
       unset: Object.fromEntries(unset.map((k) => [k, ''])),
       ...(epoch !== undefined ? { epoch } : {}),
     };
-    const filter: Document =
-      epoch === undefined
-        ? { _id: id }
-        : {
-            _id: id,
-            $or: [
-              { [OWNER_EPOCH_FIELD]: { $lte: epoch } },
-              { [OWNER_EPOCH_FIELD]: { $exists: false } },
-            ],
-          };
+    const filter: Document = epoch === undefined ? { _id: id } : fencedFilter(id, epoch);
     // The update document is made when the batch is taken, from the merged fields.
     return this.add({ updateOne: { filter, update: {}, upsert: true } }, fields);
   }
 
-  add(op: AnyBulkWriteOperation<Document>, fields?: Pending['fields']): Promise<WriteOutcome> {
+  /** `fenced`: a duplicate key on this upsert means a newer owner wrote (see replace). */
+  add(
+    op: AnyBulkWriteOperation<Document>,
+    fields?: Pending['fields'],
+    fenced = false,
+  ): Promise<WriteOutcome> {
     if (this.closed) return Promise.reject(new Error('batch writer closed'));
     if (this.buffered >= this.maxHeld) {
       this.stats.refused++;
@@ -296,6 +322,7 @@ export class BatchWriter {
     }
     return new Promise((resolve, reject) => {
       const pending: Pending = { op, at: Date.now(), resolve, reject };
+      if (fenced) pending.fenced = true;
       if (fields) {
         pending.fields = fields;
         this.openFields.set(fields.id, pending);

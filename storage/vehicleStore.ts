@@ -195,13 +195,17 @@ export class VehicleStore {
     return this.positions.insert(doc);
   }
 
-  saveAlarm(record: AlarmRecord): Promise<WriteOutcome> {
-    return this.alarms.replace({
-      ...record,
-      startTime: new Date(record.startTime),
-      endTime: record.endTime === null ? null : new Date(record.endTime),
-      ...(record.handledAt !== undefined ? { handledAt: new Date(record.handledAt) } : {}),
-    });
+  /** With `epoch`, fenced: refused (StaleOwner) where a newer owner wrote the record. */
+  saveAlarm(record: AlarmRecord, epoch?: number): Promise<WriteOutcome> {
+    return this.alarms.replace(
+      {
+        ...record,
+        startTime: new Date(record.startTime),
+        endTime: record.endTime === null ? null : new Date(record.endTime),
+        ...(record.handledAt !== undefined ? { handledAt: new Date(record.handledAt) } : {}),
+      },
+      epoch,
+    );
   }
 
   logSession(e: SessionEvent): Promise<WriteOutcome> {

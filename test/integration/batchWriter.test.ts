@@ -178,6 +178,36 @@ describe('BatchWriter (real server)', () => {
     await stale.close();
   });
 
+  it("a fenced replace (alarm records) from an older owner is refused by the store; the newer owner's and others' go through", async () => {
+    const col = client.db('fleetmesh_bw').collection<{ _id: string } & Document>('fenced_replace');
+    const newer = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 5 });
+    const stale = new BatchWriter(col as unknown as Collection<Document>, { maxDelayMs: 5 });
+    await col.insertOne({ _id: 'legacy', open: true }); // written before epochs existed
+    assert.equal(await newer.replace({ _id: 'a1', open: false, by: 'newer' }, 6), 'stored');
+    const results = await Promise.allSettled([
+      stale.replace({ _id: 'a1', open: true, by: 'stale' }, 5),
+      stale.replace({ _id: 'a2', open: true }, 5),
+      stale.replace({ _id: 'legacy', open: false }, 5),
+    ]);
+    assert.ok(
+      results[0]!.status === 'rejected' && results[0]!.reason instanceof StaleOwner,
+      'the stale replace is refused as such',
+    );
+    assert.deepEqual(
+      results.slice(1).map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
+    assert.equal(stale.stats.fenced, 1);
+    assert.equal(await newer.replace({ _id: 'a1', open: false, by: 'newer', n: 2 }, 6), 'stored');
+    assert.deepEqual(await col.find({}).sort({ _id: 1 }).toArray(), [
+      { _id: 'a1', open: false, by: 'newer', n: 2, [OWNER_EPOCH_FIELD]: 6 },
+      { _id: 'a2', open: true, [OWNER_EPOCH_FIELD]: 5 },
+      { _id: 'legacy', open: false, [OWNER_EPOCH_FIELD]: 5 },
+    ]);
+    await newer.close();
+    await stale.close();
+  });
+
   it('replaces hundreds of existing documents', async () => {
     const col = client.db('fleetmesh_bw').collection<{ _id: string; v: number }>('many_replaces');
     await col.insertMany(Array.from({ length: 300 }, (_, i) => ({ _id: `r${i}`, v: 0 })));

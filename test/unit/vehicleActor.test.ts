@@ -398,6 +398,53 @@ describe('VehicleActor', () => {
     assert.equal(changes.length, 1, 'nothing was stored after the refusal');
   });
 
+  it('an alarm record refused for a newer owner stops the actor writing and it leaves memory', async () => {
+    const scheduler = new FakeScheduler();
+    let newerOwner = false;
+    const alarmEpochs: (number | undefined)[] = [];
+    const { store, changes } = recordingStore();
+    const fenced = {
+      ...store,
+      load: store.load,
+      saveChanges: store.saveChanges,
+      saveAlarm: (_r: unknown, epoch?: number) => {
+        alarmEpochs.push(epoch);
+        return newerOwner ? Promise.reject(new StaleOwner(ID)) : Promise.resolve('stored');
+      },
+    } as unknown as VehicleStore;
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store: fenced,
+          policy: { registration: 'open', ackMode: 'durable', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+          ownerEpoch: () => 41,
+        }),
+    });
+    const link = new RecordingLink('l1');
+    sys.tell(ID, uplink(link, REGISTER, scheduler.now()));
+    await sys.whenIdle();
+    const reply = link.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    const authCode = reply.body.authCode as string;
+    sys.tell(ID, uplink(link, { type: 'Authenticate', body: { authCode } }, scheduler.now()));
+    await sys.whenIdle();
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(1, { alarm: 1 }) }, 0));
+    await sys.whenIdle();
+    assert.deepEqual(alarmEpochs, [41], 'the alarm record was written under the owner epoch');
+    const written = changes.length;
+    newerOwner = true;
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(2, { alarm: 0 }) }, 0));
+    await sys.whenIdle();
+    await new Promise((r) => setImmediate(r));
+    await sys.whenIdle();
+    const ack = link.last();
+    assert.ok(ack?.type === 'PlatformResponse' && ack.body.result === 1, 'not acknowledged');
+    assert.equal(sys.has(ID), false, 'the superseded actor left memory');
+    assert.equal(changes.length, written, 'it saved nothing more, not even at passivation');
+  });
+
   describe("a connection's frames in the gateway's order (seq), whatever way they came", () => {
     const LINK = 'node-a/1/7';
     const report = (step: number): Message => ({ type: 'LocationReport', body: trackPoint(step) });
