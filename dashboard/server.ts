@@ -6,6 +6,7 @@
 //   GET  /api/locator?limit=          the locator's last decisions and counts per node (ListDecisions)
 //   GET  /api/vehicles?q=&limit=      online vehicles, searched by id or node
 //   GET  /api/vehicles/ID?hours=H     state, open alarms, track of its last H hours, commands
+//   GET  /api/vehicles/ID/commands?page=  its command history (ListCommands), a page newest first
 //   POST /api/vehicles/ID/confirm     {bits}: ConfirmAlarms (0 = every open alarm), by the operator
 //   POST /api/vehicles/ID/commands    {kind:'text',text,flag} | {kind:'location'}: SendCommand
 //   GET  /api/events[?vehicle=ID]     server-sent events: position, alarm, online, command
@@ -18,10 +19,22 @@ import { fileURLToPath } from 'node:url';
 import { FleetSnapshot } from './fleetSnapshot.js';
 import { LocatorClient } from './locatorClient.js';
 import { LiveFeed } from './liveFeed.js';
-import { RecentCommands, RecentTracks, type TrackLimits, type TrackPoint } from './recent.js';
+import {
+  RecentCommands,
+  RecentTracks,
+  type CommandEntry,
+  type TrackLimits,
+  type TrackPoint,
+} from './recent.js';
 import { MAX_OPERATOR_NAME, NotAuthenticated, SESSION_COOKIE, Sessions } from './sessions.js';
 import { SseChannel } from './sse.js';
-import { grpc, grpcCode, VehicleClient, type OperatorCommand } from './vehicleClient.js';
+import {
+  grpc,
+  grpcCode,
+  VehicleClient,
+  type CommandsPage,
+  type OperatorCommand,
+} from './vehicleClient.js';
 
 export const DEFAULT_DASHBOARD_PORT = 8080;
 
@@ -70,6 +83,8 @@ class HttpError extends Error {
 const VEHICLE_ID = /^\d{1,20}$/;
 const MAX_BODY = 16 * 1024;
 const WAIT_FOR_ANSWER_MS = 10_000;
+/** Commands a vehicle page gets at once (ListCommands' page). */
+const COMMAND_PAGE = 50;
 /** Track points a page gets at most (the stored track is downsampled to fit). */
 const MAX_TRACK_POINTS = 2000;
 const STATIC: Record<string, string> = {
@@ -193,14 +208,24 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
         const toMs =
           Math.max(vehicle.lastPosition?.timeUnixMs ?? 0, seen[seen.length - 1]?.t ?? 0) + 1;
         const fromMs = toMs - hours * 3600_000;
-        const { points, source } = await trackOf(token, vehicleId, fromMs, toMs);
+        const [{ points, source }, history] = await Promise.all([
+          trackOf(token, vehicleId, fromMs, toMs),
+          commandsOf(token, vehicleId),
+        ]);
         return {
           vehicle,
           track: points,
           trackHours: hours,
           trackSource: source,
-          commands: commands.of(vehicleId),
+          commands: history.commands,
+          commandsNext: history.nextPageToken,
+          commandsSource: history.source,
         };
+      }
+      if (m[2] === 'commands' && method === 'GET') {
+        const page = url.searchParams.get('page') ?? '';
+        if (page.length > 1024) throw new HttpError(400, 'page is a token from nextPageToken');
+        return commandsOf(token, vehicleId, page);
       }
       if (m[2] === 'confirm' && method === 'POST') {
         const body = await jsonBody(req);
@@ -225,6 +250,53 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       }
     }
     throw new HttpError(404, `no ${method} ${path}`);
+  }
+
+  /**
+   * A vehicle's command history, newest first, a page of COMMAND_PAGE: the node's command log
+   * (ListCommands), labelled with what the dashboard sent ('text: …'), the answer's body where
+   * the feed brought it and the log has none, and on the first page the commands the feed or this
+   * dashboard saw that the log has not stored yet. Against a node without ListCommands, what the
+   * dashboard remembers (RecentCommands).
+   */
+  async function commandsOf(
+    token: string,
+    vehicleId: string,
+    pageToken = '',
+  ): Promise<{ commands: CommandEntry[]; nextPageToken: string; source: 'store' | 'live feed' }> {
+    const recent = commands.of(vehicleId);
+    let page: CommandsPage;
+    try {
+      page = await client.listCommands(token, vehicleId, COMMAND_PAGE, pageToken);
+    } catch (err) {
+      if (grpcCode(err) !== grpc.status.UNIMPLEMENTED) throw err;
+      return { commands: pageToken === '' ? recent : [], nextPageToken: '', source: 'live feed' };
+    }
+    const seen = new Map(recent.map((e) => [e.commandId, e]));
+    const stored: CommandEntry[] = page.commands.map((s) => {
+      const known = seen.get(s.commandId);
+      const live = known?.status;
+      const status =
+        s.replyJson === '' && live && live.state === s.state && live.replyJson !== ''
+          ? { ...s, replyJson: live.replyJson }
+          : s;
+      return {
+        commandId: s.commandId,
+        what: known?.what ?? '',
+        sentUnixMs: s.createdUnixMs || known?.sentUnixMs || s.updatedUnixMs,
+        status,
+      };
+    });
+    if (pageToken !== '')
+      return { commands: stored, nextPageToken: page.nextPageToken, source: 'store' };
+    // Not stored yet (the log is written in batches): newer than the page's oldest, or all of
+    // them when the log has none.
+    const inPage = new Set(stored.map((e) => e.commandId));
+    const oldest =
+      page.nextPageToken === '' ? -Infinity : (stored[stored.length - 1]?.sentUnixMs ?? -Infinity);
+    const pending = recent.filter((e) => !inPage.has(e.commandId) && e.sentUnixMs >= oldest);
+    const merged = [...pending, ...stored].sort((a, b) => b.sentUnixMs - a.sentUnixMs);
+    return { commands: merged, nextPageToken: page.nextPageToken, source: 'store' };
   }
 
   /**

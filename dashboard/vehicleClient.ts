@@ -123,6 +123,16 @@ export interface CommandStatus {
   replyType: string;
   result: number;
   replyJson: string;
+  /** The command's message type (TextMessage, …) and id (0x8300 …), when it was queued. */
+  kind?: string;
+  messageId?: number;
+  createdUnixMs?: number;
+}
+
+/** A page of ListCommands: a vehicle's commands, newest first. */
+export interface CommandsPage {
+  commands: CommandStatus[];
+  nextPageToken: string;
 }
 
 /** The two commands an operator sends from the dashboard. */
@@ -250,6 +260,16 @@ export class VehicleClient {
 
   getCommand(token: string, commandId: string): Promise<CommandStatus> {
     return this.unary('getCommand', token, { commandId });
+  }
+
+  /** A vehicle's commands as the node's command log has them, newest first, one page. */
+  listCommands(
+    token: string,
+    vehicleId: string,
+    pageSize: number,
+    pageToken = '',
+  ): Promise<CommandsPage> {
+    return this.unary('listCommands', token, { vehicleId, pageSize, pageToken });
   }
 
   /** `operator`: who handled them, stored with the records ('' lets the node name the token). */

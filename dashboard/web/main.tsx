@@ -12,6 +12,7 @@ import type {
   CandidateLoad,
   ClusterView,
   CommandEntry,
+  CommandsView,
   LiveEvent,
   LocatorView,
   TrackPoint,
@@ -21,6 +22,8 @@ import type {
 
 const LIVE_LINES = 100;
 const TRACK_POINTS = 5000;
+/** Commands a vehicle page shows at most (pages of 50 from the node's log). */
+const COMMANDS_SHOWN = 500;
 
 function useHash(): string {
   const [hash, setHash] = useState(location.hash);
@@ -413,6 +416,8 @@ function VehiclePage({ id }: { id: string }) {
   const [detail, setDetail] = useState<VehicleDetail | null>(null);
   const [track, setTrack] = useState<TrackPoint[]>([]);
   const [commands, setCommands] = useState<CommandEntry[]>([]);
+  const [commandsNext, setCommandsNext] = useState('');
+  const [commandsSource, setCommandsSource] = useState<'store' | 'live feed'>('store');
   const [error, setError] = useState('');
   const [notice, setNotice] = useState('');
   const [hours, setHours] = useState(3);
@@ -422,11 +427,33 @@ function VehiclePage({ id }: { id: string }) {
       setDetail(d);
       setTrack(d.track);
       setCommands(d.commands);
+      setCommandsNext(d.commandsNext);
+      setCommandsSource(d.commandsSource);
       setError('');
     } catch (err) {
       setError(err instanceof Error ? err.message : String(err));
     }
   }, [id, hours]);
+  /** The command history again (after a command is sent): its newest page. */
+  const loadCommands = useCallback(async () => {
+    const r = await api<CommandsView>(`/api/vehicles/${id}/commands`);
+    setCommands(r.commands);
+    setCommandsNext(r.nextPageToken);
+    setCommandsSource(r.source);
+  }, [id]);
+  /** The next older page, added below (COMMANDS_SHOWN at most). */
+  const olderCommands = async (): Promise<void> => {
+    const r = await api<CommandsView>(
+      `/api/vehicles/${id}/commands?page=${encodeURIComponent(commandsNext)}`,
+    );
+    setCommands((old) =>
+      [...old, ...r.commands.filter((c) => !old.some((o) => o.commandId === c.commandId))].slice(
+        0,
+        COMMANDS_SHOWN,
+      ),
+    );
+    setCommandsNext(r.nextPageToken);
+  };
   useEffect(() => void load(), [load]);
   useLive(id, (kind, data) => {
     const e = data as LiveEvent;
@@ -450,7 +477,7 @@ function VehiclePage({ id }: { id: string }) {
           : [
               { commandId: s.commandId, what: '', sentUnixMs: s.updatedUnixMs, status: s },
               ...old,
-            ].slice(0, 50),
+            ].slice(0, COMMANDS_SHOWN),
       );
     }
   });
@@ -571,9 +598,16 @@ function VehiclePage({ id }: { id: string }) {
       <Commands
         id={id}
         commands={commands}
-        onSent={(c) =>
-          setCommands((old) => [c, ...old.filter((x) => x.commandId !== c.commandId)].slice(0, 50))
-        }
+        source={commandsSource}
+        more={commandsNext !== ''}
+        onOlder={() => void olderCommands().catch(() => undefined)}
+        onSent={(c) => {
+          setCommands((old) =>
+            [c, ...old.filter((x) => x.commandId !== c.commandId)].slice(0, COMMANDS_SHOWN),
+          );
+          // Then the history as the node's log has it (the sent command with its answer).
+          void loadCommands().catch(() => undefined);
+        }}
       />
       <LiveLog vehicle={id} />
     </div>
@@ -601,10 +635,16 @@ function pathLength(track: TrackPoint[]): number {
 function Commands({
   id,
   commands,
+  source,
+  more,
+  onOlder,
   onSent,
 }: {
   id: string;
   commands: CommandEntry[];
+  source: 'store' | 'live feed';
+  more: boolean;
+  onOlder: () => void;
   onSent: (c: CommandEntry) => void;
 }) {
   const [kind, setKind] = useState<'text' | 'location'>('text');
@@ -627,7 +667,14 @@ function Commands({
   };
   return (
     <section class="card commands">
-      <h2>Commands</h2>
+      <h2>
+        Commands{' '}
+        <small class="commands-source" data-source={source}>
+          {source === 'store'
+            ? 'history from the node’s command log'
+            : 'seen on the live feed (this node keeps no command log)'}
+        </small>
+      </h2>
       <form onSubmit={send}>
         <select
           name="kind"
@@ -654,9 +701,11 @@ function Commands({
       <table>
         <thead>
           <tr>
-            <th>sent</th>
+            <th>queued</th>
             <th>command</th>
+            <th>kind</th>
             <th>state</th>
+            <th>changed</th>
             <th>answer</th>
           </tr>
         </thead>
@@ -666,16 +715,30 @@ function Commands({
               class="command-row"
               data-command={c.commandId}
               data-state={c.status?.state ?? ''}
+              data-kind={c.status?.kind ?? ''}
               key={c.commandId}
+              title={`${c.commandId}${c.status?.attempts ? `, ${c.status.attempts} attempt(s)` : ''}`}
             >
-              <td>{time(c.sentUnixMs)}</td>
-              <td>{c.what || c.commandId.slice(0, 8)}</td>
-              <td>{c.status?.state ?? '?'}</td>
+              <td title={time(c.sentUnixMs)}>{time(c.sentUnixMs).slice(5)}</td>
+              <td>{c.what || c.status?.kind || c.commandId.slice(0, 8)}</td>
+              <td class="kind">
+                {c.status?.kind
+                  ? `${c.status.kind}${c.status.messageId ? ` 0x${c.status.messageId.toString(16).padStart(4, '0')}` : ''}`
+                  : '—'}
+              </td>
+              <td class="state">{c.status?.state ?? '?'}</td>
+              <td>{c.status?.updatedUnixMs ? time(c.status.updatedUnixMs).slice(11) : '—'}</td>
               <td class="answer">{answer(c)}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      {commands.length === 0 && <p class="none">no commands</p>}
+      {more && commands.length < COMMANDS_SHOWN && (
+        <button type="button" class="older" onClick={onOlder}>
+          Older commands
+        </button>
+      )}
     </section>
   );
 }

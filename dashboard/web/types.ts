@@ -47,6 +47,10 @@ export interface CommandStatus {
   replyType: string;
   result: number;
   replyJson: string;
+  /** From the node's command log (ListCommands): message type and id, when it was queued. */
+  kind?: string;
+  messageId?: number;
+  createdUnixMs?: number;
 }
 
 export interface CommandEntry {
@@ -70,6 +74,17 @@ export interface VehicleDetail {
   /** Where the track comes from: the node's stored history, or only what the feed brought. */
   trackSource: 'store' | 'live feed';
   commands: CommandEntry[];
+  /** The next (older) page of the command history, '' when there is none. */
+  commandsNext: string;
+  /** Where the history comes from: the node's command log, or only what the feed brought. */
+  commandsSource: 'store' | 'live feed';
+}
+
+/** GET /api/vehicles/ID/commands: a page of the command history, newest first. */
+export interface CommandsView {
+  commands: CommandEntry[];
+  nextPageToken: string;
+  source: 'store' | 'live feed';
 }
 
 /** A member's load as its last report gives it (ListMembers): `terminals` always. */

@@ -204,6 +204,22 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
     const text = page.locator('.command-row', { hasText: 'text: 请注意安全' });
     await text.locator('.answer', { hasText: 'TerminalResponse result 0' }).waitFor();
     assert.ok((terminal.answered.get('TextMessage') ?? 0) >= 1);
+    // The history is the node's command log (ListCommands), refreshed after each command: the
+    // kinds come from there, the 0x8203 Handled queued too, newest first.
+    await page.waitForSelector('.commands-source[data-source="store"]');
+    await page.waitForSelector('.command-row[data-kind="TextMessage"][data-state="ANSWERED"]');
+    await eventually(
+      async () =>
+        (await page
+          .locator('.command-row')
+          .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-kind')).join(','))) ===
+        'TextMessage,LocationQuery,AlarmConfirm',
+      'the three commands, newest first, with their kinds from the log',
+    );
+    assert.equal(
+      await page.locator('.command-row[data-kind="TextMessage"] .kind').textContent(),
+      'TextMessage 0x8300',
+    );
   });
 
   it('the HTTP API refuses requests without a token and bad input, with a clear error', async () => {
@@ -262,9 +278,73 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
         body.track.map((p) => p.t),
         [1, 2, 3, 4, 5, 6, 7, 8].map((step) => trackPoint(step).time),
       );
+      // Its command history too: this dashboard sent none of them and saw none on its feed.
+      const history = await fetch(new URL(`/api/vehicles/${OURS}/commands`, fresh.url), {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const page1 = (await history.json()) as {
+        source: string;
+        nextPageToken: string;
+        commands: { what: string; status: Obj }[];
+      };
+      assert.equal(page1.source, 'store');
+      assert.equal(page1.nextPageToken, '');
+      assert.deepEqual(
+        page1.commands.map((c) => [c.what, c.status.kind, c.status.state, c.status.replyType]),
+        [
+          ['', 'TextMessage', 'ANSWERED', 'TerminalResponse'],
+          ['', 'LocationQuery', 'ANSWERED', 'LocationQueryReply'],
+          ['', 'AlarmConfirm', 'ANSWERED', 'TerminalResponse'],
+        ],
+      );
     } finally {
       await fresh.stop();
     }
+  });
+
+  it('the command history comes in pages of 50 from the node’s log; "Older commands" adds the next', async () => {
+    const bearer = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+    for (let i = 1; i <= 50; i++) {
+      const sent = await http(`/api/vehicles/${OURS}/commands`, {
+        method: 'POST',
+        headers: bearer,
+        body: JSON.stringify({ kind: 'text', text: `note ${i}` }),
+      });
+      assert.equal(sent.status, 200, JSON.stringify(sent.body));
+    }
+    await node.flush();
+    const first = await http(`/api/vehicles/${OURS}/commands`, { headers: bearer });
+    const commands = first.body.commands as { what: string }[];
+    assert.equal(commands.length, 50);
+    assert.equal(commands[0]!.what, 'text: note 50');
+    assert.equal(commands[49]!.what, 'text: note 1');
+    const next = String(first.body.nextPageToken);
+    assert.notEqual(next, '');
+    const second = await http(`/api/vehicles/${OURS}/commands?page=${encodeURIComponent(next)}`, {
+      headers: bearer,
+    });
+    assert.deepEqual(
+      (second.body.commands as { status: Obj }[]).map((c) => c.status.kind),
+      ['TextMessage', 'LocationQuery', 'AlarmConfirm'],
+    );
+    assert.equal(second.body.nextPageToken, '');
+    // In the browser: the vehicle page shows the newest 50, the button the 3 before them.
+    await page.reload();
+    await page.waitForSelector(`.vehicle[data-vehicle="${OURS}"]`);
+    await eventually(
+      async () => (await page.locator('.command-row').count()) === 50,
+      'the first page of 50',
+    );
+    await page.click('button.older');
+    await eventually(
+      async () => (await page.locator('.command-row').count()) === 53,
+      'the older page added',
+    );
+    assert.equal(await page.locator('button.older').count(), 0);
+    assert.equal(
+      await page.locator('.command-row').last().getAttribute('data-kind'),
+      'AlarmConfirm',
+    );
   });
 
   it('the cluster page lists a member holding no vehicles (ListMembers), with its load report; the Locator panel shows where terminals were sent', async () => {
