@@ -175,15 +175,15 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
     }
   });
 
-  it('etcd down for longer than the lease TTL: reports keep being acknowledged and stored, and the membership converges', async () => {
+  it("etcd down for 30 s (the issue's proof, 15 lease TTLs): reports keep being acknowledged and stored, and the membership converges", async () => {
     const database = testDatabase('etcd_outage');
     const nodes = await startPair(database, ['o1', 'o2']);
     const fleet = reportingFleet(nodes, 30, '0136', Date.UTC(2026, 10, 5));
     try {
       await fleet.progress(3, 'reports before the outage');
       await servers.etcd!.kill();
-      // Three lease TTLs without etcd: every client-side lease is given up meanwhile.
-      const downUntil = Date.now() + 3 * TTL_SECONDS * 1000 + 1000;
+      // 30 s without etcd, many lease TTLs: every client-side lease is given up meanwhile.
+      const downUntil = Date.now() + 30_000;
       await fleet.progress(3, 'reports while etcd is down');
       while (Date.now() < downUntil) await fleet.progress(1, 'reports while etcd is down');
       for (const n of nodes) {
