@@ -8,6 +8,7 @@ import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor } from '../jt808/reassembly.js';
 import type { MediaUpload } from '../storage/mediaStore.js';
+import { driverRecordDocument } from '../storage/driverRecords.js';
 import { RecordSnapshot } from '../storage/recordChanges.js';
 import { StaleOwner, type WriteOutcome } from '../storage/batchWriter.js';
 import {
@@ -393,6 +394,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
         return;
       case 'MediaData':
         return this.media(link, header, msg.edition, message.body, msg.receivedAt);
+      case 'DriverIdentity':
+        this.driverIdentity(link, header, msg.edition, message.body, msg.receivedAt);
+        return;
       case 'TerminalResponse':
       case 'ParametersReply':
       case 'PhotoReply':
@@ -632,8 +636,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
         };
         if (loc.mileageKm !== undefined) point.mileageKm = loc.mileageKm;
         const changes = this.alarms.apply(loc.alarm, point);
-        for (const r of [...changes.opened, ...changes.closed])
-          writes.push(this.saveAlarm(r));
+        for (const r of [...changes.opened, ...changes.closed]) writes.push(this.saveAlarm(r));
         for (const r of changes.opened)
           this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
         for (const r of changes.closed)
@@ -656,6 +659,33 @@ export class VehicleActor implements Actor<VehicleMessage> {
         this.deps.events?.ackLatency?.(this.now() - receivedAt);
       },
       () => undefined,
+    );
+  }
+
+  /**
+   * A driver identity report (0x0702: IC card inserted or removed) is stored as a driver record
+   * and answered with the general response as any other: with 'durable' acknowledgements once
+   * stored (a write that failed for good, counted by the writer, is answered with a failure so
+   * the terminal sends it again), with 'receive' at once.
+   */
+  private driverIdentity(
+    link: TerminalLink,
+    header: Header,
+    edition: Edition,
+    body: Extract<Message, { type: 'DriverIdentity' }>['body'],
+    receivedAt: number,
+  ): void {
+    const write = this.deps.store.saveDriverRecord(
+      driverRecordDocument(this.vehicleId, body, edition, receivedAt, header.serial),
+    );
+    if (this.deps.policy.ackMode === 'receive') {
+      this.reply(link, header, RESULT_OK);
+      quiet(write);
+      return;
+    }
+    write.then(
+      () => this.reply(link, header, RESULT_OK),
+      () => this.reply(link, header, RESULT_FAIL),
     );
   }
 

@@ -18,6 +18,7 @@ import {
 import type { AlarmHistoryRecord, AlarmPointRecord } from '../storage/historyAlarms.js';
 import { areaPageSize, areaWindowQuery, AreaWindowReader } from '../storage/historyArea.js';
 import { HistoryPool, PoolBusy, type HistoryPoolOptions } from '../storage/historyPool.js';
+import { DriverRecordReader, driverPageSize, driverRecordQuery } from '../storage/driverRecords.js';
 import { decodeCursor, InvalidQuery, ResultTooLarge } from '../storage/historyQuery.js';
 import { areaShape, type AreaNowFilter, type AreaShape } from '../storage/historyShapes.js';
 import type { VehicleNow } from '../hosting/vehicleThread.js';
@@ -175,6 +176,7 @@ export function addHistoryService(
   const tracks = new TrackReader(db, pool);
   const alarms = new AlarmHistoryReader(db);
   const areas = new AreaWindowReader(db, pool);
+  const drivers = new DriverRecordReader(db);
   const maxQueries = opts.maxQueries ?? MAX_HISTORY_QUERIES;
   let running = 0;
 
@@ -272,6 +274,31 @@ export function addHistoryService(
         })),
         more: r.more,
         partial: r.partial ?? false,
+      };
+    }),
+    listDriverRecords: unary(async (req) => {
+      const page = await drivers.page(
+        driverRecordQuery(req),
+        driverPageSize(req.pageSize),
+        req.pageToken,
+      );
+      return {
+        records: page.records.map((r) => ({
+          recordId: r.id,
+          vehicleId: r.vehicleId,
+          timeUnixMs: r.time,
+          receivedUnixMs: r.receivedAt,
+          timeInvalid: r.timeInvalid,
+          edition: r.edition,
+          cardState: r.state,
+          readResult: r.readResult,
+          driverName: r.driverName,
+          certificateCode: r.certificateCode,
+          issuingAuthority: r.issuingAuthority,
+          certificateValidity: r.certificateValidity,
+          driverIdNumber: r.driverIdNumber,
+        })),
+        nextPageToken: page.nextPageToken,
       };
     }),
     findVehiclesInArea: unary(async (req) => {

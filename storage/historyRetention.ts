@@ -14,14 +14,19 @@ export interface RetentionPolicy {
   alarms: number;
   sessions: number;
   commands: number;
+  driverRecords: number;
 }
 
-/** Six months of track, a year of alarms, three months of sessions and command logs. */
+/**
+ * Six months of track, a year of alarms and driver records, three months of sessions and
+ * command logs.
+ */
 export const DEFAULT_RETENTION: RetentionPolicy = {
   positions: 180,
   alarms: 365,
   sessions: 90,
   commands: 90,
+  driverRecords: 365,
 };
 
 /**
@@ -33,6 +38,7 @@ const AGE_FIELD: Record<keyof RetentionPolicy, string> = {
   alarms: 'endTime',
   sessions: 'at',
   commands: 'at',
+  driverRecords: 'time',
 };
 
 /** `positions=180,alarms=365,…` (any subset; the rest keep their default) as a policy. */
@@ -77,7 +83,7 @@ export async function sweepRetention(
   const batch = opts.batch ?? 1000;
   const maxPerSweep = opts.maxPerSweep ?? 100_000;
   const result: SweepResult = {
-    deleted: { positions: 0, alarms: 0, sessions: 0, commands: 0 },
+    deleted: { positions: 0, alarms: 0, sessions: 0, commands: 0, driverRecords: 0 },
     more: [],
   };
   for (const name of Object.keys(AGE_FIELD) as (keyof RetentionPolicy)[]) {

@@ -25,6 +25,11 @@ export const COLLECTIONS = {
   sessions: 'sessions',
   /** Command events (append-only log: queued, sent, answered, timed out…). */
   commands: 'commands',
+  /**
+   * Driver identity reports (0x0702: IC card inserted/removed, driver, certificate; see
+   * storage/driverRecords.ts); _id = `${vehicleId}:${card time}:${digest}`.
+   */
+  driverRecords: 'driverRecords',
 } as const;
 
 /** Creates the indexes; safe to call at every start (createIndex is idempotent). */
@@ -51,6 +56,9 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.commands)
     .createIndex({ vehicleId: 1, at: 1 }, { name: 'vehicle_at' });
+  await db
+    .collection(COLLECTIONS.driverRecords)
+    .createIndex({ vehicleId: 1, time: 1 }, { name: 'vehicle_time' });
   // A vehicle's commands, newest first (ListCommands): only first entries carry createdAt.
   await db
     .collection(COLLECTIONS.commands)

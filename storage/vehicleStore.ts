@@ -144,6 +144,8 @@ export class VehicleStore {
   readonly alarms: BatchWriter;
   readonly sessions: BatchWriter;
   readonly commands: BatchWriter;
+  /** Driver identity reports (0x0702), inserts with ids of their own (storage/driverRecords.ts). */
+  readonly driverRecords: BatchWriter;
   /** Activation reads, batched by `$in` and capped in concurrency. */
   readonly loader: VehicleLoader<VehicleRecord>;
 
@@ -162,6 +164,7 @@ export class VehicleStore {
     this.alarms = new BatchWriter(db.collection(COLLECTIONS.alarms, durable), inOrder);
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions, durable), w);
     this.commands = new BatchWriter(db.collection(COLLECTIONS.commands, durable), w);
+    this.driverRecords = new BatchWriter(db.collection(COLLECTIONS.driverRecords, durable), w);
     this.media = new MediaStore(db);
     const vehicles = db.collection<VehicleRecord>(COLLECTIONS.vehicles);
     this.loader = new VehicleLoader(async (ids) => {
@@ -175,7 +178,14 @@ export class VehicleStore {
   }
 
   private get writers(): BatchWriter[] {
-    return [this.positions, this.vehicles, this.alarms, this.sessions, this.commands];
+    return [
+      this.positions,
+      this.vehicles,
+      this.alarms,
+      this.sessions,
+      this.commands,
+      this.driverRecords,
+    ];
   }
 
   /** A vehicle's stored record (null when it has none), read with the others asked for now. */
@@ -206,6 +216,11 @@ export class VehicleStore {
       },
       epoch,
     );
+  }
+
+  /** A 0x0702 as storage/driverRecords.ts driverRecordDocument builds it. */
+  saveDriverRecord(doc: Document): Promise<WriteOutcome> {
+    return this.driverRecords.insert(doc);
   }
 
   logSession(e: SessionEvent): Promise<WriteOutcome> {

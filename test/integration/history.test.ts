@@ -1131,6 +1131,7 @@ describe('retention', () => {
     alarms: 'endTime',
     sessions: 'at',
     commands: 'at',
+    driverRecords: 'time',
   };
 
   /** A database of its own with 60 documents per collection aged 0 to 500 days (some alarms open). */
