@@ -1,11 +1,14 @@
 // A member that loses etcd, and etcd itself going away (real etcd, real store, real sockets):
 // a node whose lease is revoked stops serving its vehicles (the other takes them) and comes
-// back once registered again; while etcd is down for longer than the lease TTL every node keeps
-// serving on the membership it saw, and the membership converges when etcd returns. In both,
-// every acknowledged report is stored and each vehicle ends active on exactly one node.
+// back once registered again; a node whose network path to etcd is cut (a black-holing relay)
+// stops serving before its lease ends and serves again once etcd answers; while etcd is down
+// for 30 s every node keeps serving on the membership it saw, and the membership converges when
+// etcd returns. In all, every acknowledged report is stored and each vehicle ends active on
+// exactly one node.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Etcd3 } from 'etcd3';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { startLocalServers, type LocalServers } from '../../devservers/localServers.js';
 import type { FleetNode } from '../../node/node.js';
@@ -107,14 +110,70 @@ function reportingFleet(nodes: FleetNode[], count: number, prefix: string, start
   };
 }
 
-async function startPair(database: string, names: [string, string]): Promise<FleetNode[]> {
+/**
+ * A TCP relay in front of etcd for one node: `block()` makes it a black hole (what it gets is
+ * dropped, nothing answers, connections stay open: a cut network path, not a refused port),
+ * `unblock()` relays again.
+ */
+async function etcdPath(): Promise<{
+  endpoint: string;
+  block(): void;
+  unblock(): void;
+  close(): Promise<void>;
+}> {
+  const target = new URL(servers.etcdEndpoints[0]!);
+  let blocked = false;
+  const open = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    open.add(client);
+    client.on('close', () => open.delete(client));
+    client.on('error', () => undefined);
+    if (blocked) {
+      client.on('data', () => undefined); // swallowed
+      return;
+    }
+    const upstream = createConnection({ host: target.hostname, port: Number(target.port) });
+    open.add(upstream);
+    upstream.on('close', () => open.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+    client.on('close', () => upstream.destroy());
+    client.on('data', (b) => {
+      if (!blocked) upstream.write(b);
+    });
+    upstream.on('data', (b) => {
+      if (!blocked) client.write(b);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    block: () => (blocked = true),
+    unblock: () => {
+      blocked = false;
+      // Connections that lived through the cut carry half-relayed streams: they start afresh.
+      for (const sock of open) sock.destroy();
+    },
+    close: async () => {
+      for (const sock of open) sock.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function startPair(
+  database: string,
+  names: [string, string],
+  etcdEndpoints: [string[], string[]] = [servers.etcdEndpoints, servers.etcdEndpoints],
+): Promise<FleetNode[]> {
   const nodes: FleetNode[] = [];
-  for (const node of names)
+  for (const [i, node] of names.entries())
     nodes.push(
       await startTestNode(servers.mongodbUri, database, {
         node,
         workers: 1,
-        membership: { etcdEndpoints: servers.etcdEndpoints, ttlSeconds: TTL_SECONDS },
+        membership: { etcdEndpoints: etcdEndpoints[i]!, ttlSeconds: TTL_SECONDS },
         ...(process.env.DBG
           ? { log: (l: string) => console.error('DBG', node, Date.now() % 100000, l) }
           : {}),
@@ -172,6 +231,55 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
       await fleet.stop();
       etcd.close();
       for (const n of nodes.reverse()) await n.stop();
+    }
+  });
+
+  it('a node whose path to etcd is cut (the other still reaches it) stops serving its vehicles within the TTL, and serves again once etcd answers', async () => {
+    const database = testDatabase('etcd_cut');
+    const path = await etcdPath();
+    const nodes = await startPair(database, ['c1', 'c2'], [servers.etcdEndpoints, [path.endpoint]]);
+    const [c1, c2] = nodes as [FleetNode, FleetNode];
+    const fleet = reportingFleet(nodes, 30, '0138', Date.UTC(2026, 10, 6));
+    try {
+      await fleet.progress(3, 'reports before the cut');
+      assert.ok((await c2.router!.localOnline()).length > 0, 'c2 serves vehicles of its own');
+      path.block();
+      // c2 lets its vehicles go before its lease ends, when c1 may take them: c1's view is read
+      // first, so c2 found still serving after c1 saw it gone was serving beside c1.
+      let servingAfterGone = false;
+      await until(
+        () => {
+          const gone = c1.members().length === 1;
+          if (gone && !c2.router!.isolated) servingAfterGone = true;
+          return gone;
+        },
+        'c1 to see c2 gone from etcd',
+        30_000,
+      );
+      assert.equal(servingAfterGone, false, 'c2 stopped serving before its lease ended');
+      assert.equal(c2.router!.shardsPerNode().has('c2'), false);
+      await fleet.progress(3, 'reports while c2 is cut off (c1 owns every vehicle)');
+      assert.equal(c1.router!.isolated, false, 'c1, which reaches etcd, keeps serving');
+      path.unblock();
+      await until(() => !c2.router!.isolated, 'c2 to serve again', 30_000);
+      await until(
+        () =>
+          nodes.every((n) => n.router!.shardsPerNode().size === 2 && n.router!.pendingShards === 0),
+        'both nodes to place over both again',
+      );
+      await fleet.progress(3, 'reports after c2 is back');
+      await assertSingleOwners(nodes, fleet.ids);
+      await fleet.stop();
+      assert.equal(c1.router!.routing().isolations, 0);
+      for (const n of nodes)
+        assert.equal(writerTotals(await n.stats(), 'vehicles').fenced, 0, `${n.node} fenced`);
+      await Promise.all(nodes.map((n) => n.flush()));
+      await fleet.assertStored(c1, database);
+    } finally {
+      await fleet.stop();
+      path.unblock();
+      for (const n of nodes.reverse()) await n.stop();
+      await path.close();
     }
   });
 
