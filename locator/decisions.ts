@@ -107,6 +107,7 @@ export class DecisionLog {
   /** Decisions recorded since start: the next one's seq is total + 1. */
   private total = 0;
   private readonly buckets: DecisionBucket[] = [];
+  private readonly listeners = new Set<(d: Decision) => void>();
 
   constructor(options: Partial<DecisionLogOptions> = {}) {
     this.options = { ...DEFAULT_DECISION_LOG, ...options };
@@ -137,7 +138,14 @@ export class DecisionLog {
     const decision: Decision = { ...d, seq: ++this.total, candidates };
     this.ring[(decision.seq - 1) % this.options.capacity] = decision;
     this.count(decision);
+    for (const fn of this.listeners) fn(decision);
     return decision;
+  }
+
+  /** Calls `fn` with each decision recorded from now on; returns the unsubscribe. */
+  subscribe(fn: (d: Decision) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
   }
 
   /** The newest `limit` decisions (at most the ring's capacity) after `afterSeq`, newest first. */

@@ -13,7 +13,8 @@ import { reflectionDefinition } from '../api/grpcReflection.js';
 import { NODE_NAME, splitHostPort } from '../cluster/memberTable.js';
 import { projectRoot } from '../devservers/localServers.js';
 import type { Locator } from './locator.js';
-import type { DecisionReason, DecisionSource } from './decisions.js';
+import type { Decision, DecisionReason, DecisionSource } from './decisions.js';
+import { EventStreamWriter } from '../api/eventStreamWriter.js';
 
 export const LOCATOR_SERVICE = 'fleetmesh.v1.LocatorService';
 export const LOCATOR_PROTO = join(projectRoot, 'proto', 'fleetmesh', 'v1', 'locator.proto');
@@ -31,6 +32,10 @@ export interface LocatorGrpcOptions {
    * UNIMPLEMENTED. Drain needs a token even where Locate is open.
    */
   drain?(node: string, order: { rate: number } | 'cancel'): Promise<DrainAnswer>;
+  /** WatchDecisions callers at once (default 100); more get RESOURCE_EXHAUSTED. */
+  maxWatchers?: number;
+  /** Messages waiting per watcher that does not read, past which decisions drop (1 000). */
+  maxWatchBacklog?: number;
 }
 
 export interface DrainAnswer {
@@ -50,6 +55,8 @@ interface DrainRequest {
 export interface LocatorGrpc {
   port: number;
   health: HealthImplementation;
+  /** WatchDecisions callers now, and decisions dropped for slow ones since start. */
+  readonly watch: { watchers: number; dropped: number };
   stop(): Promise<void>;
 }
 
@@ -80,6 +87,15 @@ const SOURCES: Record<DecisionSource, string> = {
   jt808: 'DECISION_SOURCE_JT808',
   locate: 'DECISION_SOURCE_LOCATE',
 };
+
+interface WatchDecisionsRequest {
+  afterSeq?: number;
+}
+
+/** A decision as the proto has it (enums by name). */
+function decisionMessage(d: Decision): object {
+  return { ...d, source: SOURCES[d.source], reason: REASONS[d.reason] };
+}
 
 interface LocateRequest {
   phone?: string;
@@ -212,21 +228,62 @@ export async function startLocatorGrpc(
     }
     const log = locator.decisions;
     callback(null, {
-      decisions: log.list(limit, call.request.afterSeq ?? 0).map((d) => ({
-        ...d,
-        source: SOURCES[d.source],
-        reason: REASONS[d.reason],
-      })),
+      decisions: log.list(limit, call.request.afterSeq ?? 0).map(decisionMessage),
       lastSeq: log.recorded,
       capacity: log.options.capacity,
       bucketSeconds: log.options.bucketMs / 1000,
       buckets: log.counts(Date.now()),
     });
   };
+  const watch = { watchers: 0, dropped: 0 };
+  /** Open WatchDecisions calls: ended at stop (a shutdown waits for every call to end). */
+  const watching = new Set<grpc.ServerWritableStream<WatchDecisionsRequest, unknown>>();
+  const watchDecisions = (
+    call: grpc.ServerWritableStream<WatchDecisionsRequest, unknown>,
+  ): void => {
+    const refused =
+      mayDrain(call.metadata, 'WatchDecisions') ??
+      (watch.watchers >= (opts.maxWatchers ?? 100)
+        ? grpcError(grpc.status.RESOURCE_EXHAUSTED, 'too many WatchDecisions callers')
+        : undefined);
+    if (refused) {
+      call.emit('error', refused);
+      return;
+    }
+    watch.watchers++;
+    watching.add(call);
+    const writer = new EventStreamWriter<unknown>(call, opts.maxWatchBacklog ?? 1000, (n) => ({
+      dropped: n,
+    }));
+    let sent = call.request.afterSeq ?? 0;
+    const send = (d: Decision): void => {
+      if (d.seq <= sent) return;
+      sent = d.seq;
+      const before = writer.droppedTotal;
+      writer.send({ decision: decisionMessage(d), dropped: 0 });
+      watch.dropped += writer.droppedTotal - before;
+    };
+    // Live ones from now; first those the ring holds after after_seq, oldest first.
+    const unsubscribe = locator.decisions.subscribe(send);
+    const log = locator.decisions;
+    for (const d of log.list(log.options.capacity, sent).reverse()) send(d);
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      watch.watchers--;
+      watching.delete(call);
+      unsubscribe();
+    };
+    call.on('cancelled', end);
+    call.on('close', end);
+    call.on('error', end);
+  };
   server.addService(loaded.fleetmesh.v1.LocatorService.service, {
     locate,
     drain,
     listDecisions,
+    watchDecisions,
   });
   const health = new HealthImplementation({ '': 'SERVING', [LOCATOR_SERVICE]: 'SERVING' });
   health.addToServer(server);
@@ -241,9 +298,11 @@ export async function startLocatorGrpc(
   return {
     port,
     health,
+    watch,
     async stop() {
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(LOCATOR_SERVICE, 'NOT_SERVING');
+      for (const call of watching) call.end();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     },
   };

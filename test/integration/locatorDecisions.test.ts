@@ -1,7 +1,8 @@
 // gRPC LocatorService.ListDecisions on a real socket: terminals visit the locator's JT/T 808
 // endpoint (loopback, a fixed member list standing in for etcd) and gRPC Locate is called; the
 // decisions come back newest first with their node, reason and the candidates' loads, the ring
-// holds exactly its capacity, and the per-node counts add up. Never open: a token is required.
+// holds exactly its capacity, and the per-node counts add up; WatchDecisions streams them, with
+// a bounded backlog for a caller that does not read. Never open: a token is required.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -10,11 +11,13 @@ import { followLocator } from '../../bench/locatorTerminal.js';
 import type { Member } from '../../cluster/memberTable.js';
 import { Locator, type MemberSource } from '../../locator/locator.js';
 import { LOCATOR_PROTO, startLocatorGrpc, type LocatorGrpc } from '../../locator/locatorGrpc.js';
+import { until } from '../helpers/until.js';
 
 const TOKEN = 'decisions-token';
 const CAPACITY = 5;
 
 type Obj = Record<string, unknown>;
+type Stream = (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>;
 type Unary = (
   req: object,
   md: grpc.Metadata,
@@ -89,6 +92,22 @@ before(async () => {
   client = clientOf(api.port);
   openClient = clientOf(open.port);
 });
+
+/** A WatchDecisions stream and what came on it. */
+function watch(
+  c: grpc.Client,
+  req: object,
+  token = TOKEN,
+): { call: grpc.ClientReadableStream<Obj>; got: Obj[]; error: Promise<grpc.ServiceError> } {
+  const md = new grpc.Metadata();
+  if (token) md.set('authorization', `Bearer ${token}`);
+  const fn = (c as unknown as Record<string, Stream>).watchDecisions!;
+  const call = fn.call(c, req, md);
+  const got: Obj[] = [];
+  call.on('data', (m: Obj) => got.push(m));
+  const error = new Promise<grpc.ServiceError>((resolve) => call.on('error', resolve));
+  return { call, got, error };
+}
 
 after(async () => {
   client?.close();
@@ -244,5 +263,81 @@ describe('LocatorService.ListDecisions', () => {
       buckets.reduce((n, b) => n + (b.byNode['node-b'] ?? 0), 0),
       1,
     );
+  });
+
+  it('WatchDecisions: the ring after after_seq, then each new decision; needs a token', async () => {
+    const refusedWatch = watch(client, {}, '');
+    assert.equal((await refusedWatch.error).code, grpc.status.UNAUTHENTICATED);
+    const last = (await call(client, 'listDecisions', { limit: 1 })).lastSeq as number;
+    members.list = [member('node-a', 7001, 10), member('node-b', 7002, 500)];
+    const w = watch(client, { afterSeq: last - 2 });
+    await until(() => w.got.length === 2, 'the two decisions the ring holds after after_seq');
+    await call(client, 'locate', { phone: '013800000010' });
+    await until(() => w.got.length === 3, 'the new decision');
+    assert.deepEqual(
+      w.got.map((m) => [(m.decision as Obj).seq, m.dropped]),
+      [
+        [last - 1, 0],
+        [last, 0],
+        [last + 1, 0],
+      ],
+    );
+    assert.equal((w.got[2]!.decision as Obj).phone, '013800000010');
+    assert.equal((w.got[2]!.decision as Obj).node, 'node-a');
+    w.call.cancel();
+    await until(() => api.watch.watchers === 0, 'the watcher gone');
+  });
+
+  it('WatchDecisions keeps at most maxWatchBacklog waiting for a caller that does not read, then says how many it dropped', async () => {
+    const small = await startLocatorGrpc(locator, {
+      tokens: [TOKEN],
+      timeLimitMinutes: 60,
+      maxWatchBacklog: 5,
+      maxWatchers: 1,
+    });
+    const c = clientOf(small.port);
+    try {
+      const first = (await call(c, 'listDecisions', { limit: 1 })).lastSeq as number;
+      const slow = watch(c, { afterSeq: first });
+      await until(() => small.watch.watchers === 1, 'the watcher');
+      const second = watch(c, { afterSeq: first });
+      assert.equal((await second.error).code, grpc.status.RESOURCE_EXHAUSTED);
+      // The caller stops reading and decisions come faster than its stream takes them: past 5
+      // messages waiting, newer decisions drop.
+      slow.call.pause();
+      let made = 0;
+      while (small.watch.dropped === 0) {
+        for (let i = 0; i < 100; i++, made++) locator.locate(`139${made}`);
+        await new Promise((r) => setImmediate(r));
+        assert.ok(made < 100_000, 'nothing dropped after 100 000 decisions');
+      }
+      slow.call.resume();
+      // Reading again: a message says how many were dropped, and each decision after after_seq
+      // is delivered or counted, none twice, in order. (A drop is reported with the next
+      // decision there is room for: decisions keep coming until everything is accounted for.)
+      const delivered = (): number[] =>
+        slow.got.filter((m) => m.decision).map((m) => Number((m.decision as Obj).seq));
+      const dropped = (): number => slow.got.reduce((n, m) => n + Number(m.dropped), 0);
+      for (let more = 0; delivered().length + dropped() < locator.decisions.recorded - first;) {
+        locator.locate(`1399${more++}`);
+        await new Promise((r) => setTimeout(r, 10));
+        assert.ok(more < 1000, `${delivered().length} + ${dropped()} of ${made}`);
+      }
+      const seqs = delivered();
+      assert.ok(dropped() > 0);
+      assert.ok(
+        slow.got.some((m) => !m.decision && Number(m.dropped) > 0),
+        'a message with the count',
+      );
+      assert.equal(dropped(), small.watch.dropped);
+      assert.ok(
+        seqs.every((x, i) => (i === 0 ? x > first : x > seqs[i - 1]!)),
+        'delivered in order, each once',
+      );
+      assert.equal(seqs.length + dropped(), locator.decisions.recorded - first);
+    } finally {
+      c.close();
+      await small.stop();
+    }
   });
 });
