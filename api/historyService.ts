@@ -20,6 +20,14 @@ import { areaPageSize, areaWindowQuery, AreaWindowReader } from '../storage/hist
 import { HistoryPool, PoolBusy, type HistoryPoolOptions } from '../storage/historyPool.js';
 import { DriverRecordReader, driverPageSize, driverRecordQuery } from '../storage/driverRecords.js';
 import { decodeCursor, InvalidQuery, ResultTooLarge } from '../storage/historyQuery.js';
+import {
+  MediaReader,
+  mediaChunkSize,
+  mediaId,
+  mediaPageSize,
+  mediaQuery,
+  type MediaRecord,
+} from '../storage/mediaHistory.js';
 import { areaShape, type AreaNowFilter, type AreaShape } from '../storage/historyShapes.js';
 import type { VehicleNow } from '../hosting/vehicleThread.js';
 import {
@@ -144,6 +152,25 @@ function alarmPointMessage(p: AlarmPointRecord): Obj {
   };
 }
 
+function mediaMessage(m: MediaRecord): Obj {
+  const out: Obj = {
+    mediaId: m.id,
+    vehicleId: m.vehicleId,
+    terminalMediaId: m.terminalMediaId,
+    mediaType: m.mediaType,
+    format: m.format,
+    event: m.event,
+    channel: m.channel,
+    timeUnixMs: m.time,
+    receivedUnixMs: m.receivedAt,
+    sizeBytes: m.size,
+    filename: m.filename,
+  };
+  if (m.latitude !== undefined) out.latitude = m.latitude;
+  if (m.longitude !== undefined) out.longitude = m.longitude;
+  return out;
+}
+
 function alarmMessage(a: AlarmHistoryRecord): Obj {
   const m: Obj = {
     alarmId: a.id,
@@ -177,6 +204,7 @@ export function addHistoryService(
   const alarms = new AlarmHistoryReader(db);
   const areas = new AreaWindowReader(db, pool);
   const drivers = new DriverRecordReader(db);
+  const media = new MediaReader(db);
   const maxQueries = opts.maxQueries ?? MAX_HISTORY_QUERIES;
   let running = 0;
 
@@ -222,6 +250,30 @@ export function addHistoryService(
         await Promise.race([once(call, 'drain'), gone]);
     }
     if (!cancelled) call.end();
+  };
+
+  const downloadMedia = async (call: grpc.ServerWritableStream<Obj, Obj>): Promise<void> => {
+    const id = mediaId(call.request.mediaId);
+    const size = mediaChunkSize(call.request.chunkSize);
+    const record = await media.record(id);
+    if (!record) throw grpcError(grpc.status.NOT_FOUND, `no media '${id}'`);
+    let cancelled = false;
+    call.on('cancelled', () => (cancelled = true));
+    const gone = once(call, 'cancelled');
+    gone.catch(() => undefined);
+    let first: Obj | undefined = mediaMessage(record);
+    for await (const chunk of media.chunks(id, size)) {
+      if (cancelled) break;
+      const message: Obj = { offset: chunk.offset, data: chunk.data };
+      if (first) message.media = first;
+      first = undefined;
+      // Backpressure: at most one chunk beyond the socket's buffer is held here.
+      if (!call.write(message)) await Promise.race([once(call, 'drain'), gone]);
+    }
+    if (cancelled) return;
+    // An empty file: its record alone.
+    if (first) call.write({ offset: 0, data: Buffer.alloc(0), media: first });
+    call.end();
   };
 
   const handlers: grpc.UntypedServiceImplementation = {
@@ -301,6 +353,21 @@ export function addHistoryService(
         nextPageToken: page.nextPageToken,
       };
     }),
+    listMedia: unary(async (req) => {
+      const page = await media.page(mediaQuery(req), mediaPageSize(req.pageSize), req.pageToken);
+      return { media: page.media.map(mediaMessage), nextPageToken: page.nextPageToken };
+    }),
+    downloadMedia: (call: grpc.ServerWritableStream<Obj, Obj>) => {
+      const refused = refusal(call.metadata);
+      if (refused) {
+        call.emit('error', refused);
+        return;
+      }
+      running++;
+      downloadMedia(call)
+        .catch((err: unknown) => call.emit('error', statusOf(err)))
+        .finally(() => running--);
+    },
     findVehiclesInArea: unary(async (req) => {
       const q = areaWindowQuery(req);
       const page = await areas.page(q, areaPageSize(req.pageSize), req.pageToken);

@@ -59,6 +59,14 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.driverRecords)
     .createIndex({ vehicleId: 1, time: 1 }, { name: 'vehicle_time' });
+  // A vehicle's media by when they were received (ListMedia): the files of the GridFS bucket
+  // `media` (storage/mediaStore.ts MEDIA_BUCKET).
+  await db
+    .collection('media.files')
+    .createIndex(
+      { 'metadata.vehicleId': 1, 'metadata.receivedAt': 1 },
+      { name: 'vehicle_received' },
+    );
   // A vehicle's commands, newest first (ListCommands): only first entries carry createdAt.
   await db
     .collection(COLLECTIONS.commands)
