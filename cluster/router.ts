@@ -27,7 +27,7 @@ import {
   type PeerReply,
   type RouteServerStream,
 } from './peerService.js';
-import type { HandoffBoard } from './handoffBoard.js';
+import type { HandoffMarkers } from './handoffBoard.js';
 import { planHandoff, PlacementView } from './handoffPlan.js';
 import { SHARDS, shardOf } from '../domain/shard.js';
 import type { ThreadMemory, VehicleHost } from '../hosting/vehicleHost.js';
@@ -51,7 +51,7 @@ export interface RouterOptions {
   /** Links of other nodes' terminals this node serves at most (default 1 000 000). */
   maxProxyLinks?: number;
   /** Other nodes' handoff markers (etcd); none: gained shards do not wait (routing tests). */
-  board?: HandoffBoard;
+  board?: HandoffMarkers;
   /** A placement change applies this long after the membership's last change (default 300 ms). */
   settleMs?: number;
   /** Gained shards wait at most this long for their previous owner's marker (default 10 s). */
@@ -126,8 +126,19 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   /** The placement applied now, with each slot's node and worker. */
   private view: PlacementView;
   private applied = false;
+  /**
+   * The membership revision from which the members had the applied placement (a placement that
+   * comes back after a flap is a new one, from the revision it came back at). Handoff markers
+   * carry it; a gainer takes a marker only from the same revision or later.
+   */
+  private viewSince = 0;
+  /** The placement the members last had, and from which revision. */
+  private seenSignature: string | undefined;
+  private seenSince = 0;
+  /** The revision this node registered at (the placement of its first view dates from it). */
+  private registeredAt = 0;
   /** A placement waiting for the membership to settle. */
-  private latest: { view: PlacementView; revision: number } | undefined;
+  private latest: { view: PlacementView; revision: number; since: number } | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
   private settlingSince: number | undefined;
   private members: readonly Member[] = [];
@@ -216,15 +227,26 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     if (hosting.length === 0) return;
     // Most changes are load reports: the placement is built only when the slots changed.
     const signature = PlacementView.signatureOf(hosting);
+    if (signature !== this.seenSignature) {
+      this.seenSignature = signature;
+      // The first view is read whole: its placement dates from this node's registration.
+      this.seenSince = this.applied ? revision : this.registeredAt;
+    }
     if (this.applied && signature === this.view.signature) {
-      // Back to the placement applied now (a node flapped): nothing moves.
+      // Back to the placement applied now (a node flapped): nothing moves, but it is the
+      // placement from this revision on: a gainer that applied the flap waits for a marker
+      // that says so.
+      if (this.seenSince > this.viewSince) {
+        this.viewSince = this.seenSince;
+        this.publishMarker(this.view.signature, this.viewSince);
+      }
       this.latest = undefined;
       this.settlingSince = undefined;
       clearTimeout(this.settleTimer);
       return;
     }
     if (this.latest?.view.signature === signature) return; // a load report, not churn
-    this.latest = { view: new PlacementView(hosting), revision };
+    this.latest = { view: new PlacementView(hosting), revision, since: this.seenSince };
     if (!this.applied) {
       clearTimeout(this.settleTimer);
       this.apply();
@@ -273,6 +295,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         : undefined;
     const plan = planHandoff(before, latest.view, self, this.opts.workers);
     this.view = latest.view;
+    this.viewSince = latest.since;
+    // Applied on this node's own account (isolation, rejoin, leaving): later views compare
+    // with this one.
+    this.seenSignature = latest.view.signature;
+    this.seenSince = latest.since;
     this.applied = true;
     this.revision = latest.revision;
     this.counters.placementChanges++;
@@ -309,8 +336,9 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         channel.close();
         this.channels.delete(node);
       }
-    const signature = latest.view.signature;
     const epoch = latest.revision;
+    const { signature } = latest.view;
+    const { since } = latest;
     this.handoff = this.handoff
       .then(async () => {
         this.assigning++;
@@ -322,7 +350,8 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
           this.drained(); // records sent back meanwhile go out now
         }
         this.counters.vehiclesHandedOff += left;
-        await this.opts.board?.publish(self, signature, this.leaving ? 'left' : 'serving');
+        // Only once its threads let go: a failed handoff publishes nothing (gainers time out).
+        await this.opts.board?.publish(self, signature, since, this.leaving ? 'left' : 'serving');
       })
       .catch((err: unknown) => this.opts.log?.(`router: handoff failed: ${String(err)}`));
     this.checkPending();
@@ -330,12 +359,31 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.drained();
   }
 
+  /**
+   * The placement applied came back after a flap: once this node's threads are done with the
+   * handoffs before, the marker names it from its new revision.
+   */
+  private publishMarker(signature: string, since: number): void {
+    const board = this.opts.board;
+    if (!board) return;
+    this.handoff = this.handoff
+      .then(() =>
+        board.publish(this.opts.node, signature, since, this.leaving ? 'left' : 'serving'),
+      )
+      .catch((err: unknown) => this.opts.log?.(`router: handoff marker failed: ${String(err)}`));
+  }
+
+  /** This node registered in the membership at `revision` (before its first view). */
+  registered(revision: number): void {
+    this.registeredAt = revision;
+  }
+
   /** Releases the shards gained from nodes that handed off, left, died or timed out. */
   private checkPending(): void {
     for (const node of [...this.pending.keys()]) {
       const marker = this.opts.board?.marker(node);
-      if (marker && (marker.signature === this.view.signature || marker.state === 'left'))
-        this.release(node, 'handed off');
+      const current = marker?.signature === this.view.signature && marker.since >= this.viewSince;
+      if (marker && (current || marker.state === 'left')) this.release(node, 'handed off');
       else if (!this.live.has(node) && marker?.state !== 'leaving')
         this.release(node, 'gone without a handoff (its writes are fenced)');
       else if (!this.opts.board) this.release(node, 'no handoff board');
@@ -379,7 +427,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   /** Tells the cluster this node is about to leave (its gainers then wait for its last saves). */
   async announceLeaving(): Promise<void> {
-    await this.opts.board?.publish(this.opts.node, this.view.signature, 'leaving');
+    await this.opts.board?.publish(this.opts.node, this.view.signature, this.viewSince, 'leaving');
   }
 
   /**
@@ -391,7 +439,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const hosting = this.hosting(this.members);
     if (hosting.length > 0) {
       clearTimeout(this.settleTimer);
-      this.latest = { view: new PlacementView(hosting), revision: this.seenRevision };
+      this.latest = {
+        view: new PlacementView(hosting),
+        revision: this.seenRevision,
+        since: this.seenRevision,
+      };
       this.apply();
     }
     await this.handoff;
@@ -464,7 +516,13 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       return;
     }
     clearTimeout(this.settleTimer);
-    this.latest = { view: new PlacementView(hosting), revision: this.seenRevision };
+    // Cut off, it only loses; back on the same lease, the others never moved its shards, so
+    // their markers of any revision will do.
+    this.latest = {
+      view: new PlacementView(hosting),
+      revision: this.seenRevision,
+      since: isolated ? this.seenRevision : 0,
+    };
     this.apply();
   }
 
@@ -487,9 +545,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.cutOff = false;
     this.opts.log?.('router: back in the cluster: registered again', 'info');
     clearTimeout(this.settleTimer);
+    // The others have this placement from this node's new registration on.
     this.latest = {
       view: new PlacementView(this.hosting(this.members)),
       revision: this.seenRevision,
+      since: at,
     };
     this.apply();
   }

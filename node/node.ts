@@ -338,6 +338,7 @@ export async function startNode(opts: NodeOptions): Promise<FleetNode> {
     if (joined && router) {
       const membership = joined.membership;
       membership.onChange((members, revision) => router.setMembers(members, revision));
+      router.registered(membership.registeredRevision);
       router.setMembers(membership.members(), membership.table.revision);
       stopContactWatch = watchContact(membership, router);
     }
