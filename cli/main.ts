@@ -1,9 +1,11 @@
 // The `fleetmesh` command: `start` runs the local system, `decode` reads JT/T 808 hex dumps,
-// `locator` runs a locator, `drain` empties a node of its terminals, `track` prints a track.
+// `locator` runs a locator, `drain` empties a node of its terminals, `track` prints a track,
+// `area` lists the vehicles in an area (now or during a past window).
 import { decodeUsage, runDecode } from './decode.js';
 import { drainOptions, drainUsage, runDrain } from './drain.js';
 import { locatorUsage, runLocator } from './locator.js';
 import { runStart, startUsage, UsageError } from './start.js';
+import { areaUsage, runArea } from './area.js';
 import { runTrack, trackUsage } from './track.js';
 
 const [command, ...args] = process.argv.slice(2);
@@ -18,6 +20,9 @@ ${locatorUsage('    ')}  drain ${drainUsage}
                         send a node's terminals to the other nodes (0x8105) until it holds none:
 ${drainOptions('    ')}  track ${trackUsage}
                         a vehicle's stored track from a node's HistoryService, as CSV or GeoJSON
+  area ${areaUsage}
+                        the vehicles in an area now, or during a past window with --from/--to,
+                        from a node's HistoryService, as CSV or JSON
 `;
 
 async function main(): Promise<number> {
@@ -32,6 +37,8 @@ async function main(): Promise<number> {
       return runDrain(args);
     case 'track':
       return runTrack(args);
+    case 'area':
+      return runArea(args);
     case undefined:
     case '-h':
     case '--help':

@@ -36,6 +36,33 @@ export function parseTime(name: string, raw: string | undefined): number {
   return ms;
 }
 
+/** The bearer token: the flag's, else FLEETMESH_GRPC_TOKEN, else .fleetmesh/grpc-token. */
+export function resolveToken(flag: string | undefined): string {
+  const token =
+    flag ??
+    process.env.FLEETMESH_GRPC_TOKEN ??
+    (existsSync(join(projectRoot, '.fleetmesh', 'grpc-token'))
+      ? readFileSync(join(projectRoot, '.fleetmesh', 'grpc-token'), 'utf8').trim()
+      : undefined);
+  if (!token)
+    throw new UsageError('no token: --token, FLEETMESH_GRPC_TOKEN or .fleetmesh/grpc-token');
+  return token;
+}
+
+/** A HistoryService client for `server` (host:port), camelCase fields as the server's. */
+export function historyClient(server: string): grpc.Client {
+  const loaded = grpc.loadPackageDefinition(
+    protoLoader.loadSync(HISTORY_PROTO, {
+      keepCase: false,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    }),
+  ) as unknown as { fleetmesh: { v1: { HistoryService: grpc.ServiceClientConstructor } } };
+  return new loaded.fleetmesh.v1.HistoryService(server, grpc.credentials.createInsecure());
+}
+
 interface TrackArgs {
   vehicleId: string;
   from: number;
@@ -73,14 +100,7 @@ function parseArgs(args: string[]): TrackArgs | undefined {
   const format = flags.get('--format') ?? 'csv';
   if (format !== 'csv' && format !== 'geojson')
     throw new UsageError(`--format takes csv or geojson, not '${format}'`);
-  const token =
-    flags.get('--token') ??
-    process.env.FLEETMESH_GRPC_TOKEN ??
-    (existsSync(join(projectRoot, '.fleetmesh', 'grpc-token'))
-      ? readFileSync(join(projectRoot, '.fleetmesh', 'grpc-token'), 'utf8').trim()
-      : undefined);
-  if (!token)
-    throw new UsageError('no token: --token, FLEETMESH_GRPC_TOKEN or .fleetmesh/grpc-token');
+  const token = resolveToken(flags.get('--token'));
   const from = parseTime('--from', flags.get('--from'));
   const to = parseTime('--to', flags.get('--to'));
   const request: Obj = {
@@ -148,7 +168,7 @@ function geojsonFeature(p: Obj): string {
 }
 
 /** Writes, waiting for the output to drain when it is full (a pipe to a slow reader). */
-async function write(out: Writable, s: string): Promise<void> {
+export async function writeOut(out: Writable, s: string): Promise<void> {
   if (!out.write(s)) await new Promise((r) => out.once('drain', r));
 }
 
@@ -159,19 +179,7 @@ export async function runTrack(args: string[], out: Writable = process.stdout): 
     out.write(HELP);
     return 0;
   }
-  const loaded = grpc.loadPackageDefinition(
-    protoLoader.loadSync(HISTORY_PROTO, {
-      keepCase: false,
-      longs: Number,
-      enums: String,
-      defaults: true,
-      oneofs: true,
-    }),
-  ) as unknown as { fleetmesh: { v1: { HistoryService: grpc.ServiceClientConstructor } } };
-  const client = new loaded.fleetmesh.v1.HistoryService(
-    a.server,
-    grpc.credentials.createInsecure(),
-  );
+  const client = historyClient(a.server);
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${a.token}`);
   const stream = (
@@ -182,7 +190,7 @@ export async function runTrack(args: string[], out: Writable = process.stdout): 
   ).streamTrack!.call(client, a.request, md);
   let first = true;
   try {
-    await write(
+    await writeOut(
       out,
       a.format === 'csv' ? CSV_HEADER : '{"type":"FeatureCollection","features":[\n',
     );
@@ -195,9 +203,9 @@ export async function runTrack(args: string[], out: Writable = process.stdout): 
           first = false;
         }
       }
-      await write(out, text);
+      await writeOut(out, text);
     }
-    if (a.format === 'geojson') await write(out, '\n]}\n');
+    if (a.format === 'geojson') await writeOut(out, '\n]}\n');
     return 0;
   } catch (err) {
     const e = err as Partial<grpc.ServiceError>;

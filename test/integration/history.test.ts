@@ -12,6 +12,7 @@ import fc from 'fast-check';
 import type { Db, Document } from 'mongodb';
 import { Writable } from 'node:stream';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
+import { runArea } from '../../cli/area.js';
 import { runTrack } from '../../cli/track.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
 import { addHistoryService, HISTORY_PROTO } from '../../api/historyService.js';
@@ -1121,6 +1122,209 @@ describe('fleetmesh track', () => {
     );
     await assert.rejects(track([v, '--from', 'yesterday', '--to', to]), /not a time/);
     await assert.rejects(track([v, '--to', to]), /--from is required/);
+  });
+});
+
+describe('fleetmesh area', () => {
+  /** Runs the command against the test node's server; its output and warnings as text. */
+  async function area(args: string[]): Promise<{ out: string; err: string }> {
+    const text = { out: '', err: '' };
+    const sink = (k: 'out' | 'err'): Writable =>
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          text[k] += chunk.toString('utf8');
+          done();
+        },
+      });
+    const code = await runArea(
+      [...args, '--server', `127.0.0.1:${api.port}`, '--token', TOKEN],
+      sink('out'),
+      sink('err'),
+    );
+    assert.equal(code, 0);
+    return text;
+  }
+
+  /** Brute force: every stored position of the window tested against the shape. */
+  function inside(shape: AreaShape, fromMs: number, toMs: number): (string | number)[][] {
+    const want = new Map<string, [string, number, number, number]>();
+    for (const d of positions) {
+      const t = (d.time as Date).getTime();
+      if (t < fromMs || t >= toMs) continue;
+      if (!contains(shape, d.latitude as number, d.longitude as number)) continue;
+      const v = want.get(d.vehicleId as string);
+      if (v) {
+        v[1] = Math.min(v[1], t);
+        v[2] = Math.max(v[2], t);
+        v[3]++;
+      } else want.set(d.vehicleId as string, [d.vehicleId as string, t, t, 1]);
+    }
+    return [...want.values()].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+
+  const from = new Date(DAY0 + 6 * 3_600_000).toISOString();
+  const to = String(DAY0 + 2 * DAY);
+  const window = (shape: AreaShape): (string | number)[][] =>
+    inside(shape, DAY0 + 6 * 3_600_000, DAY0 + 2 * DAY);
+
+  it('a past window as CSV: one line per vehicle with a stored position inside, for each shape', async () => {
+    const shapes: [string[], AreaShape][] = [
+      [
+        ['--circle', '31.3,121.5,9000'],
+        { kind: 'circle', latitude: 31.3, longitude: 121.5, radiusM: 9000 },
+      ],
+      [
+        // Corners in any order.
+        ['--rect', '31.38,121.55,31.25,121.42'],
+        {
+          kind: 'rectangle',
+          minLatitude: 31.25,
+          minLongitude: 121.42,
+          maxLatitude: 31.38,
+          maxLongitude: 121.55,
+        },
+      ],
+      [
+        ['--polygon', '31.2,121.4; 31.45,121.45;31.3,121.65'],
+        {
+          kind: 'polygon',
+          vertices: [
+            { latitude: 31.2, longitude: 121.4 },
+            { latitude: 31.45, longitude: 121.45 },
+            { latitude: 31.3, longitude: 121.65 },
+          ],
+        },
+      ],
+    ];
+    for (const [flags, shape] of shapes) {
+      const want = window(shape);
+      assert.ok(want.length > 0, `${flags.join(' ')} finds someone`);
+      const lines = (await area([...flags, '--from', from, '--to', to])).out.trimEnd().split('\n');
+      assert.equal(
+        lines[0],
+        'vehicle_id,first_inside,first_inside_unix_ms,last_inside,last_inside_unix_ms,points_inside',
+      );
+      assert.deepEqual(
+        lines.slice(1).map((l) => {
+          const c = l.split(',');
+          assert.equal(c[1], new Date(Number(c[2])).toISOString());
+          return [c[0]!, Number(c[2]), Number(c[4]), Number(c[5])];
+        }),
+        want,
+        flags.join(' '),
+      );
+    }
+  });
+
+  it('a past window as JSON: the vehicles and their total', async () => {
+    const shape: AreaShape = { kind: 'circle', latitude: 31.3, longitude: 121.5, radiusM: 9000 };
+    const got = JSON.parse(
+      (await area(['--circle', '31.3,121.5,9000', '--from', from, '--to', to, '--format', 'json']))
+        .out,
+    ) as { vehicles: Obj[]; totalVehicles: number };
+    const want = window(shape);
+    assert.equal(got.totalVehicles, want.length);
+    assert.deepEqual(
+      got.vehicles.map((v) => [
+        v.vehicleId,
+        v.firstInsideUnixMs,
+        v.lastInsideUnixMs,
+        v.pointsInside,
+      ]),
+      want,
+    );
+  });
+
+  it('without --from/--to: the live vehicles inside now, filtered, as CSV and JSON', async () => {
+    const terminals: SimTerminal[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const t = new SimTerminal({ port: node.port, phone: `01378800000${i}` });
+        await t.connect();
+        assert.equal(await t.register(), 0);
+        assert.equal(await t.authenticate(), 0);
+        const at = trackPoint(0, {
+          lat: 22.5 + i * 0.01,
+          lon: 114.05,
+          start: Date.UTC(2026, 10, 21),
+        });
+        assert.equal(await t.report({ ...at, alarm: i === 2 ? 4 : 0 }), 0);
+        terminals.push(t);
+      }
+      const circle = ['--circle', '22.51,114.05,5000'];
+      const lines = (await area(circle)).out.trimEnd().split('\n');
+      assert.equal(
+        lines[0],
+        'vehicle_id,latitude,longitude,speed_kmh,alarm,online,time,time_unix_ms',
+      );
+      assert.deepEqual(
+        lines.slice(1).map((l) => l.split(',').slice(0, 6)),
+        [0, 1, 2].map((i) => [
+          `1378800000${i}`,
+          String(22.5 + i * 0.01),
+          '114.05',
+          '42.5',
+          i === 2 ? '4' : '0',
+          '1',
+        ]),
+      );
+      const alarmed = JSON.parse(
+        (await area([...circle, '--alarm-mask', '4', '--format', 'json'])).out,
+      ) as {
+        vehicles: Obj[];
+        more: boolean;
+        partial: boolean;
+      };
+      assert.deepEqual(
+        alarmed.vehicles.map((v) => v.vehicleId),
+        ['13788000002'],
+      );
+      assert.equal(alarmed.more, false);
+      assert.equal(alarmed.partial, false);
+      assert.deepEqual(
+        (await area([...circle, '--online', 'no'])).out.trimEnd().split('\n').length,
+        1,
+      );
+      const one = await area([...circle, '--max-vehicles', '1']);
+      assert.equal(one.out.trimEnd().split('\n').length, 2);
+      assert.match(one.err, /more vehicles matched than listed/);
+    } finally {
+      for (const t of terminals) t.close();
+    }
+  });
+
+  it('bad options are usage errors; a shape the service refuses is its INVALID_ARGUMENT; --help', async () => {
+    await assert.rejects(
+      area(['--from', from, '--to', to]),
+      /one of --rect, --circle or --polygon/,
+    );
+    await assert.rejects(
+      area(['--circle', '31,121,10', '--rect', '31,121,32,122']),
+      /one of --rect, --circle or --polygon/,
+    );
+    await assert.rejects(area(['--circle', '31,121']), /--circle takes 3 numbers/);
+    await assert.rejects(area(['--circle', '31,121,10', '--from', from]), /--to is required/);
+    await assert.rejects(
+      area(['--circle', '31,121,10', '--from', from, '--to', to, '--online', 'yes']),
+      /--online: only for the area now/,
+    );
+    await assert.rejects(area(['--circle', '31,121,10', '--online', 'maybe']), /yes or no/);
+    await assert.rejects(area(['--circle', '31,121,10', '--format', 'kml']), /csv or json/);
+    await assert.rejects(
+      area(['--circle', '31,121,10', '--colour', 'red']),
+      /unknown option --colour/,
+    );
+    await assert.rejects(
+      area(['--rect', '30,120,33,121', '--from', from, '--to', to]),
+      /INVALID_ARGUMENT: the area spans 3.000° x 1.000°, at most 2° x 2°/,
+    );
+    await assert.rejects(
+      area(['--polygon', '31,121;31.1,121.1']),
+      /INVALID_ARGUMENT: polygon.vertices must be 3 to 1000 points, not 2/,
+    );
+    const help = await area(['--help']);
+    assert.match(help.out, /^usage: fleetmesh area /);
+    assert.match(help.out, /--polygon/);
   });
 });
 
