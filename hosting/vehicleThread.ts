@@ -70,7 +70,7 @@ export interface OnlineVehicle {
   lastSeen: number;
 }
 
-type WriterName = 'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands';
+type WriterName = 'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands' | 'driverRecords';
 export type WriterFigures = BatchWriterStats & { buffered: number };
 
 export interface ThreadStats {
@@ -348,6 +348,7 @@ export class VehicleThread {
         alarms: figures(s.alarms),
         sessions: figures(s.sessions),
         commands: figures(s.commands),
+        driverRecords: figures(s.driverRecords),
       },
       full: s.full,
       loader: { ...s.loader.stats, queued: s.loader.queued, reading: s.loader.reading },

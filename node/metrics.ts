@@ -21,7 +21,14 @@ import type { RouterStats } from '../cluster/router.js';
 import type { EventHub } from '../actors/eventHub.js';
 import type { FleetLog } from '../telemetry/log.js';
 
-const WRITERS = ['vehicles', 'positions', 'alarms', 'sessions', 'commands'] as const;
+const WRITERS = [
+  'vehicles',
+  'positions',
+  'alarms',
+  'sessions',
+  'commands',
+  'driverRecords',
+] as const;
 
 /** What the metrics read from a node (a subset of FleetNode, so no import cycle at run time). */
 export interface MetricsSource {

@@ -128,8 +128,16 @@ describe('node metrics and logs (real sockets)', () => {
         assert.equal(m.get(`${size}_bucket{le="1",collection="positions"}`), 1);
         assert.equal(m.get(`${size}_bucket{le="+Inf",collection="positions"}`), 1);
         assert.equal(m.get(`${size}_sum{collection="positions"}`), 1);
-        for (const w of ['vehicles', 'positions', 'alarms', 'sessions', 'commands']) {
+        for (const w of [
+          'vehicles',
+          'positions',
+          'alarms',
+          'sessions',
+          'commands',
+          'driverRecords',
+        ]) {
           const batches = m.get(`fleetmesh_store_batches_total{collection="${w}"}`);
+          assert.notEqual(batches, undefined, `${w}: its writer is exported`);
           assert.equal(m.get(`${size}_count{collection="${w}"}`), batches, `${w}: every batch`);
         }
         assert.equal((await scrape(port, '/other')).status, 404);
