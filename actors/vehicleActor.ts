@@ -451,6 +451,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.reply(link, header, RESULT_FAIL, edition);
       return;
     }
+    // 2011 and 2013 frames share one header and one 0x0102 body: only the registration told
+    // them apart, so a terminal registered as 2011 stays 2011 (its 0x0702 is table 64).
+    if (edition === 2013 && this.record.edition === 2011) edition = 2011;
     if (this.link && this.link.id !== link.id) {
       // A new connection with the same identity means the old one is dead (2013 §7.2.2).
       const old = this.link;

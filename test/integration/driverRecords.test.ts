@@ -202,6 +202,23 @@ describe('driver identity records (0x0702)', () => {
     for (const t of [t13, t19]) t.close();
   });
 
+  it('a 2011 terminal: its edition, known from its registration, holds for the session after authentication (same header as 2013), so its 0x0702 (table 64) is read and stored', async () => {
+    const t11 = await online('013600000011', 2011);
+    const card: DriverIdentity = {
+      driverName: '王五',
+      driverIdNumber: '440301198001011234',
+      certificateCode: 'C2345678901234567890',
+      issuingAuthority: '佛山市交通运输局',
+    };
+    assert.equal(await report(t11, card), 0);
+    const stored = node.client.db(database).collection(COLLECTIONS.driverRecords);
+    const doc = await stored.findOne({ vehicleId: vehicleIdOf('013600000011') });
+    assert.ok(doc, 'stored');
+    assert.equal(doc.edition, 2011);
+    assert.equal(doc.driverName, '王五');
+    assert.equal(doc.driverIdNumber, card.driverIdNumber);
+  });
+
   it('bad requests are INVALID_ARGUMENT with what is wrong; a wrong token is UNAUTHENTICATED', async () => {
     const bad = (req: Obj, message: RegExp): Promise<void> =>
       assert.rejects(call('listDriverRecords', req), (err: grpc.ServiceError) => {
