@@ -5,6 +5,7 @@
 // store for long; what is left waits for the next sweep. Every node may run it: deleting is
 // idempotent, a second node only repeats a little work.
 import type { Db, Document } from 'mongodb';
+import { MEDIA_BUCKET } from './mediaStore.js';
 import { COLLECTIONS } from './schema.js';
 import { DAY_MS, InvalidQuery } from './historyQuery.js';
 
@@ -15,11 +16,13 @@ export interface RetentionPolicy {
   sessions: number;
   commands: number;
   driverRecords: number;
+  /** Photos, audio and video (the GridFS bucket's files and their chunks). */
+  media: number;
 }
 
 /**
- * Six months of track, a year of alarms and driver records, three months of sessions and
- * command logs.
+ * Six months of track, a year of alarms, driver records and media, three months of sessions
+ * and command logs.
  */
 export const DEFAULT_RETENTION: RetentionPolicy = {
   positions: 180,
@@ -27,6 +30,7 @@ export const DEFAULT_RETENTION: RetentionPolicy = {
   sessions: 90,
   commands: 90,
   driverRecords: 365,
+  media: 365,
 };
 
 /**
@@ -39,6 +43,13 @@ const AGE_FIELD: Record<keyof RetentionPolicy, string> = {
   sessions: 'at',
   commands: 'at',
   driverRecords: 'time',
+  media: 'uploadDate',
+};
+
+/** Where each one is (media: the bucket's files; their chunks go with them). */
+export const RETENTION_COLLECTIONS: Record<keyof RetentionPolicy, string> = {
+  ...COLLECTIONS,
+  media: `${MEDIA_BUCKET}.files`,
 };
 
 /** `positions=180,alarms=365,…` (any subset; the rest keep their default) as a policy. */
@@ -83,13 +94,13 @@ export async function sweepRetention(
   const batch = opts.batch ?? 1000;
   const maxPerSweep = opts.maxPerSweep ?? 100_000;
   const result: SweepResult = {
-    deleted: { positions: 0, alarms: 0, sessions: 0, commands: 0, driverRecords: 0 },
+    deleted: { positions: 0, alarms: 0, sessions: 0, commands: 0, driverRecords: 0, media: 0 },
     more: [],
   };
   for (const name of Object.keys(AGE_FIELD) as (keyof RetentionPolicy)[]) {
     const days = policy[name];
     if (days === 0) continue;
-    const collection = db.collection<Document>(COLLECTIONS[name]);
+    const collection = db.collection<Document>(RETENTION_COLLECTIONS[name]);
     // $type date: null (an open alarm) and absent fields never match.
     const filter: Document = {
       [AGE_FIELD[name]]: { $lt: new Date(nowMs - days * DAY_MS), $type: 'date' },
@@ -104,6 +115,11 @@ export async function sweepRetention(
           .toArray()
       ).map((d) => d._id as unknown);
       if (ids.length === 0) break;
+      // A file's chunks first: a sweep cut short leaves a file to delete again, never chunks
+      // nobody can find. One file at a time (FerretDB scans for an $in on files_id).
+      if (name === 'media')
+        for (const id of ids)
+          await db.collection(`${MEDIA_BUCKET}.chunks`).deleteMany({ files_id: id });
       const r = await collection.deleteMany({ _id: { $in: ids } } as Document);
       result.deleted[name] += r.deletedCount;
       if (r.deletedCount === 0) break; // another node took them meanwhile

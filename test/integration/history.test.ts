@@ -25,6 +25,7 @@ import { HistoryPool } from '../../storage/historyPool.js';
 import { ResultTooLarge } from '../../storage/historyQuery.js';
 import {
   parseRetention,
+  RETENTION_COLLECTIONS,
   RetentionSweeper,
   sweepRetention,
   type RetentionPolicy,
@@ -1336,9 +1337,13 @@ describe('retention', () => {
     sessions: 'at',
     commands: 'at',
     driverRecords: 'time',
+    media: 'uploadDate',
   };
 
-  /** A database of its own with 60 documents per collection aged 0 to 500 days (some alarms open). */
+  /**
+   * A database of its own with 60 documents per collection aged 0 to 500 days (some alarms open;
+   * each media file with two chunks).
+   */
   async function aged(rnd: () => number): Promise<{ db: Db; docs: Record<string, Document[]> }> {
     const own = node.client.db(testDatabase('retention'));
     const docs: Record<string, Document[]> = {};
@@ -1352,7 +1357,15 @@ describe('retention', () => {
         } else d[AGE[name]] = at;
         return d;
       });
-      await own.collection(COLLECTIONS[name]).insertMany(docs[name]);
+      await own.collection(RETENTION_COLLECTIONS[name]).insertMany(docs[name]);
+      if (name === 'media')
+        await own
+          .collection<Document & { _id: string }>('media.chunks')
+          .insertMany(
+            docs[name].flatMap((f) =>
+              [0, 1].map((n) => ({ _id: `${String(f._id)}#${n}`, files_id: f._id, n })),
+            ),
+          );
     }
     return { db: own, docs };
   }
@@ -1374,9 +1387,21 @@ describe('retention', () => {
     } while (r.more.length > 0);
     assert.ok(sweeps > 1, 'the bound made it take more than one sweep');
     for (const name of Object.keys(AGE) as (keyof RetentionPolicy)[]) {
-      const left = (await own.collection(COLLECTIONS[name]).find({}).toArray()).map((d) => d._id);
+      const left = (await own.collection(RETENTION_COLLECTIONS[name]).find({}).toArray()).map(
+        (d) => d._id,
+      );
       const want = docs[name]!.filter((d) => kept(policy, name, d)).map((d) => d._id);
       assert.deepEqual(left.sort(), want.sort(), name);
+      if (name === 'media') {
+        const chunksOf = (await own.collection('media.chunks').find({}).toArray()).map(
+          (c) => c.files_id as string,
+        );
+        assert.deepEqual(
+          chunksOf.sort(),
+          want.flatMap((id) => [id, id]).sort(),
+          'the chunks of the files kept, and only those',
+        );
+      }
       if (name !== 'commands') assert.ok(want.length < 60, `${name}: something was old enough`);
     }
     await own.dropDatabase();
