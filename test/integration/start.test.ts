@@ -212,11 +212,11 @@ describe('fleetmesh start', () => {
       assert.ok(nodePid > 0, first.out());
       assert.throws(() => process.kill(nodePid, 0), 'the node process is gone');
 
-      // The name is free at once: no waiting out the old lease (10 s TTL).
+      // The name is free at once: no waiting out the old lease (10 s TTL). A node that had to
+      // wait says its name is in use while it waits.
       second = startInOwnGroup(dataDir);
-      const ms = await second.ready;
+      await second.ready;
       assert.doesNotMatch(second.out(), /in use/, second.out());
-      assert.ok(ms < 8000, `the restart took ${ms} ms`);
       ctrlC(second);
       assert.deepEqual(await second.exited, { code: 0, signal: null }, second.out());
     } finally {
