@@ -25,6 +25,11 @@ export interface Member {
   load: MemberLoad;
   /** When the load was last reported (ms since the epoch, the member's clock). */
   reportedAt: number;
+  /**
+   * The etcd revision its key was created at: which registration of the node this is (a node
+   * that registers again under its name is another incarnation). 0 when not known.
+   */
+  createRevision?: number;
 }
 
 /** A value larger than this under the prefix is not a member's (and is not parsed). */
@@ -87,13 +92,14 @@ export class MemberTable {
   /** Values under the prefix that were not members (ignored). */
   malformed = 0;
 
-  /** A key was put at `revision`. */
-  put(key: string, value: string, revision: number): void {
+  /** A key was put at `revision`; `createRevision`: the key's (etcd's create_revision). */
+  put(key: string, value: string, revision: number, createRevision?: number): void {
     const m = parseMember(key, value);
     if (m === undefined) {
       this.malformed++;
       this.byKey.delete(key);
     } else {
+      if (createRevision !== undefined && createRevision > 0) m.createRevision = createRevision;
       this.byKey.set(key, m);
     }
     this.revision = Math.max(this.revision, revision);

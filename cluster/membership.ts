@@ -270,7 +270,8 @@ async function watchMembers(
 ): Promise<Watcher> {
   const all = await client.getAll().prefix(prefix).exec();
   const revision = Number(all.header.revision);
-  for (const kv of all.kvs) table.put(kv.key.toString(), kv.value.toString(), revision);
+  for (const kv of all.kvs)
+    table.put(kv.key.toString(), kv.value.toString(), revision, Number(kv.create_revision));
   table.revision = revision;
   const watcher = await client
     .watch()
@@ -288,7 +289,12 @@ async function watchMembers(
     }
   };
   watcher.on('put', (kv: IKeyValue) => {
-    table.put(kv.key.toString(), kv.value.toString(), Number(kv.mod_revision));
+    table.put(
+      kv.key.toString(),
+      kv.value.toString(),
+      Number(kv.mod_revision),
+      Number(kv.create_revision),
+    );
     changed();
   });
   watcher.on('delete', (kv: IKeyValue) => {

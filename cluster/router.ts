@@ -127,15 +127,13 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   private view: PlacementView;
   private applied = false;
   /**
-   * The membership revision from which the members had the applied placement (a placement that
-   * comes back after a flap is a new one, from the revision it came back at). Handoff markers
-   * carry it; a gainer takes a marker only from the same revision or later.
+   * Which registrations of its members the applied placement is made of: the newest key's
+   * create revision among them (sinceOf). The same slot list with a member that registered
+   * again (a new key) is another placement. Handoff markers carry it; a gainer takes a marker
+   * only of the same slot list from the same registrations or newer ones.
    */
   private viewSince = 0;
-  /** The placement the members last had, and from which revision. */
-  private seenSignature: string | undefined;
-  private seenSince = 0;
-  /** The revision this node registered at (the placement of its first view dates from it). */
+  /** The revision this node registered at (for its own slot while its key is not in view). */
   private registeredAt = 0;
   /** A placement waiting for the membership to settle. */
   private latest: { view: PlacementView; revision: number; since: number } | undefined;
@@ -227,26 +225,17 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     if (hosting.length === 0) return;
     // Most changes are load reports: the placement is built only when the slots changed.
     const signature = PlacementView.signatureOf(hosting);
-    if (signature !== this.seenSignature) {
-      this.seenSignature = signature;
-      // The first view is read whole: its placement dates from this node's registration.
-      this.seenSince = this.applied ? revision : this.registeredAt;
-    }
-    if (this.applied && signature === this.view.signature) {
-      // Back to the placement applied now (a node flapped): nothing moves, but it is the
-      // placement from this revision on: a gainer that applied the flap waits for a marker
-      // that says so.
-      if (this.seenSince > this.viewSince) {
-        this.viewSince = this.seenSince;
-        this.publishMarker(this.view.signature, this.viewSince);
-      }
+    const since = this.sinceOf(hosting);
+    if (this.applied && signature === this.view.signature && since === this.viewSince) {
+      // Back to the placement applied now (a node flapped): nothing moves.
       this.latest = undefined;
       this.settlingSince = undefined;
       clearTimeout(this.settleTimer);
       return;
     }
-    if (this.latest?.view.signature === signature) return; // a load report, not churn
-    this.latest = { view: new PlacementView(hosting), revision, since: this.seenSince };
+    // A load report, not churn.
+    if (this.latest?.view.signature === signature && this.latest.since === since) return;
+    this.latest = { view: new PlacementView(hosting), revision, since };
     if (!this.applied) {
       clearTimeout(this.settleTimer);
       this.apply();
@@ -296,10 +285,6 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     const plan = planHandoff(before, latest.view, self, this.opts.workers);
     this.view = latest.view;
     this.viewSince = latest.since;
-    // Applied on this node's own account (isolation, rejoin, leaving): later views compare
-    // with this one.
-    this.seenSignature = latest.view.signature;
-    this.seenSince = latest.since;
     this.applied = true;
     this.revision = latest.revision;
     this.counters.placementChanges++;
@@ -360,17 +345,18 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
   }
 
   /**
-   * The placement applied came back after a flap: once this node's threads are done with the
-   * handoffs before, the marker names it from its new revision.
+   * The registrations a placement is made of: the newest create revision of its members' keys
+   * (this node's own registration while its key is not in view). Every node computes the same
+   * value from the same members, whenever and however it read them.
    */
-  private publishMarker(signature: string, since: number): void {
-    const board = this.opts.board;
-    if (!board) return;
-    this.handoff = this.handoff
-      .then(() =>
-        board.publish(this.opts.node, signature, since, this.leaving ? 'left' : 'serving'),
-      )
-      .catch((err: unknown) => this.opts.log?.(`router: handoff marker failed: ${String(err)}`));
+  private sinceOf(hosting: readonly { node: string }[]): number {
+    let since = 0;
+    for (const h of hosting) {
+      const m = this.members.find((x) => x.node === h.node);
+      const created = m?.createRevision ?? (h.node === this.opts.node ? this.registeredAt : 0);
+      since = Math.max(since, created);
+    }
+    return since;
   }
 
   /** This node registered in the membership at `revision` (before its first view). */
@@ -442,7 +428,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       this.latest = {
         view: new PlacementView(hosting),
         revision: this.seenRevision,
-        since: this.seenRevision,
+        since: this.sinceOf(hosting),
       };
       this.apply();
     }
@@ -516,12 +502,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
       return;
     }
     clearTimeout(this.settleTimer);
-    // Cut off, it only loses; back on the same lease, the others never moved its shards, so
-    // their markers of any revision will do.
     this.latest = {
       view: new PlacementView(hosting),
       revision: this.seenRevision,
-      since: isolated ? this.seenRevision : 0,
+      since: this.sinceOf(hosting),
     };
     this.apply();
   }
@@ -545,11 +529,11 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
     this.cutOff = false;
     this.opts.log?.('router: back in the cluster: registered again', 'info');
     clearTimeout(this.settleTimer);
-    // The others have this placement from this node's new registration on.
+    const hosting = this.hosting(this.members);
     this.latest = {
-      view: new PlacementView(this.hosting(this.members)),
+      view: new PlacementView(hosting),
       revision: this.seenRevision,
-      since: at,
+      since: this.sinceOf(hosting),
     };
     this.apply();
   }

@@ -222,6 +222,8 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
       await fleet.stop();
       assert.equal(r2.router!.routing().isolations, 1);
       assert.equal(r1.router!.routing().isolations, 0);
+      for (const n of nodes)
+        assert.equal(n.router!.routing().handoffTimeouts, 0, `${n.node}: no handoff timed out`);
       // Back under an epoch newer than r1's takeover: none of r2's writes is refused as stale.
       for (const n of nodes)
         assert.equal(writerTotals(await n.stats(), 'vehicles').fenced, 0, `${n.node} fenced`);
@@ -272,6 +274,8 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
       await fleet.stop();
       assert.equal(c1.router!.routing().isolations, 0);
       for (const n of nodes)
+        assert.equal(n.router!.routing().handoffTimeouts, 0, `${n.node}: no handoff timed out`);
+      for (const n of nodes)
         assert.equal(writerTotals(await n.stats(), 'vehicles').fenced, 0, `${n.node} fenced`);
       await Promise.all(nodes.map((n) => n.flush()));
       await fleet.assertStored(c1, database);
@@ -289,6 +293,7 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
     const fleet = reportingFleet(nodes, 30, '0136', Date.UTC(2026, 10, 5));
     try {
       await fleet.progress(3, 'reports before the outage');
+      const before = nodes.map((n) => n.router!.routing());
       await servers.etcd!.kill();
       // 30 s without etcd, many lease TTLs: every client-side lease is given up meanwhile.
       const downUntil = Date.now() + 30_000;
@@ -305,6 +310,13 @@ describe('a member losing etcd, and etcd going away', { timeout: 180_000 }, () =
         30_000,
       );
       await fleet.progress(3, 'reports after etcd is back');
+      // Nothing moved: each took its key back on the lease it held.
+      nodes.forEach((n, i) => {
+        const r = n.router!.routing();
+        assert.equal(r.shardsLost, before[i]!.shardsLost, `${n.node} lost no shard`);
+        assert.equal(r.shardsGained, before[i]!.shardsGained, `${n.node} gained no shard`);
+        assert.equal(r.handoffTimeouts, 0, `${n.node}: no handoff timed out`);
+      });
       await assertSingleOwners(nodes, fleet.ids);
       await fleet.stop();
       await Promise.all(nodes.map((n) => n.flush()));

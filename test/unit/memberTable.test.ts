@@ -71,4 +71,14 @@ describe('MemberTable', () => {
     assert.equal(t.malformed, 1);
     assert.equal(t.revision, 9);
   });
+
+  it("keeps each member's key creation (which registration it is) across load reports", () => {
+    const t = new MemberTable();
+    t.put('m/node-a', JSON.stringify(member('node-a', 1)), 5, 5);
+    t.put('m/node-a', JSON.stringify(member('node-a', 2)), 6, 5); // a load report
+    assert.equal(t.members()[0]!.createRevision, 5);
+    t.delete('m/node-a', 7);
+    t.put('m/node-a', JSON.stringify(member('node-a', 0)), 8, 8); // registered again
+    assert.equal(t.members()[0]!.createRevision, 8);
+  });
 });

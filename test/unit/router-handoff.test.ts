@@ -1,8 +1,8 @@
 // The router's handoff waits, with the membership and the handoff markers faked: a gained shard
-// waits for its previous owner's marker of the same placement *from the same membership revision
-// or later*, so a marker left from an earlier time of the same placement (it came back after a
-// flap, or a node rejoined under its old name) does not release it; a node whose applied
-// placement comes back after a flap says so with a new marker.
+// waits for its previous owner's marker of the same placement *made of the same registrations*
+// (the newest member key's create revision), so a marker left from an earlier time of the same
+// slot list (a node rejoined under its old name) does not release it, and nodes that read the
+// membership at different moments still agree on what a placement is.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { HandoffMarker, HandoffMarkers, HandoffState } from '../../cluster/handoffBoard.js';
@@ -41,7 +41,7 @@ const threads = {
   close: () => Promise.resolve(),
 } as unknown as VehicleHost;
 
-const member = (node: string): Member => ({
+const member = (node: string, createRevision: number): Member => ({
   node,
   gateway: '127.0.0.1:1',
   peer: '127.0.0.1:2',
@@ -49,6 +49,7 @@ const member = (node: string): Member => ({
   workers: 1,
   load: { terminals: 0 } as Member['load'],
   reportedAt: 0,
+  createRevision,
 });
 
 function router(node: string, board: FakeBoard): ClusterRouter {
@@ -59,70 +60,80 @@ function router(node: string, board: FakeBoard): ClusterRouter {
 
 const settled = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
-describe('handoff markers name their placement and the revision it dates from', () => {
+describe('handoff markers name their placement and the registrations it is made of', () => {
   it("a node rejoining under its old name does not take the others' marker of its first time", async () => {
     const board = new FakeBoard();
-    // x and j hosted vehicles together before (placement P); x's marker of that time is left.
+    // x and j hosted vehicles together before (j's key then created at 2); x's marker of that
+    // time is left.
     const before = router('x', new FakeBoard());
-    before.setMembers([member('x'), member('j')], 5);
+    before.setMembers([member('x', 1), member('j', 2)], 5);
     await settled();
-    const signatureP = (before as unknown as { view: { signature: string } }).view.signature;
+    const signature = (before as unknown as { view: { signature: string } }).view.signature;
     await before.close();
-    board.set('x', { signature: signatureP, since: 5, state: 'serving', at: 0 });
+    board.set('x', { signature, since: 2, state: 'serving', at: 0 });
 
-    // j registers again at revision 20: P once more, a new time of it.
+    // j registers again: a new key, created at 20. The same slot list, another placement.
     const j = router('j', board);
     j.registered(20);
-    j.setMembers([member('x'), member('j')], 21);
+    j.setMembers([member('x', 1), member('j', 20)], 21);
     await settled();
     assert.ok(j.pendingShards > 0, "j waits for x's handoff of this time");
 
-    board.set('x', { signature: signatureP, since: 20, state: 'serving', at: 0 });
+    board.set('x', { signature, since: 20, state: 'serving', at: 0 });
     assert.equal(j.pendingShards, 0, "x's marker of this time releases them");
     await j.close();
   });
 
-  it('a placement that comes back after a flap is a new one: the node that never left it says so with a new marker', async () => {
+  it("two nodes that start together, each reading the other's key, each take the other's marker", async () => {
+    const board = new FakeBoard();
+    const a = router('a', board);
+    const g = router('g', board);
+    a.registered(10);
+    g.registered(11);
+    // a read the members after g registered: both first views hold both.
+    const both = [member('a', 10), member('g', 11)];
+    a.setMembers(both, 12);
+    g.setMembers(both, 12);
+    await settled();
+    assert.deepEqual(
+      board.published.map((p) => p.since),
+      [11, 11],
+      'both name the same registrations',
+    );
+    assert.equal(a.pendingShards + g.pendingShards, 0, 'nobody waits for a timeout');
+    await a.close();
+    await g.close();
+  });
+
+  it('a load report (same members, same keys) publishes nothing', async () => {
     const board = new FakeBoard();
     const x = router('x', board);
-    x.setMembers([member('x'), member('g')], 10);
+    x.setMembers([member('x', 3), member('g', 4)], 10);
     await settled();
-    const applied = board.published.at(-1)!;
-    assert.equal(applied.since, 0, 'the first view dates from the registration (none here)');
-    // y joins and leaves again before x's settle time is over: x moves nothing…
-    x.setMembers([member('x'), member('g'), member('y')], 30);
-    x.setMembers([member('x'), member('g')], 31);
-    await settled();
-    const republished = board.published.at(-1)!;
-    assert.deepEqual(
-      { signature: republished.signature, since: republished.since, state: republished.state },
-      { signature: applied.signature, since: 31, state: 'serving' },
-      '…but its marker names the placement from the revision it came back at',
-    );
-    // Load reports (same slots) publish nothing more.
     const count = board.published.length;
-    x.setMembers([member('x'), member('g')], 32);
+    x.setMembers([member('x', 3), member('g', 4)], 11);
     await settled();
     assert.equal(board.published.length, count);
     await x.close();
   });
 
-  it('gained shards wait for a marker of the same placement and revision, or a left or dead node', async () => {
+  it('gained shards wait for a marker of the same placement and registrations, or a left or dead node', async () => {
     const board = new FakeBoard();
     const j = router('j', board);
     j.registered(40);
-    j.setMembers([member('x'), member('y'), member('j')], 41);
+    j.setMembers([member('x', 1), member('y', 2), member('j', 40)], 41);
     await settled();
     assert.ok(j.pendingShards > 0);
     const signature = (j as unknown as { view: { signature: string } }).view.signature;
     const waiting = j.pendingShards;
     board.set('x', { signature: 'another placement', since: 45, state: 'serving', at: 0 });
     board.set('y', { signature, since: 39, state: 'serving', at: 0 });
-    assert.equal(j.pendingShards, waiting, 'neither another placement nor an older time counts');
+    assert.equal(j.pendingShards, waiting, 'neither another placement nor older keys count');
     board.set('y', { signature: 'whatever', since: 0, state: 'left', at: 0 });
     assert.ok(j.pendingShards < waiting, "y's shards released: it left");
     board.set('x', { signature, since: 40, state: 'serving', at: 0 });
-    assert.equal(j.pendingShards, 0, "x's shards released: its marker is of this time");
+    assert.equal(j.pendingShards, 0, "x's shards released: its marker is of this placement");
+    j.setMembers([member('x', 1), member('j', 40)], 50); // y's key goes
     await j.close();
   });
 });
