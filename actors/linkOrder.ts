@@ -5,13 +5,13 @@
 // one read before it. The vehicle takes them through this stage: the next number goes on, a
 // later one waits for the gap to fill (bounded in count, and in time by the actor's timer),
 // an earlier one (already passed, or its wait was given up) goes on at once: nothing is
-// dropped. Pure logic: no timers, no I/O.
+// dropped. Pure logic: no timers, no I/O (the caller says what time it is).
 
 interface LinkState<T> {
   /** The number the next frame in order has. */
   next: number;
-  /** Frames past a gap, by number. */
-  held: Map<number, T>;
+  /** Frames past a gap, by number, with when each came. */
+  held: Map<number, { item: T; at: number }>;
 }
 
 export interface LinkOrderStats {
@@ -50,8 +50,8 @@ export class LinkOrder<T> {
     if (s.held.size === 0) s.next = lastSeq + 1;
   }
 
-  /** A frame numbered `seq` on the link: returns the frames that go on now, in order. */
-  offer(linkId: string, seq: number, item: T): T[] {
+  /** A frame numbered `seq` on the link, come at `now`: returns the frames that go on now, in order. */
+  offer(linkId: string, seq: number, item: T, now = 0): T[] {
     const s = this.state(linkId);
     if (seq === s.next) {
       s.next++;
@@ -62,7 +62,7 @@ export class LinkOrder<T> {
       this.stats.late++;
       return [item];
     }
-    s.held.set(seq, item);
+    s.held.set(seq, { item, at: now });
     this.stats.held++;
     if (this.heldCount() <= this.maxHeld) return [];
     return this.skipGaps();
@@ -80,30 +80,48 @@ export class LinkOrder<T> {
     return s && s.next > 1 ? s.next - 1 : undefined;
   }
 
-  /** Gives up every gap (waited long enough): the held frames go on, in order. */
+  /**
+   * When the longest-waiting frame will have waited `waitMs` (undefined: none waits), so the
+   * caller's timer fires when a gap is due, not earlier, not later.
+   */
+  nextDeadline(waitMs: number): number | undefined {
+    let oldest: number | undefined;
+    for (const s of this.links.values())
+      for (const h of s.held.values()) if (oldest === undefined || h.at < oldest) oldest = h.at;
+    return oldest === undefined ? undefined : oldest + waitMs;
+  }
+
+  /** Gives up the gaps whose frames have waited `waitMs` by `now`: they go on, in order. */
+  skipExpired(now: number, waitMs: number): T[] {
+    return this.skip((s) => {
+      let oldest = Infinity;
+      for (const h of s.held.values()) oldest = Math.min(oldest, h.at);
+      return oldest <= now - waitMs;
+    });
+  }
+
+  /** Gives up every gap (the vehicle leaves memory, or holds too many): all go on, in order. */
   skipGaps(): T[] {
+    return this.skip(() => true);
+  }
+
+  private skip(due: (s: LinkState<T>) => boolean): T[] {
     const out: T[] = [];
-    for (const s of this.links.values()) {
-      if (s.held.size === 0) continue;
-      this.stats.gapsSkipped++;
-      s.next = Math.min(...s.held.keys());
-      out.push(...this.takeInOrder(s));
-      // Still held: frames past a second gap of the same link; they go on too.
-      while (s.held.size > 0) {
+    for (const s of this.links.values())
+      while (s.held.size > 0 && due(s)) {
         this.stats.gapsSkipped++;
         s.next = Math.min(...s.held.keys());
         out.push(...this.takeInOrder(s));
       }
-    }
     return out;
   }
 
   private takeInOrder(s: LinkState<T>): T[] {
     const out: T[] = [];
-    for (let item = s.held.get(s.next); item !== undefined; item = s.held.get(s.next)) {
+    for (let h = s.held.get(s.next); h !== undefined; h = s.held.get(s.next)) {
       s.held.delete(s.next);
       s.next++;
-      out.push(item);
+      out.push(h.item);
     }
     return out;
   }
@@ -116,11 +134,16 @@ export class LinkOrder<T> {
 
   private state(linkId: string): LinkState<T> {
     let s = this.links.get(linkId);
-    if (s) return s;
+    if (s) {
+      // Least recently used first: the session's link, used by every frame, stays.
+      this.links.delete(linkId);
+      this.links.set(linkId, s);
+      return s;
+    }
     // A link first seen here starts at 1 (the gateway numbers each connection from 1).
     s = { next: 1, held: new Map() };
     if (this.links.size >= this.maxLinks) {
-      // The oldest link with nothing held goes (links are kept in insertion order).
+      // The least recently used link with nothing held goes.
       for (const [id, old] of this.links)
         if (old.held.size === 0) {
           this.links.delete(id);

@@ -80,6 +80,8 @@ export type VehicleMessage =
       /** Who handled them (stored as the records' handledBy, with handledAt now). */
       operator: string;
       done: (r: AlarmConfirmation) => void;
+      /** The records could not be written (the store failed, or a newer owner has them). */
+      failed: (err: unknown) => void;
     };
 
 /** What confirming alarms did: the records marked handled, and the 0x8203 queued if any. */
@@ -271,20 +273,28 @@ export class VehicleActor implements Actor<VehicleMessage> {
     const seq = 'seq' in msg ? (msg.seq ?? 0) : 0;
     if (seq === 0) return this.take(msg, ctx);
     const linkId = msg.kind === 'linkClosed' ? msg.linkId : (msg as { link: TerminalLink }).link.id;
-    const wasWaiting = this.order.waiting;
-    const ready = this.order.offer(linkId, seq, msg);
-    // The wait runs from the first frame held, not from the last.
-    if (!this.order.waiting) ctx.cancelTimer('linkOrder');
-    else if (!wasWaiting)
-      ctx.startTimer('linkOrder', this.deps.policy.linkOrderWaitMs ?? 1000, {
-        kind: 'linkOrderTimeout',
-      });
+    const ready = this.order.offer(linkId, seq, msg, this.now());
+    this.armLinkOrderTimer(ctx);
     if (ready.length === 1) {
       const turn = this.take(ready[0]!, ctx);
       if (turn === undefined) return this.noteLinkSeq();
       return turn.then(() => this.noteLinkSeq());
     }
     return this.takeAll(ready, ctx);
+  }
+
+  /** The timer fires when the longest-waiting held frame has waited its time (none: no timer). */
+  private armLinkOrderTimer(ctx: ActorContext<VehicleMessage>): void {
+    const deadline = this.order.nextDeadline(this.linkOrderWaitMs);
+    if (deadline === undefined) ctx.cancelTimer('linkOrder');
+    else
+      ctx.startTimer('linkOrder', Math.max(0, deadline - this.now()), {
+        kind: 'linkOrderTimeout',
+      });
+  }
+
+  private get linkOrderWaitMs(): number {
+    return this.deps.policy.linkOrderWaitMs ?? 1000;
   }
 
   private async takeAll(msgs: VehicleMessage[], ctx: ActorContext<VehicleMessage>): Promise<void> {
@@ -327,9 +337,16 @@ export class VehicleActor implements Actor<VehicleMessage> {
       case 'commandTick':
         return this.commandTick(ctx);
       case 'confirmAlarms':
-        return this.confirmAlarms(msg.bits, msg.commandId, msg.operator, msg.done, ctx);
-      case 'linkOrderTimeout':
-        return this.takeAll(this.order.skipGaps(), ctx);
+        // Whoever waits hears of a failure too (a gRPC call must not hang on it).
+        return this.confirmAlarms(msg.bits, msg.commandId, msg.operator, msg.done, ctx).catch(
+          msg.failed,
+        );
+      case 'linkOrderTimeout': {
+        // Only the gaps due now: one that opened since the timer was set waits its own time.
+        const due = this.order.skipExpired(this.now(), this.linkOrderWaitMs);
+        this.armLinkOrderTimer(ctx);
+        return this.takeAll(due, ctx);
+      }
     }
   }
 
@@ -353,6 +370,9 @@ export class VehicleActor implements Actor<VehicleMessage> {
     }
     if (this.link === undefined && this.handedLinkId !== undefined && link.id === this.handedLinkId)
       this.resumeSession(link, ctx);
+    // The same connection by another way (its frames came through a relay, now directly): the
+    // newest way is the one that reaches the terminal.
+    if (this.link !== undefined && this.link !== link && this.link.id === link.id) this.link = link;
     if (this.link?.id !== link.id) {
       // The gateway lets only authenticated links through; a stale link (replaced) is refused.
       this.reply(link, header, RESULT_FAIL, msg.edition);

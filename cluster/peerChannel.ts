@@ -101,7 +101,7 @@ export class PeerChannel {
       out.platformMessage(d.linkNumber, d.edition, d.messageId, d.phone, vehicleId, d.body, d.seq);
       this.links.add(d.linkNumber);
     } else {
-      out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq);
+      out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq, d.link.id);
       this.links.delete(d.linkNumber);
     }
     this.inFlight++;

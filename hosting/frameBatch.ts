@@ -44,6 +44,8 @@ export type BatchRecord =
       at: number;
       reason: string;
       vehicleId: string;
+      /** The link's cluster-wide id: it may be gone from every table when this comes back. */
+      linkId: string;
     }
   | {
       kind: typeof PLATFORM_MESSAGE;
@@ -119,13 +121,21 @@ export class FrameBatchBuilder {
     this.count++;
   }
 
-  linkClosed(link: number, at: number, reason: string, vehicleId: string, seq = 0): void {
+  linkClosed(
+    link: number,
+    at: number,
+    reason: string,
+    vehicleId: string,
+    seq = 0,
+    linkId = '',
+  ): void {
     this.u8Reserve(LINK_CLOSED);
     this.u32(link);
     this.u32(seq);
     this.f64(at);
     this.string(reason);
     this.string(vehicleId);
+    this.string(linkId);
     this.count++;
   }
 
@@ -315,7 +325,8 @@ export function readFrameBatch(
         const seq = u32();
         const at = f64();
         const reason = string();
-        onRecord({ kind: LINK_CLOSED, link, seq, at, reason, vehicleId: string() });
+        const vehicleId = string();
+        onRecord({ kind: LINK_CLOSED, link, seq, at, reason, vehicleId, linkId: string() });
         break;
       }
       case PLATFORM_MESSAGE: {

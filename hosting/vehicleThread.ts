@@ -20,7 +20,7 @@ import { locationLayoutStats } from '../jt808/location.js';
 import type { LayoutStats } from '../jt808/locationReaders.js';
 import type { Edition, Header } from '../jt808/header.js';
 import type { Message } from '../jt808/messages.js';
-import type { BatchWriter, BatchWriterStats } from '../storage/batchWriter.js';
+import { StaleOwner, type BatchWriter, type BatchWriterStats } from '../storage/batchWriter.js';
 import type { VehicleLoaderStats } from '../storage/vehicleLoader.js';
 import { VehicleStore } from '../storage/vehicleStore.js';
 import {
@@ -286,6 +286,13 @@ export class VehicleThread {
         commandId,
         operator,
         done: resolve,
+        // A newer owner has the vehicle's records: the caller asks again (it finds the owner).
+        failed: (err: unknown) =>
+          reject(
+            err instanceof StaleOwner
+              ? new NotOwnedHere(`vehicle ${vehicleId} moved to another owner`)
+              : err,
+          ),
       });
       if (!accepted) reject(new Error('vehicle mailbox full'));
     });

@@ -237,7 +237,7 @@ function onRecord(r: BatchRecord): void {
     offer(r.vehicleId, () =>
       vehicles.owns(r.vehicleId)
         ? vehicles.linkClosed(r.vehicleId, link.id, r.reason, r.at, r.seq)
-        : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq)),
+        : bounce(() => out.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq, link.id)),
     );
   }
 }

@@ -92,13 +92,18 @@ interface WorkerSlot {
 }
 
 /** Stands for a link already closed when a bounced record about it comes back. */
-const closedLink: TerminalLink = {
-  id: '',
-  node: '',
-  send: () => undefined,
-  close: () => undefined,
-  authenticated: () => undefined,
-};
+const closedLink: TerminalLink = closedLinkNamed('');
+
+/** A closed link by its id: its vehicle still recognises its session by it. */
+function closedLinkNamed(id: string): TerminalLink {
+  return {
+    id,
+    node: '',
+    send: () => undefined,
+    close: () => undefined,
+    authenticated: () => undefined,
+  };
+}
 
 /** The vehicle's worker is being restarted: try again shortly (gRPC UNAVAILABLE). */
 export class VehiclesUnavailable extends Error {}
@@ -246,7 +251,7 @@ export class WorkerVehicleHost implements VehicleHost {
     const slot = this.slots[this.workerOf(vehicleId)]!;
     if (d.kind === 'linkClosed') {
       // Never refused: a closed link must reach its vehicle (it is small and bounded by links).
-      slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq);
+      slot.out.linkClosed(d.linkNumber, d.at, d.reason, vehicleId, d.seq, d.link.id);
       slot.named.delete(d.linkNumber);
     } else if (slot.inFlight >= this.maxInFlight) {
       return false;
@@ -302,7 +307,11 @@ export class WorkerVehicleHost implements VehicleHost {
     const link = links.linkByNumber(r.link);
     // A frame of a connection gone has nobody to answer; a closed link still reaches its vehicle.
     if (!link && r.kind !== LINK_CLOSED) return;
-    const d = deliveryOf(r, link ?? closedLink, r.link);
+    const d = deliveryOf(
+      r,
+      link ?? (r.kind === LINK_CLOSED ? closedLinkNamed(r.linkId) : closedLink),
+      r.link,
+    );
     if (!d) return;
     const vehicleId =
       r.kind === UPLINK ? vehicleIdOf(r.header.phone) : 'vehicleId' in r ? r.vehicleId : '';

@@ -68,6 +68,7 @@ const record = fc.oneof(
     at: fc.integer({ min: 0, max: 2 ** 45 }),
     reason: fc.string({ maxLength: 40 }),
     vehicleId: fc.stringMatching(/^[1-9][0-9]{0,19}$/),
+    linkId: fc.string({ maxLength: 60 }),
   }),
   fc.record({
     kind: fc.constant(PLATFORM_MESSAGE),
@@ -100,7 +101,7 @@ function write(b: FrameBatchBuilder, r: BatchRecord): void {
     case UPLINK:
       return b.uplink(r.link, r.receivedAt, r.header, r.edition, r.body, r.seq);
     case LINK_CLOSED:
-      return b.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq);
+      return b.linkClosed(r.link, r.at, r.reason, r.vehicleId, r.seq, r.linkId);
     case PLATFORM_MESSAGE:
       return b.platformMessage(r.link, r.edition, r.messageId, r.phone, r.vehicleId, r.body, r.seq);
     case LINK_NAME:

@@ -78,6 +78,28 @@ describe('LinkOrder', () => {
     assert.deepEqual(o.skipGaps(), ['b2']);
   });
 
+  it('forgets the least recently used link first, not the busiest', () => {
+    const o = new LinkOrder<string>(64, 2);
+    o.offer('session', 1, 's1');
+    o.offer('flap', 1, 'f1');
+    o.offer('session', 2, 's2'); // the session is used again
+    o.offer('other', 1, 'o1'); // evicts 'flap', the least recently used
+    assert.deepEqual(o.offer('session', 3, 's3'), ['s3'], 'the session goes on in order');
+    assert.equal(o.lastSeq('flap'), undefined);
+  });
+
+  it('gives up only the gaps whose frames have waited long enough', () => {
+    const o = new LinkOrder<number>();
+    o.offer('a', 2, 2, 0); // waits for 1 from 0
+    o.offer('b', 3, 3, 500); // waits for 1, 2 from 500
+    assert.equal(o.nextDeadline(1000), 1000);
+    assert.deepEqual(o.skipExpired(999, 1000), []);
+    assert.deepEqual(o.skipExpired(1000, 1000), [2], "a's gap is due, b's is not");
+    assert.equal(o.nextDeadline(1000), 1500);
+    assert.deepEqual(o.skipExpired(1500, 1000), [3]);
+    assert.equal(o.nextDeadline(1000), undefined);
+  });
+
   it('any arrival order of a link within the hold bound comes out in order, every frame once', () => {
     fc.assert(
       fc.property(

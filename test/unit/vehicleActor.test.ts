@@ -445,6 +445,88 @@ describe('VehicleActor', () => {
     assert.equal(changes.length, written, 'it saved nothing more, not even at passivation');
   });
 
+  it('a connection reached by a new way (relayed, then direct) is answered the new way', async () => {
+    const scheduler = new FakeScheduler();
+    const { store } = recordingStore();
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+        }),
+    });
+    const relayed = new RecordingLink('node-a/1/7');
+    sys.tell(ID, uplink(relayed, REGISTER, scheduler.now()));
+    await sys.whenIdle();
+    const reply = relayed.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    const authCode = reply.body.authCode as string;
+    sys.tell(ID, uplink(relayed, { type: 'Authenticate', body: { authCode } }, scheduler.now()));
+    await sys.whenIdle();
+    // The same terminal connection (same id), its frames now coming another way.
+    const direct = new RecordingLink('node-a/1/7');
+    sys.tell(ID, uplink(direct, { type: 'Heartbeat', body: {} }, scheduler.now()));
+    await sys.whenIdle();
+    const before = relayed.sent.length;
+    sys.tell(ID, {
+      kind: 'command',
+      command: {
+        id: 'c1',
+        message: { type: 'TextMessage', body: { flag: 8, text: 'hi' } },
+        createdAt: 0,
+      },
+    });
+    await sys.whenIdle();
+    assert.equal(direct.last()?.type, 'TextMessage', 'the command goes the new way');
+    assert.equal(relayed.sent.length, before, 'not the old one');
+  });
+
+  it('an operator confirming alarms hears of a refused write (the call does not hang)', async () => {
+    const scheduler = new FakeScheduler();
+    let newerOwner = false;
+    const { store } = recordingStore();
+    const fenced = {
+      ...store,
+      load: store.load,
+      saveChanges: store.saveChanges,
+      saveAlarm: () =>
+        newerOwner ? Promise.reject(new StaleOwner(ID)) : Promise.resolve('stored'),
+    } as unknown as VehicleStore;
+    const sys = new ActorSystem<VehicleMessage>({
+      scheduler,
+      create: (id) =>
+        new VehicleActor(id, {
+          store: fenced,
+          policy: { registration: 'open', ackMode: 'receive', saveEveryMs: SAVE_EVERY_MS },
+          now: () => scheduler.now(),
+          ownerEpoch: () => 41,
+        }),
+    });
+    const link = new RecordingLink('l1');
+    sys.tell(ID, uplink(link, REGISTER, scheduler.now()));
+    await sys.whenIdle();
+    const reply = link.last();
+    assert.ok(reply?.type === 'RegisterReply');
+    const authCode = reply.body.authCode as string;
+    sys.tell(ID, uplink(link, { type: 'Authenticate', body: { authCode } }, scheduler.now()));
+    sys.tell(ID, uplink(link, { type: 'LocationReport', body: trackPoint(1, { alarm: 1 }) }, 0));
+    await sys.whenIdle();
+    newerOwner = true;
+    const outcome = await new Promise<unknown>((resolve) => {
+      sys.tell(ID, {
+        kind: 'confirmAlarms',
+        bits: 0,
+        commandId: 'c1',
+        operator: 'ops',
+        done: (r) => resolve(r),
+        failed: (err) => resolve(err),
+      });
+    });
+    assert.ok(outcome instanceof StaleOwner, 'told the write was refused');
+  });
+
   describe("a connection's frames in the gateway's order (seq), whatever way they came", () => {
     const LINK = 'node-a/1/7';
     const report = (step: number): Message => ({ type: 'LocationReport', body: trackPoint(step) });
@@ -523,6 +605,33 @@ describe('VehicleActor', () => {
       await sys.whenIdle();
       assert.deepEqual(seen, times(2, 1), 'nothing dropped');
       assert.deepEqual(stats, { held: 1, gapsSkipped: 1, late: 1 });
+    });
+
+    it('each held frame waits its own time: a gap that opened later is not given up with an earlier one', async () => {
+      const { sys, seen, link, scheduler } = handedOver({ linkOrderWaitMs: 1000 });
+      sys.tell(ID, uplink(link, report(2), scheduler.now(), 12)); // waits for 11 from t0
+      await sys.whenIdle();
+      await scheduler.advance(900);
+      sys.tell(ID, uplink(link, report(4), scheduler.now(), 14)); // waits for 13 from t0 + 900
+      await sys.whenIdle();
+      await scheduler.advance(50);
+      sys.tell(ID, uplink(link, report(1), scheduler.now(), 11));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2), '11 came: 11 and 12 go on');
+      await scheduler.advance(60); // t0 + 1010: the first wait would have ended here
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2), '14 still waits for 13');
+      sys.tell(ID, uplink(link, report(3), scheduler.now(), 13));
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2, 3, 4));
+      sys.tell(ID, uplink(link, report(6), scheduler.now(), 16)); // waits for 15
+      await sys.whenIdle();
+      await scheduler.advance(999);
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2, 3, 4));
+      await scheduler.advance(1);
+      await sys.whenIdle();
+      assert.deepEqual(seen, times(1, 2, 3, 4, 6), 'given up after its own wait');
     });
 
     it('held frames go on before it passivates, and the number of the last one is saved', async () => {

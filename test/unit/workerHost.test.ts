@@ -221,6 +221,28 @@ describe('WorkerVehicleHost (fake workers)', () => {
     }
   });
 
+  it('a closed-link notice a worker sends back after a move goes on with its number and its link id, also once the link is gone', async () => {
+    const bounced: { vehicleId: string; d: GatewayDelivery }[] = [];
+    const host = hostWith({ onBounce: (vehicleId, d) => bounced.push({ vehicleId, d }) });
+    const gateway = {
+      linkByNumber: (): TerminalLink | undefined => undefined, // the connection is gone
+      closeWhere: () => 0,
+    } as unknown as Gateway;
+    host.attach(gateway);
+    try {
+      await host.ready();
+      await control(host.threads[0]!).bounceClosed(7, vehicle(1), 'node-test/abc/7', 42);
+      await until(() => bounced.length === 1, 'the notice back at the host');
+      const { vehicleId, d } = bounced[0]!;
+      assert.equal(vehicleId, vehicle(1));
+      assert.equal(d.kind, 'linkClosed');
+      assert.equal(d.link.id, 'node-test/abc/7', "its vehicle knows the session's link by it");
+      assert.equal(d.seq, 42, 'in order behind the frames before it');
+    } finally {
+      await host.close();
+    }
+  });
+
   it('restarts a dead worker at once 3 times a minute, then after 1 s, then 2 s; its vehicles are unavailable meanwhile', async () => {
     const scheduler = new FakeScheduler();
     const host = hostWith({ workers: 2, scheduler });
