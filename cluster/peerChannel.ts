@@ -6,7 +6,12 @@
 // When the stream breaks, the links that used it are closed: their terminals reconnect and
 // send again what was not acknowledged (as when a worker dies).
 import type { TerminalLink } from '../actors/vehicleActor.js';
-import { applyToLink, FrameBatchBuilder, readFrameBatch } from '../hosting/frameBatch.js';
+import {
+  applyToLink,
+  FRAME_BATCH_FORMAT,
+  FrameBatchBuilder,
+  readFrameBatch,
+} from '../hosting/frameBatch.js';
 import type { GatewayDelivery } from '../gateway/gateway.js';
 import { peerClient, type PeerClient, type RouteBatch, type RouteStream } from './peerService.js';
 
@@ -151,6 +156,7 @@ export class PeerChannel {
         fromNode: this.helloSent ? '' : this.opts.self,
         linkPrefix: this.helloSent ? '' : this.opts.linkPrefix,
         hops,
+        ...(this.helloSent ? {} : { format: FRAME_BATCH_FORMAT }),
       };
       this.helloSent = true;
       stream.write(batch);

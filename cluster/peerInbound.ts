@@ -7,6 +7,7 @@ import type { TerminalLink } from '../actors/vehicleActor.js';
 import { vehicleIdOf, type Edition } from '../jt808/header.js';
 import {
   deliveryOf,
+  FRAME_BATCH_FORMAT,
   FrameBatchBuilder,
   LINK_CLOSED,
   LINK_NAME,
@@ -90,6 +91,15 @@ export class PeerInbound {
   }
 
   private batch(b: RouteBatch): void {
+    if (b.fromNode && (b.format ?? 0) !== FRAME_BATCH_FORMAT) {
+      // A node of another version: its records would be misread, so none is taken.
+      this.stream.destroy(
+        new Error(
+          `peer ${b.fromNode} sends frame records of format ${b.format ?? 0}; this node reads ${FRAME_BATCH_FORMAT} (nodes of different versions)`,
+        ),
+      );
+      return;
+    }
     if (b.fromNode) this.peer = b.fromNode;
     if (b.linkPrefix) this.prefix = b.linkPrefix;
     try {

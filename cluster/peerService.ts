@@ -14,6 +14,8 @@ export interface RouteBatch {
   fromNode: string;
   linkPrefix: string;
   hops: number;
+  /** The records' layout, on the first message of a stream (FRAME_BATCH_FORMAT). */
+  format?: number;
 }
 
 export interface PeerCall {

@@ -12,6 +12,12 @@ import type { Edition, Header } from '../jt808/header.js';
  */
 export const PROXY_LINK_BASE = 0x8000_0000;
 
+/**
+ * The records' layout, told to peers when a stream opens: bump it when a record changes (2: the
+ * delivery numbers `seq` and the closed link's id were added).
+ */
+export const FRAME_BATCH_FORMAT = 2;
+
 /** Gateway → worker. */
 export const UPLINK = 1;
 export const LINK_CLOSED = 2;

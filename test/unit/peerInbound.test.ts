@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { FrameBatchBuilder } from '../../hosting/frameBatch.js';
+import { FRAME_BATCH_FORMAT, FrameBatchBuilder } from '../../hosting/frameBatch.js';
 import type { GatewayDelivery } from '../../gateway/gateway.js';
 import { PeerInbound, type ProxyTerminalLink } from '../../cluster/peerInbound.js';
 import { ProxyLinkTable } from '../../cluster/peerLinks.js';
@@ -18,8 +18,11 @@ class FakeStream extends EventEmitter {
     this.written.push(b);
     return true;
   }
+  destroyedWith: Error | undefined;
   end(): void {}
-  destroy(): void {}
+  destroy(err?: Error): void {
+    this.destroyedWith = err;
+  }
 }
 
 const header = (phone: string, serial: number): Header => ({
@@ -63,6 +66,7 @@ describe('PeerInbound', () => {
       fromNode: 'relay',
       linkPrefix: 'relay/y/',
       hops: 1,
+      format: FRAME_BATCH_FORMAT,
     } satisfies RouteBatch);
     await tick();
     assert.deepEqual(
@@ -94,5 +98,33 @@ describe('PeerInbound', () => {
       ['node-a/x/7', 'node-a/x/8'],
       "links keep the terminal's cluster-wide name, not the relay's",
     );
+  });
+
+  it('refuses a stream whose records are of another format (a node of another version): takes none of them', async () => {
+    const stream = new FakeStream();
+    const delivered: string[] = [];
+    new PeerInbound(
+      stream as unknown as RouteServerStream,
+      new ProxyLinkTable<ProxyTerminalLink>(),
+      (vehicleId) => {
+        delivered.push(vehicleId);
+        return true;
+      },
+      () => undefined,
+    );
+    const b = new FrameBatchBuilder();
+    b.linkName(7, 'node-a/x/7', 'node-a');
+    b.uplink(7, 0, header('013900000001', 1), 2013, new Uint8Array(0));
+    stream.emit('data', {
+      records: new Uint8Array(b.take()),
+      consumed: 0,
+      fromNode: 'old-node',
+      linkPrefix: 'old-node/y/',
+      hops: 0,
+      format: FRAME_BATCH_FORMAT - 1,
+    } satisfies RouteBatch);
+    await tick();
+    assert.deepEqual(delivered, []);
+    assert.match(String(stream.destroyedWith), /format 1; this node reads 2/);
   });
 });
