@@ -89,6 +89,18 @@ export interface AlarmConfirmation {
   confirmed: { bit: number; startTime: number }[];
   /** Set when the terminal must be told (bits it keeps until the platform confirms). */
   commandId?: string;
+  /** The vehicle never registered: nothing was confirmed or stored (the API says NOT_FOUND). */
+  neverRegistered?: true;
+}
+
+/** The detail of a command refused because its vehicle never registered (nothing is stored). */
+export function neverRegisteredDetail(vehicleId: string): string {
+  return `vehicle ${vehicleId} has never registered`;
+}
+
+/** A command's final event says its vehicle never registered (see neverRegisteredDetail). */
+export function isNeverRegistered(vehicleId: string, e: CommandEvent): boolean {
+  return e.state === 'refused' && e.detail === neverRegisteredDetail(vehicleId);
 }
 
 export interface VehiclePolicy {
@@ -529,6 +541,10 @@ export class VehicleActor implements Actor<VehicleMessage> {
     done: (r: AlarmConfirmation) => void,
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
+    if (!this.registered) {
+      done({ confirmed: [], neverRegistered: true });
+      return;
+    }
     const confirmed = this.alarms.confirm(bits >>> 0, 2, { operator, at: this.now() });
     await Promise.all(confirmed.map((r) => this.saveAlarm(r)));
     const sticky = confirmed
@@ -560,7 +576,19 @@ export class VehicleActor implements Actor<VehicleMessage> {
     settled: ((e: CommandEvent) => void) | undefined,
     ctx: ActorContext<VehicleMessage>,
   ): Promise<void> {
-    const ev = this.commands.enqueue(command, this.now());
+    // A vehicle that never registered has no terminal to send to: refused, nothing logged or
+    // stored (no vehicle document, no command log entry, no event).
+    if (!this.registered) {
+      settled?.({
+        commandId: command.id,
+        state: 'refused',
+        at: this.now(),
+        detail: neverRegisteredDetail(this.vehicleId),
+      });
+      return;
+    }
+    // Queued when it was created (one clock reading: the log's createdAt, the event's time).
+    const ev = this.commands.enqueue(command, command.createdAt);
     this.logCommand(ev, command);
     if (ev.state === 'refused') {
       settled?.(ev);
@@ -814,9 +842,17 @@ export class VehicleActor implements Actor<VehicleMessage> {
     this.ctx?.passivate();
   }
 
-  /** Hands the store the record's fields that changed since the last write. */
+  /** Registered: the terminal was given an authentication code (GetVehicle's `registered`). */
+  private get registered(): boolean {
+    return this.record.authCode !== undefined;
+  }
+
+  /**
+   * Hands the store the record's fields that changed since the last write. A vehicle that never
+   * registered writes nothing (its actor may live a while: an unknown terminal's frames, a call).
+   */
   private writeChanges(): Promise<unknown> {
-    if (this.superseded) return Promise.resolve();
+    if (this.superseded || !this.registered) return Promise.resolve();
     const change = this.snapshot.take(this.record);
     if (!change) return Promise.resolve();
     return this.deps.store.saveChanges(this.vehicleId, change, this.epoch).catch((err: unknown) => {

@@ -9,6 +9,7 @@ import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-che
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
+import { isNeverRegistered } from '../actors/vehicleActor.js';
 import {
   byTimeThenId,
   CommandHistoryReader,
@@ -73,6 +74,7 @@ export interface GrpcServer {
 }
 
 type Obj = Record<string, unknown>;
+const FINAL_STATES = new Set(['ANSWERED', 'FAILED', 'TIMED_OUT', 'REFUSED']);
 type Unary = grpc.handleUnaryCall<Obj, Obj>;
 
 // What the handlers see: camelCase fields (proto-loader's default, as every TypeScript client
@@ -126,10 +128,38 @@ export async function startGrpcServer(
     statuses.set(s.commandId, s);
     if (statuses.size > maxCached) statuses.delete(statuses.keys().next().value as string);
   };
+  // Commands this server sent and whose first event (the owner's actor took them) has not come
+  // yet: what they are, and who waits for that event.
+  const taking = new Map<string, { kind: string; messageId: number; took: () => void }>();
   const unsubscribeCommands = node.events.subscribe({ kinds: new Set(['command']) }, (e) => {
-    if (e.kind === 'command')
-      remember(commandStatus(e.vehicleId, e.event, statuses.get(e.event.commandId)));
+    if (e.kind !== 'command') return;
+    const previous = statuses.get(e.event.commandId);
+    const sent = taking.get(e.event.commandId);
+    // A settled command's state is final: an event that comes later (another way) is older.
+    if (previous && FINAL_STATES.has(previous.state)) {
+      if (sent) {
+        taking.delete(e.event.commandId);
+        previous.createdUnixMs ??= e.event.at;
+        sent.took();
+      }
+      return;
+    }
+    const s = commandStatus(e.vehicleId, e.event, previous);
+    if (sent) {
+      // The actor's first event: queued (or refused) when the command was created, the time
+      // the command log keeps as createdAt (one clock reading for every call).
+      taking.delete(e.event.commandId);
+      s.kind = sent.kind;
+      s.messageId = sent.messageId;
+      s.createdUnixMs = e.event.at;
+      remember(s);
+      sent.took();
+      return;
+    }
+    remember(s);
   });
+  const neverRegistered = (id: string): grpc.ServiceError =>
+    grpcError(grpc.status.NOT_FOUND, `vehicle ${id} has never registered`);
 
   /** Wraps a unary handler: token check, INVALID_ARGUMENT for bad requests, INTERNAL otherwise. */
   const unary =
@@ -172,7 +202,7 @@ export async function startGrpcServer(
   const handlers: grpc.UntypedServiceImplementation = {
     getVehicle: unary(async (req) => {
       const v = await node.vehicle(vehicleId(req));
-      if (!v || !v.registered) throw grpcError(grpc.status.NOT_FOUND, 'no such vehicle');
+      if (!v || !v.registered) throw neverRegistered(v?.vehicleId ?? vehicleId(req));
       return vehicleMessage(v);
     }),
     listOnlineVehicles: unary(async (req) => {
@@ -190,38 +220,6 @@ export async function startGrpcServer(
     sendCommand: unary(async (req, call) => {
       const id = vehicleId(req);
       const message = commandMessage(req);
-      const { id: commandId, settled } = node.command(id, message);
-      const createdUnixMs = Date.now();
-      remember({
-        commandId,
-        vehicleId: id,
-        state: 'QUEUED',
-        updatedUnixMs: Date.now(),
-        attempts: 0,
-        detail: '',
-        replyType: '',
-        result: -1,
-        replyJson: '',
-        kind: message.type,
-        messageId: messageIdOf(message),
-        createdUnixMs,
-      });
-      const final = settled.then((e) => {
-        const s = commandStatus(id, e, statuses.get(commandId));
-        remember(s);
-        return s;
-      });
-      // The answer may go before the command settles; a later failure must not be unhandled
-      // (it would stop the process).
-      final.catch(() => undefined);
-      if (req.wait !== true) {
-        // 'refused' is known at once; otherwise answer with the id straight away.
-        const early = await Promise.race([
-          final,
-          new Promise<undefined>((r) => setImmediate(() => r(undefined))),
-        ]);
-        return { commandId, status: early ?? statuses.get(commandId) };
-      }
       const deadline = call.getDeadline();
       const deadlineMs =
         deadline instanceof Date
@@ -229,21 +227,76 @@ export async function startGrpcServer(
           : typeof deadline === 'number' && Number.isFinite(deadline)
             ? deadline - Date.now() - 50
             : Infinity;
-      const waitMs = Math.max(
-        0,
-        Math.min(
-          typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0
-            ? req.waitTimeoutMs
-            : 60_000,
-          deadlineMs,
-        ),
+      const { id: commandId, settled } = node.command(id, message);
+      let took!: () => void;
+      const taken = new Promise<void>((r) => (took = r));
+      taking.set(commandId, { kind: message.type, messageId: messageIdOf(message), took });
+      const final = settled.then((e) => {
+        if (isNeverRegistered(id, e)) return undefined;
+        const s = commandStatus(id, e, statuses.get(commandId));
+        s.kind ??= message.type;
+        s.messageId ??= messageIdOf(message);
+        // Refused at once: the event is the actor's first, at the command's creation.
+        if (e.state === 'refused') s.createdUnixMs ??= e.at;
+        remember(s);
+        return s;
+      });
+      // The answer may go before the command settles; a later failure must not be unhandled
+      // (it would stop the process).
+      final.catch(() => undefined);
+      const bounded = <T>(p: Promise<T>, ms: number): Promise<T | undefined> => {
+        let timer: NodeJS.Timeout | undefined;
+        return Promise.race([
+          p,
+          new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), Math.max(0, ms)))),
+        ]).finally(() => clearTimeout(timer));
+      };
+      try {
+        // Taken by the vehicle's actor (its first event), settled (refused: its queue is full,
+        // or the vehicle never registered), or, after 5 s, asked of the owner.
+        const settledFirst = await bounded(
+          Promise.race([taken.then(() => false), settled.then(() => true)]),
+          Math.min(5_000, deadlineMs),
+        );
+        if (settledFirst === true && isNeverRegistered(id, await settled))
+          throw neverRegistered(id);
+        if (settledFirst === undefined) {
+          const v = await node.vehicle(id);
+          if (!v?.registered) throw neverRegistered(id);
+          if (!statuses.has(commandId)) {
+            // Its first event has not reached this node: the owner's view has its creation.
+            const pending = v.pendingCommands.find((c) => c.id === commandId);
+            remember({
+              commandId,
+              vehicleId: id,
+              state: 'QUEUED',
+              updatedUnixMs: pending?.createdAt ?? Date.now(),
+              attempts: 0,
+              detail: '',
+              replyType: '',
+              result: -1,
+              replyJson: '',
+              kind: message.type,
+              messageId: messageIdOf(message),
+              createdUnixMs: pending?.createdAt ?? Date.now(),
+            });
+          }
+        }
+      } finally {
+        taking.delete(commandId);
+      }
+      if (req.wait !== true) {
+        const early = await Promise.race([
+          final,
+          new Promise<undefined>((r) => setImmediate(() => r(undefined))),
+        ]);
+        return { commandId, status: early ?? statuses.get(commandId) };
+      }
+      const waitMs = Math.min(
+        typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0 ? req.waitTimeoutMs : 60_000,
+        deadlineMs,
       );
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<undefined>(
-        (r) => (timer = setTimeout(() => r(undefined), waitMs)),
-      );
-      const status = await Promise.race([final, timeout]);
-      clearTimeout(timer);
+      const status = await bounded(final, waitMs);
       return { commandId, status: status ?? statuses.get(commandId) };
     }),
     confirmAlarms: unary(async (req, call) => {
@@ -257,6 +310,7 @@ export async function startGrpcServer(
       const operator = given !== '' ? given : (tokenName(call.metadata) ?? DEFAULT_OPERATOR);
       // Through the host (the node's facade takes no operator): the same path, to the owner.
       const r = await node.host.confirmAlarms(id, bits, randomUUID(), operator);
+      if (r.neverRegistered === true) throw neverRegistered(id);
       return {
         confirmed: r.confirmed.map((a) => ({ bit: a.bit, startUnixMs: a.startTime })),
         commandId: r.commandId ?? '',

@@ -513,6 +513,8 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
   });
 
   it('without wait, or for an offline vehicle past the wait timeout, the command id comes back queued', async () => {
+    // Registered once, offline now.
+    (await online('013800000099')).close();
     const res = await call('sendCommand', { vehicleId: '13800000099', queryPosition: {} });
     assert.match(String(res.commandId), /^[0-9a-f-]{36}$/);
     assert.equal((res.status as Obj).state, 'QUEUED');
@@ -528,6 +530,65 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     await assert.rejects(call('getCommand', { commandId: 'nope' }), {
       code: grpc.status.NOT_FOUND,
     });
+  });
+
+  it('commands and confirmations for a vehicle that never registered are NOT_FOUND, and nothing is stored', async () => {
+    const vehicleId = '99999999999';
+    const db = node.client.db(node.database);
+    for (const req of [
+      { vehicleId, textMessage: { flag: 8, text: 'hello' } },
+      { vehicleId, textMessage: { flag: 8, text: 'hello' }, wait: true, waitTimeoutMs: 5000 },
+      { vehicleId, takePhoto: { channel: 1, count: 1 } },
+    ])
+      await assert.rejects(call('sendCommand', req), (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.NOT_FOUND);
+        assert.match(err.details, /vehicle 99999999999 has never registered/);
+        return true;
+      });
+    await assert.rejects(call('confirmAlarms', { vehicleId, bits: 0, operator: 'x' }), {
+      code: grpc.status.NOT_FOUND,
+    });
+    await assert.rejects(call('getVehicle', { vehicleId }), { code: grpc.status.NOT_FOUND });
+    // A registered vehicle's command after them: once the log has it, the unknown one's would be.
+    (await online('013800000098')).close();
+    const later = await call('sendCommand', { vehicleId: '13800000098', queryPosition: {} });
+    for (let tries = 0; ; tries++) {
+      await node.flush();
+      const logged = await db
+        .collection('commands')
+        .countDocuments({ commandId: String(later.commandId) });
+      if (logged > 0) break;
+      assert.ok(tries < 500, 'the registered vehicle’s command never reached the log');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(await db.collection('vehicles').countDocuments({ _id: vehicleId as never }), 0);
+    assert.equal(await db.collection('commands').countDocuments({ vehicleId }), 0);
+    assert.deepEqual((await call('listCommands', { vehicleId })).commands, []);
+  });
+
+  it('a command’s created time is one reading: SendCommand, GetCommand, ListCommands and GetVehicle agree', async () => {
+    const vehicleId = '13800000097';
+    (await online('013800000097')).close();
+    const res = await call('sendCommand', { vehicleId, textMessage: { flag: 8, text: 'when' } });
+    const created = (res.status as Obj).createdUnixMs;
+    assert.equal(typeof created, 'number');
+    assert.equal((res.status as Obj).kind, 'TextMessage');
+    assert.equal((res.status as Obj).messageId, 0x8300);
+    assert.equal((await call('getCommand', { commandId: res.commandId })).createdUnixMs, created);
+    const pending = (await call('getVehicle', { vehicleId })).pendingCommands as Obj[];
+    assert.deepEqual(
+      pending.map((c) => [c.commandId, c.createdUnixMs]),
+      [[res.commandId, created]],
+    );
+    let listed: Obj[] = [];
+    for (let tries = 0; listed.length === 0; tries++) {
+      assert.ok(tries < 500, 'the command never reached the log');
+      await node.flush();
+      listed = (await call('listCommands', { vehicleId })).commands as Obj[];
+      if (listed.length === 0) await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.equal(listed[0]!.commandId, res.commandId);
+    assert.equal(listed[0]!.createdUnixMs, created);
   });
 
   it('malformed commands are INVALID_ARGUMENT', async () => {
