@@ -5,7 +5,7 @@
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { RecentCommands, RecentTracks } from './recent.js';
 import type { SseChannel } from './sse.js';
-import type { VehicleClient, VehicleEvent } from './vehicleClient.js';
+import { withoutSyntheticOneofs, type VehicleClient, type VehicleEvent } from './vehicleClient.js';
 
 /** What a browser receives for one vehicle event (the SSE event name is its kind). */
 export interface LiveEvent {
@@ -52,7 +52,7 @@ export class LiveFeed {
     stream.on('data', (raw: unknown) => {
       this.connected = true;
       this.retryMs = 500;
-      this.take(raw as VehicleEvent);
+      this.take(withoutSyntheticOneofs(raw) as VehicleEvent);
     });
     const retry = (why: string): void => {
       if (this.stream !== stream) return;

@@ -5,7 +5,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as protoLoader from '@grpc/proto-loader';
-import { grpc } from './vehicleClient.js';
+import { grpc, withoutSyntheticOneofs } from './vehicleClient.js';
 
 // This runs compiled, from dist/dashboard/: the repository's proto/ is two levels up.
 const LOCATOR_PROTO = join(
@@ -90,7 +90,7 @@ export class LocatorClient {
     const fn = (this.client as unknown as { listDecisions: Unary }).listDecisions;
     return new Promise((resolve, reject) =>
       fn.call(this.client, { limit }, md, { deadline: Date.now() + 5_000 }, (err, res) =>
-        err ? reject(err) : resolve(res as DecisionsPage),
+        err ? reject(err) : resolve(withoutSyntheticOneofs(res) as DecisionsPage),
       ),
     );
   }

@@ -80,9 +80,22 @@ export class RecentTracks {
   }
 }
 
+/**
+ * What a command is when the dashboard did not send it itself (another gRPC client did): its
+ * kind and message id as the command log names them ('TakePhoto 0x8801'), '' when unknown.
+ */
+export function commandWhat(s: Pick<CommandStatus, 'kind' | 'messageId'> | null): string {
+  if (!s) return '';
+  const id = s.messageId ? `0x${s.messageId.toString(16).padStart(4, '0')}` : '';
+  return [s.kind ?? '', id].filter((x) => x !== '').join(' ');
+}
+
 export interface CommandEntry {
   commandId: string;
-  /** What was sent ('text: …', 'location query'), when the dashboard sent it. */
+  /**
+   * What was sent ('text: …', 'location query') when the dashboard sent it; else the command's
+   * kind and message id (commandWhat).
+   */
   what: string;
   sentUnixMs: number;
   status: CommandStatus | null;
@@ -115,7 +128,7 @@ export class RecentCommands {
     else
       this.sent(s.vehicleId, {
         commandId: s.commandId,
-        what: '',
+        what: commandWhat(s),
         sentUnixMs: s.updatedUnixMs,
         status: s,
       });

@@ -20,6 +20,7 @@ import { FleetSnapshot } from './fleetSnapshot.js';
 import { LocatorClient } from './locatorClient.js';
 import { LiveFeed } from './liveFeed.js';
 import {
+  commandWhat,
   RecentCommands,
   RecentTracks,
   type CommandEntry,
@@ -282,7 +283,7 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
           : s;
       return {
         commandId: s.commandId,
-        what: known?.what ?? '',
+        what: known?.what || commandWhat(s),
         sentUnixMs: s.createdUnixMs || known?.sentUnixMs || s.updatedUnixMs,
         status,
       };

@@ -198,7 +198,7 @@ export class VehicleClient {
     if (!fn) throw new Error(`no gRPC method ${method}`);
     return new Promise((resolve, reject) =>
       fn.call(client, req, bearer(token), { deadline: Date.now() + timeoutMs }, (err, res) =>
-        err ? reject(err) : resolve(res as T),
+        err ? reject(err) : resolve(withoutSyntheticOneofs(res) as T),
       ),
     );
   }
@@ -249,12 +249,7 @@ export class VehicleClient {
       token,
       {},
     );
-    // proto-loader names the optional fields' synthetic oneofs (_zone: 'zone'): not load figures.
-    for (const m of res.members) {
-      m.load ??= { terminals: 0 };
-      const load = m.load as unknown as Record<string, unknown>;
-      for (const k of Object.keys(load)) if (k.startsWith('_')) delete load[k];
-    }
+    for (const m of res.members) m.load ??= { terminals: 0 };
     return res;
   }
 
@@ -311,6 +306,22 @@ export class VehicleClient {
     this.client.close();
     this.history.close();
   }
+}
+
+/**
+ * A gRPC message as the dashboard passes it on (JSON to browsers): without the keys proto-loader
+ * adds for `optional` fields' synthetic oneofs (`_mileageKm: 'mileageKm'`, `_zone: 'zone'`),
+ * which are no fields. Removed in place, at every depth; every answer and event goes through it.
+ */
+export function withoutSyntheticOneofs<T>(message: T): T {
+  if (Array.isArray(message)) for (const m of message) withoutSyntheticOneofs(m);
+  else if (typeof message === 'object' && message !== null && !ArrayBuffer.isView(message))
+    for (const [k, v] of Object.entries(message)) {
+      if (k.startsWith('_') && typeof v === 'string')
+        delete (message as Record<string, unknown>)[k];
+      else withoutSyntheticOneofs(v);
+    }
+  return message;
 }
 
 function bearer(token: string): grpc.Metadata {
