@@ -84,9 +84,12 @@ export function areaNowRequest(req: Obj): {
     throw new InvalidQuery('min_speed_kmh is above max_speed_kmh');
   const mask = Number(req.alarmMask ?? 0) >>> 0;
   if (mask !== 0) filter.alarmMask = mask;
+  // proto3 cannot tell 0 from unset: 0 is the default (documented in the proto).
   const asked = Number(req.maxVehicles ?? 0);
   if (!Number.isInteger(asked) || asked < 0 || asked > MAX_AREA_NOW_VEHICLES)
-    throw new InvalidQuery(`max_vehicles must be from 1 to ${MAX_AREA_NOW_VEHICLES}`);
+    throw new InvalidQuery(
+      `max_vehicles must be from 1 to ${MAX_AREA_NOW_VEHICLES} (0: the default, ${DEFAULT_AREA_NOW_VEHICLES})`,
+    );
   return { shape, filter, limit: asked === 0 ? DEFAULT_AREA_NOW_VEHICLES : asked };
 }
 
@@ -119,25 +122,28 @@ function statusOf(err: unknown): grpc.ServiceError {
   return grpcError(grpc.status.INTERNAL, err instanceof Error ? err.message : String(err));
 }
 
+/**
+ * A point as TrackPoint: time and marks always, every other field only when asked for and
+ * stored (the proto's fields are `optional`: unset is not 0).
+ */
 export function trackPointMessage(p: TrackPoint): Obj {
-  const m: Obj = {
-    timeUnixMs: p.time,
-    blindArea: p.blindArea,
-    timeInvalid: p.timeInvalid,
-    latitude: p.latitude ?? 0,
-    longitude: p.longitude ?? 0,
-    altitudeM: p.altitude ?? 0,
-    speedKmh: p.speed ?? 0,
-    directionDeg: p.direction ?? 0,
-    alarm: p.alarm ?? 0,
-    status: p.status ?? 0,
-    receivedUnixMs: p.receivedAt ?? 0,
-    source: p.source ?? '',
+  const m: Obj = { timeUnixMs: p.time, blindArea: p.blindArea, timeInvalid: p.timeInvalid };
+  const set = (key: string, v: unknown): void => {
+    if (v !== undefined) m[key] = v;
   };
-  if (p.mileageKm !== undefined) m.mileageKm = p.mileageKm;
-  if (p.fuelL !== undefined) m.fuelL = p.fuelL;
-  if (p.satellites !== undefined) m.satellites = p.satellites;
-  if (p.signal !== undefined) m.signal = p.signal;
+  set('latitude', p.latitude);
+  set('longitude', p.longitude);
+  set('altitudeM', p.altitude);
+  set('speedKmh', p.speed);
+  set('directionDeg', p.direction);
+  set('alarm', p.alarm);
+  set('status', p.status);
+  set('mileageKm', p.mileageKm);
+  set('fuelL', p.fuelL);
+  set('satellites', p.satellites);
+  set('signal', p.signal);
+  set('receivedUnixMs', p.receivedAt);
+  set('source', p.source);
   return m;
 }
 
@@ -354,6 +360,12 @@ export function addHistoryService(
       };
     }),
     listMedia: unary(async (req) => {
+      // The standard's three kinds (JT/T 808 table 0x0800); another number matches nothing.
+      for (const t of Array.isArray(req.mediaTypes) ? (req.mediaTypes as unknown[]) : [])
+        if (Number(t) > 2)
+          throw new InvalidQuery(
+            `media type ${String(t)} is not a media type (0 image, 1 audio, 2 video)`,
+          );
       const page = await media.page(mediaQuery(req), mediaPageSize(req.pageSize), req.pageToken);
       return { media: page.media.map(mediaMessage), nextPageToken: page.nextPageToken };
     }),

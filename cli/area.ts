@@ -5,7 +5,8 @@
 import type { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { UsageError } from './start.js';
-import { historyClient, parseTime, resolveToken, writeOut } from './track.js';
+import { Output } from './output.js';
+import { historyClient, parseTime, resolveToken } from './track.js';
 
 export const areaUsage = `(--rect LAT1,LON1,LAT2,LON2 | --circle LAT,LON,RADIUS_M | --polygon "LAT,LON;LAT,LON;…")
                         [--from T --to T] [--format csv|json] [--server HOST:PORT] [--token T]
@@ -26,7 +27,7 @@ const HELP = `usage: fleetmesh area ${areaUsage}
   --online yes|no    now: only vehicles online (yes) or offline (no); default both
   --min-speed, --max-speed KMH   now: speed bounds
   --alarm-mask N     now: only vehicles with any of these alarm bits set (0x… or decimal)
-  --max-vehicles N   now: at most N (default 1000, at most 10 000)
+  --max-vehicles N   now: at most N, 1 to 10 000 (default 1000)
 `;
 
 type Obj = Record<string, unknown>;
@@ -47,6 +48,8 @@ const VALUED = [
   '--max-vehicles',
 ];
 const NOW_ONLY = ['--online', '--min-speed', '--max-speed', '--alarm-mask', '--max-vehicles'];
+/** The most vehicles an area-now answer lists (the service's bound). */
+const MAX_VEHICLES_NOW = 10_000;
 /** Vehicles per FindVehiclesInArea page (the service's largest). */
 const WINDOW_PAGE = 10_000;
 
@@ -67,6 +70,12 @@ export function areaOf(flags: Map<string, string>): Obj {
   const raw = flags.get(flag)!;
   if (flag === '--rect') {
     const [a, b, c, d] = numbers(flag, raw, 4) as [number, number, number, number];
+    // Corners in any order, so 179.5 and -179.5 would read as a box 359° wide: more than half
+    // the world is never meant; it is the short way, across ±180°, which areas cannot cross.
+    if (Math.abs(b - d) > 180)
+      throw new UsageError(
+        `--rect: longitudes ${b} and ${d} cross the antimeridian (±180°), which an area may not; split it in two`,
+      );
     return {
       rectangle: {
         minLatitude: Math.min(a, c),
@@ -151,7 +160,15 @@ function parseArgs(args: string[]): AreaArgs | undefined {
   number('--min-speed', 'minSpeedKmh');
   number('--max-speed', 'maxSpeedKmh');
   number('--alarm-mask', 'alarmMask');
-  number('--max-vehicles', 'maxVehicles');
+  const max = flags.get('--max-vehicles');
+  if (max !== undefined) {
+    const n = Number(max);
+    if (!/^\d+$/.test(max.trim()) || n < 1 || n > MAX_VEHICLES_NOW)
+      throw new UsageError(
+        `--max-vehicles takes a number from 1 to ${MAX_VEHICLES_NOW}, not '${max}'`,
+      );
+    now.maxVehicles = n;
+  }
   return { ...base, now };
 }
 
@@ -179,6 +196,7 @@ export async function runArea(
     out.write(HELP);
     return 0;
   }
+  const output = new Output(out);
   const client = historyClient(a.server);
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${a.token}`);
@@ -198,8 +216,10 @@ export async function runArea(
         total = Number(page.totalVehicles);
         token = String(page.nextPageToken);
       } while (token !== '');
+      if (vehicles.length === 0)
+        err.write('fleetmesh: no vehicle had a stored position in the area during the window\n');
       if (a.format === 'json') {
-        await writeOut(out, `${JSON.stringify({ vehicles, totalVehicles: total }, null, 1)}\n`);
+        await output.write(`${JSON.stringify({ vehicles, totalVehicles: total }, null, 1)}\n`);
         return 0;
       }
       let text =
@@ -213,16 +233,16 @@ export async function runArea(
           v.lastInsideUnixMs,
           v.pointsInside,
         ].join(',')}\n`;
-      await writeOut(out, text);
+      await output.write(text);
       return 0;
     }
     const res = await unary(client, 'findVehiclesInAreaNow', a.now!, md);
     const vehicles = [...(res.vehicles as Obj[])].sort((x, y) =>
       String(x.vehicleId) < String(y.vehicleId) ? -1 : 1,
     );
+    if (vehicles.length === 0) err.write('fleetmesh: no vehicle in the area now matches\n');
     if (a.format === 'json')
-      await writeOut(
-        out,
+      await output.write(
         `${JSON.stringify({ vehicles, more: res.more, partial: res.partial }, null, 1)}\n`,
       );
     else {
@@ -238,7 +258,7 @@ export async function runArea(
           iso(v.timeUnixMs),
           v.timeUnixMs,
         ].join(',')}\n`;
-      await writeOut(out, text);
+      await output.write(text);
       if (res.more === true)
         err.write('fleetmesh: more vehicles matched than listed (--max-vehicles)\n');
       if (res.partial === true)
@@ -246,6 +266,7 @@ export async function runArea(
     }
     return 0;
   } catch (e) {
+    if (output.closed) return 0;
     const se = e as Partial<grpc.ServiceError>;
     throw new Error(se.details ? `${grpc.status[se.code ?? 2]}: ${se.details}` : String(e));
   } finally {

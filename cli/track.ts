@@ -9,6 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { HISTORY_PROTO } from '../api/historyService.js';
 import { projectRoot } from '../devservers/localServers.js';
+import { Output } from './output.js';
 import { UsageError } from './start.js';
 
 export const trackUsage = `VEHICLE --from T --to T [--format csv|geojson] [--server HOST:PORT]
@@ -20,8 +21,12 @@ const HELP = `usage: fleetmesh track ${trackUsage}
   --format           csv (default) or geojson
   --server           the node's gRPC address (default localhost:9808)
   --token            bearer token (default: FLEETMESH_GRPC_TOKEN, then .fleetmesh/grpc-token)
-  --fields           only these fields (latitude, longitude, altitude, speed, direction, alarm,
-                     status, mileage_km, fuel_l, satellites, signal, received_at, source)
+  --fields a,b       only these fields, in this order (default all: latitude, longitude,
+                     altitude, speed, direction, alarm, status, mileage_km, fuel_l, satellites,
+                     signal, received_at, source); CSV columns: time, time_unix_ms, the fields,
+                     blind_area, time_invalid; GeoJSON always has the coordinates
+  a refused request prints nothing on stdout (the error on stderr, exit 1); no points in the
+  range is said on stderr (exit 0)
   --bucket-ms MS     the first point of every MS milliseconds
   --tolerance-m M    Douglas-Peucker: drop points within M metres of the simplified line
 `;
@@ -70,6 +75,8 @@ interface TrackArgs {
   format: 'csv' | 'geojson';
   server: string;
   token: string;
+  /** The chosen fields (all by default), in the order given: the columns or properties. */
+  fields: string[];
   request: Obj;
 }
 
@@ -103,16 +110,21 @@ function parseArgs(args: string[]): TrackArgs | undefined {
   const token = resolveToken(flags.get('--token'));
   const from = parseTime('--from', flags.get('--from'));
   const to = parseTime('--to', flags.get('--to'));
-  const request: Obj = {
-    vehicleId: positional[0],
-    fromUnixMs: from,
-    toUnixMs: to,
-    fields:
-      flags
-        .get('--fields')
-        ?.split(',')
-        .filter((f) => f !== '') ?? [],
-  };
+  const chosen = [
+    ...new Set(
+      (flags.get('--fields') ?? '')
+        .split(',')
+        .map((f) => f.trim())
+        .filter((f) => f !== ''),
+    ),
+  ];
+  // No --fields: every field. GeoJSON needs the coordinates whatever else is chosen.
+  const fields = chosen.length > 0 ? chosen : Object.keys(TRACK_FIELD_COLUMNS);
+  const asked =
+    chosen.length > 0 && format === 'geojson'
+      ? [...new Set([...chosen, 'latitude', 'longitude'])]
+      : chosen;
+  const request: Obj = { vehicleId: positional[0], fromUnixMs: from, toUnixMs: to, fields: asked };
   if (flags.has('--bucket-ms') && flags.has('--tolerance-m'))
     throw new UsageError('--bucket-ms and --tolerance-m: one downsampling at a time');
   if (flags.has('--bucket-ms')) {
@@ -130,55 +142,98 @@ function parseArgs(args: string[]): TrackArgs | undefined {
     format,
     server: flags.get('--server') ?? 'localhost:9808',
     token,
+    fields,
     request,
   };
 }
 
-const CSV_HEADER =
-  'time,time_unix_ms,latitude,longitude,altitude_m,speed_kmh,direction_deg,alarm,status,mileage_km,blind_area,source\n';
+/**
+ * The fields a track may ask for (the service's, in its order) and their CSV columns. The
+ * default (no --fields) is all of them, in CSV and GeoJSON alike.
+ */
+export const TRACK_FIELD_COLUMNS: Record<string, { key: string; columns: string[] }> = {
+  latitude: { key: 'latitude', columns: ['latitude'] },
+  longitude: { key: 'longitude', columns: ['longitude'] },
+  altitude: { key: 'altitudeM', columns: ['altitude_m'] },
+  speed: { key: 'speedKmh', columns: ['speed_kmh'] },
+  direction: { key: 'directionDeg', columns: ['direction_deg'] },
+  alarm: { key: 'alarm', columns: ['alarm'] },
+  status: { key: 'status', columns: ['status'] },
+  mileage_km: { key: 'mileageKm', columns: ['mileage_km'] },
+  fuel_l: { key: 'fuelL', columns: ['fuel_l'] },
+  satellites: { key: 'satellites', columns: ['satellites'] },
+  signal: { key: 'signal', columns: ['signal'] },
+  received_at: { key: 'receivedUnixMs', columns: ['received_at', 'received_at_unix_ms'] },
+  source: { key: 'source', columns: ['source'] },
+};
 
-function csvLine(p: Obj): string {
-  const t = Number(p.timeUnixMs);
-  return `${[
-    new Date(t).toISOString(),
-    t,
-    p.latitude,
-    p.longitude,
-    p.altitudeM,
-    p.speedKmh,
-    p.directionDeg,
-    p.alarm,
-    p.status,
-    p.mileageKm ?? '',
-    p.blindArea ? 1 : 0,
-    p.source,
-  ].join(',')}\n`;
+/** The chosen fields that have columns (an unknown one is left to the service to refuse). */
+function known(fields: string[]): string[] {
+  return fields.filter((f) => Object.hasOwn(TRACK_FIELD_COLUMNS, f));
 }
 
-function geojsonFeature(p: Obj): string {
-  const { latitude, longitude, timeUnixMs, ...rest } = p;
-  const properties: Obj = { time: new Date(Number(timeUnixMs)).toISOString(), timeUnixMs };
-  for (const [k, v] of Object.entries(rest))
-    if (v !== null && v !== undefined && !k.startsWith('_')) properties[k] = v;
+/** CSV: time, the chosen fields, then the two marks every point has. */
+function csvHeader(fields: string[]): string {
+  const columns = ['time', 'time_unix_ms'];
+  for (const f of known(fields)) columns.push(...TRACK_FIELD_COLUMNS[f]!.columns);
+  return `${[...columns, 'blind_area', 'time_invalid'].join(',')}\n`;
+}
+
+/** A value as a CSV cell: empty when the point has none. */
+const cell = (v: unknown): string => (v === undefined || v === null ? '' : String(v));
+
+function csvLine(p: Obj, fields: string[]): string {
+  const t = Number(p.timeUnixMs);
+  const cells = [new Date(t).toISOString(), String(t)];
+  for (const f of known(fields)) {
+    const v = p[TRACK_FIELD_COLUMNS[f]!.key];
+    if (f === 'received_at')
+      cells.push(v === undefined || v === null ? '' : new Date(Number(v)).toISOString(), cell(v));
+    else cells.push(cell(v));
+  }
+  cells.push(p.blindArea ? '1' : '0', p.timeInvalid ? '1' : '0');
+  return `${cells.join(',')}\n`;
+}
+
+/** A GeoJSON point: coordinates always (asked for), the chosen fields as properties. */
+function geojsonFeature(p: Obj, fields: string[]): string {
+  const t = Number(p.timeUnixMs);
+  const properties: Obj = {
+    time: new Date(t).toISOString(),
+    timeUnixMs: t,
+    blindArea: p.blindArea === true,
+    timeInvalid: p.timeInvalid === true,
+  };
+  for (const f of known(fields)) {
+    if (f === 'latitude' || f === 'longitude') continue; // the geometry's
+    const key = TRACK_FIELD_COLUMNS[f]!.key;
+    const v = p[key];
+    if (v !== undefined && v !== null) properties[key] = v;
+  }
   return JSON.stringify({
     type: 'Feature',
-    geometry: { type: 'Point', coordinates: [longitude, latitude] },
+    geometry: { type: 'Point', coordinates: [p.longitude, p.latitude] },
     properties,
   });
 }
 
-/** Writes, waiting for the output to drain when it is full (a pipe to a slow reader). */
-export async function writeOut(out: Writable, s: string): Promise<void> {
-  if (!out.write(s)) await new Promise((r) => out.once('drain', r));
-}
-
-/** Runs the command; the track goes to `out` (stdout). */
-export async function runTrack(args: string[], out: Writable = process.stdout): Promise<number> {
+/**
+ * Runs the command; the track goes to `out` (stdout), notes to `err` (stderr). Nothing is
+ * written to `out` before the service's first answer, so a refused request (bad vehicle, range,
+ * field or token) leaves it empty and throws (exit 1). A reader that goes away (`| head`) ends
+ * the command quietly.
+ */
+export async function runTrack(
+  args: string[],
+  out: Writable = process.stdout,
+  err: Writable = process.stderr,
+): Promise<number> {
   const a = parseArgs(args);
   if (!a) {
     out.write(HELP);
     return 0;
   }
+  const output = new Output(out);
   const client = historyClient(a.server);
   const md = new grpc.Metadata();
   md.set('authorization', `Bearer ${a.token}`);
@@ -188,28 +243,38 @@ export async function runTrack(args: string[], out: Writable = process.stdout): 
       (r: Obj, m: grpc.Metadata) => grpc.ClientReadableStream<Obj>
     >
   ).streamTrack!.call(client, a.request, md);
-  let first = true;
+  let points = 0;
+  let started = false;
+  const start = (): string => {
+    started = true;
+    return a.format === 'csv' ? csvHeader(a.fields) : '{"type":"FeatureCollection","features":[\n';
+  };
   try {
-    await writeOut(
-      out,
-      a.format === 'csv' ? CSV_HEADER : '{"type":"FeatureCollection","features":[\n',
-    );
     for await (const chunk of stream as AsyncIterable<Obj>) {
-      let text = '';
+      let text = started ? '' : start();
       for (const p of chunk.points as Obj[]) {
-        if (a.format === 'csv') text += csvLine(p);
-        else {
-          text += `${first ? '' : ',\n'}${geojsonFeature(p)}`;
-          first = false;
-        }
+        if (a.format === 'csv') text += csvLine(p, a.fields);
+        else text += `${points === 0 ? '' : ',\n'}${geojsonFeature(p, a.fields)}`;
+        points++;
       }
-      await writeOut(out, text);
+      if (!(await output.write(text))) {
+        stream.on('error', () => undefined); // the CANCELLED that follows
+        stream.cancel();
+        return 0;
+      }
     }
-    if (a.format === 'geojson') await writeOut(out, '\n]}\n');
+    let text = started ? '' : start();
+    if (a.format === 'geojson') text += `${points === 0 ? '' : '\n'}]}\n`;
+    if (text !== '' && !(await output.write(text))) return 0;
+    if (points === 0)
+      err.write(
+        `fleetmesh: no points for ${a.vehicleId} in ${new Date(a.from).toISOString()} – ${new Date(a.to).toISOString()}\n`,
+      );
     return 0;
-  } catch (err) {
-    const e = err as Partial<grpc.ServiceError>;
-    throw new Error(e.details ? `${grpc.status[e.code ?? 2]}: ${e.details}` : String(err));
+  } catch (e) {
+    if (output.closed) return 0;
+    const se = e as Partial<grpc.ServiceError>;
+    throw new Error(se.details ? `${grpc.status[se.code ?? 2]}: ${se.details}` : String(e));
   } finally {
     client.close();
   }

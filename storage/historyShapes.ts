@@ -51,6 +51,16 @@ function finite(v: unknown, name: string, min: number, max: number): number {
   return n;
 }
 
+/** A circle's radius: one message for every refusal (0 and negative alike). */
+function radius(v: unknown): number {
+  const n = typeof v === 'number' ? v : NaN;
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_RADIUS_M)
+    throw new InvalidQuery(
+      `circle.radius_m must be above 0 and at most ${MAX_RADIUS_M} (m), not ${String(v)}`,
+    );
+  return n;
+}
+
 const lat = (v: unknown, name: string): number => finite(v, name, -90, 90);
 const lon = (v: unknown, name: string): number => finite(v, name, -180, 180);
 
@@ -83,9 +93,8 @@ export function areaShape(area: unknown): AreaShape {
       kind: 'circle',
       latitude: lat(c.latitude, 'circle.latitude'),
       longitude: lon(c.longitude, 'circle.longitude'),
-      radiusM: finite(c.radiusM, 'circle.radius_m', 0, MAX_RADIUS_M),
+      radiusM: radius(c.radiusM),
     };
-    if (shape.radiusM <= 0) throw new InvalidQuery('circle.radius_m must be above 0');
   } else if (a.polygon) {
     const raw = (a.polygon as Record<string, unknown>).vertices;
     const list = Array.isArray(raw) ? (raw as Record<string, unknown>[]) : [];
@@ -113,6 +122,12 @@ export function areaShape(area: unknown): AreaShape {
     throw new InvalidQuery('the circle reaches past a pole or the antimeridian');
   const h = box.maxLatitude - box.minLatitude;
   const w = box.maxLongitude - box.minLongitude;
+  if (w > 180)
+    // Longitudes on both sides of ±180: meant across the antimeridian, which the cell key (and
+    // every box here) cannot express.
+    throw new InvalidQuery(
+      `the area spans ${w.toFixed(3)}° of longitude: an area may not cross the antimeridian (±180°); split it in two`,
+    );
   if (h > MAX_BOX_DEGREES || w > MAX_BOX_DEGREES)
     throw new InvalidQuery(
       `the area spans ${h.toFixed(3)}° x ${w.toFixed(3)}°, at most ${MAX_BOX_DEGREES}° x ${MAX_BOX_DEGREES}°`,

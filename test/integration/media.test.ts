@@ -309,6 +309,13 @@ describe('media uploads (real sockets, GridFS on the real MongoDB-protocol serve
       grpc.status.INVALID_ARGUMENT,
       /media type 300/,
     );
+    // Only 0 image, 1 audio, 2 video exist: 3 to 255 are refused too, not matched against nothing.
+    for (const t of [3, 7, 255])
+      await refused(
+        call(history, 'listMedia', { ...ok, mediaTypes: [0, t] }),
+        grpc.status.INVALID_ARGUMENT,
+        new RegExp(`media type ${t} is not a media type \\(0 image, 1 audio, 2 video\\)`),
+      );
     await refused(
       call(history, 'listMedia', { ...ok, vehicleId: 'v' }),
       grpc.status.INVALID_ARGUMENT,

@@ -149,6 +149,52 @@ describe('shapes', () => {
       /at most 2° x 2°/,
     );
   });
+
+  it('a circle radius of 0, below 0 or past 100 km is refused with one message', () => {
+    for (const radiusM of [0, -5, 100_000.5, Number.NaN])
+      assert.throws(
+        () => areaShape({ circle: { latitude: 31, longitude: 121, radiusM } }),
+        (e: Error) =>
+          e instanceof InvalidQuery &&
+          e.message === `circle.radius_m must be above 0 and at most 100000 (m), not ${radiusM}`,
+      );
+    assert.equal(
+      (
+        areaShape({ circle: { latitude: 0, longitude: 121, radiusM: 100_000 } }) as {
+          radiusM: number;
+        }
+      ).radiusM,
+      100_000,
+    );
+  });
+
+  it('a rectangle or polygon with longitudes on both sides of ±180° is refused as crossing the antimeridian', () => {
+    const across = [
+      // What `fleetmesh area --rect 22.45,179.5,22.60,-179.5` sends (corners sorted).
+      {
+        rectangle: {
+          minLatitude: 22.45,
+          minLongitude: -179.5,
+          maxLatitude: 22.6,
+          maxLongitude: 179.5,
+        },
+      },
+      {
+        polygon: {
+          vertices: [
+            { latitude: 22.45, longitude: 179.5 },
+            { latitude: 22.6, longitude: -179.5 },
+            { latitude: 22.6, longitude: 179.8 },
+          ],
+        },
+      },
+    ];
+    for (const area of across)
+      assert.throws(
+        () => areaShape(area),
+        /the area spans 359\.\d{3}° of longitude: an area may not cross the antimeridian \(±180°\); split it in two/,
+      );
+  });
 });
 
 describe('area now filter (for the actors, later)', () => {
