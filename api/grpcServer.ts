@@ -16,7 +16,7 @@ import {
   commandListQuery,
   commandPageSize,
 } from '../storage/commandHistory.js';
-import { InvalidQuery } from '../storage/historyQuery.js';
+import { InvalidQuery, pageSize } from '../storage/historyQuery.js';
 import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
 import { addHistoryService, HISTORY_PROTO, HISTORY_SERVICE } from './historyService.js';
@@ -34,6 +34,8 @@ import {
   InvalidRequest,
   memberMessage,
   onlineMessage,
+  DEFAULT_ONLINE_PAGE,
+  MAX_ONLINE_PAGE,
   onlinePage,
   storedCommandStatus,
   vehicleMessage,
@@ -206,8 +208,9 @@ export async function startGrpcServer(
       return vehicleMessage(v);
     }),
     listOnlineVehicles: unary(async (req) => {
+      // Over the limit is refused, as the other list calls do (it was cut to 1000 silently).
+      const size = pageSize(req.pageSize, DEFAULT_ONLINE_PAGE, MAX_ONLINE_PAGE);
       const all = await node.online();
-      const size = typeof req.pageSize === 'number' ? req.pageSize : 0;
       const { page, nextPageToken } = onlinePage(all, size, String(req.pageToken ?? ''));
       return { vehicles: page.map(onlineMessage), nextPageToken, totalOnline: all.length };
     }),

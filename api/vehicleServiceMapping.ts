@@ -276,13 +276,20 @@ export function onlineMessage(o: OnlineVehicle): Obj {
   return { vehicleId: o.vehicleId, node: o.node, linkId: o.linkId, lastSeenUnixMs: o.lastSeen };
 }
 
-/** One page of online vehicles ordered by id; the token is the last id of the page before. */
+/** ListOnlineVehicles' page size when none is given, and the largest it takes. */
+export const DEFAULT_ONLINE_PAGE = 100;
+export const MAX_ONLINE_PAGE = 1000;
+
+/**
+ * One page of online vehicles ordered by id; the token is the last id of the page before.
+ * `pageSize` is checked by the caller (storage/historyQuery.ts pageSize: over the limit refused).
+ */
 export function onlinePage(
   all: OnlineVehicle[],
   pageSize: number,
   pageToken: string,
 ): { page: OnlineVehicle[]; nextPageToken: string } {
-  const size = pageSize === 0 ? 100 : Math.min(pageSize, 1000);
+  const size = pageSize === 0 ? DEFAULT_ONLINE_PAGE : pageSize;
   const sorted = [...all].sort((a, b) =>
     a.vehicleId < b.vehicleId ? -1 : a.vehicleId > b.vehicleId ? 1 : 0,
   );

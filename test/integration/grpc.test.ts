@@ -467,6 +467,22 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     terminals.forEach((t) => t.close());
   });
 
+  it('ListOnlineVehicles refuses a page over 1000 or not a whole number, as the other list calls do', async () => {
+    for (const pageSize of [1001, 100_000])
+      await assert.rejects(call('listOnlineVehicles', { pageSize }), (err: grpc.ServiceError) => {
+        assert.equal(err.code, grpc.status.INVALID_ARGUMENT);
+        assert.match(err.details, /page_size .* over the limit of 1000/);
+        return true;
+      });
+    await assert.rejects(call('listOnlineVehicles', { pageSize: -1 }), {
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+    assert.equal(
+      typeof (await call('listOnlineVehicles', { pageSize: 1000 })).totalOnline,
+      'number',
+    );
+  });
+
   it('SendCommand with wait returns the terminal’s answer; GetCommand reports it', async () => {
     const t = await online('013800000002');
     t.waitFor((f) => f.message?.type === 'TextMessage').then((f) =>
