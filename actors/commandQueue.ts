@@ -160,6 +160,8 @@ export class CommandQueue {
       failed = message.body.result !== 0;
     } else if (SPECIFIC_REPLY[type] === message.type && 'replySerial' in message.body) {
       matched = message.body.replySerial === f.serial;
+      // 0x0805 carries a result as 0x0001 does (table 84: 1 failed, 2 channel not supported).
+      if (message.type === 'PhotoReply') failed = message.body.result !== 0;
     }
     if (!matched) return undefined;
     this.inFlight = undefined;

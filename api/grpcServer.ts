@@ -343,7 +343,11 @@ export async function startGrpcServer(
           };
           // The log keeps no reply body: this server's memory may still have it.
           const cached = statuses.get(c.commandId);
-          if (cached && cached.state === status.state) status.replyJson = cached.replyJson;
+          // So may its result (the log keeps 0x0001's, not a failed 0x0805's).
+          if (cached && cached.state === status.state) {
+            status.replyJson = cached.replyJson;
+            if (status.result === -1) status.result = cached.result;
+          }
           return status as unknown as Obj;
         }),
         nextPageToken: page.nextPageToken,

@@ -148,6 +148,15 @@ export interface CommandStatusMessage {
   createdUnixMs?: number;
 }
 
+/**
+ * The result a reply carries: 0x0001's and 0x0805's (0 success); the other replies (0x0104,
+ * 0x0201, 0x0107) carry none, and the status's result stays -1.
+ */
+function replyResult(reply: Message | undefined): number | undefined {
+  if (reply?.type === 'TerminalResponse' || reply?.type === 'PhotoReply') return reply.body.result;
+  return undefined;
+}
+
 /** A command's status from its latest event (attempts carried over from earlier ones). */
 export function commandStatus(
   vehicleId: string,
@@ -163,7 +172,7 @@ export function commandStatus(
     attempts: Math.max(e.attempt ?? 0, previous?.attempts ?? 0),
     detail: e.detail ?? '',
     replyType: reply?.type ?? previous?.replyType ?? '',
-    result: reply?.type === 'TerminalResponse' ? reply.body.result : (previous?.result ?? -1),
+    result: replyResult(reply) ?? previous?.result ?? -1,
     replyJson: reply ? JSON.stringify(bodyJson(reply)) : (previous?.replyJson ?? ''),
     ...(previous?.kind !== undefined ? { kind: previous.kind } : {}),
     ...(previous?.messageId !== undefined ? { messageId: previous.messageId } : {}),
@@ -191,6 +200,8 @@ export function storedCommandStatus(
     status = commandStatus(String(d.vehicleId), e, status);
     if (typeof d.reply === 'string') status.replyType = d.reply;
     if (typeof d.result === 'number') status.result = d.result;
+    // The log keeps 0x0001's result only; an 0x0805 answered (not failed) had result 0.
+    else if (d.reply === 'PhotoReply' && d.state === 'answered') status.result = 0;
     if (typeof d.kind === 'string') status.kind = d.kind;
     if (typeof d.messageId === 'number') status.messageId = d.messageId;
     if (d.createdAt instanceof Date) status.createdUnixMs = d.createdAt.getTime();

@@ -508,6 +508,52 @@ describe('gRPC vehicle service (real sockets, real storage)', () => {
     t.close();
   });
 
+  it('a TakePhoto’s status has the 0x0805’s result (0 answered, else failed), as its reply JSON, also from the log', async () => {
+    const vehicleId = '13800000096';
+    const t = await online('013800000096');
+    const photo = async (result: number): Promise<Obj> => {
+      const asked = t.waitFor((f) => f.message?.type === 'TakePhoto');
+      const res = call('sendCommand', {
+        vehicleId,
+        takePhoto: { channel: 1, count: 1 },
+        wait: true,
+        waitTimeoutMs: 5000,
+      });
+      const f = await asked;
+      t.send({
+        type: 'PhotoReply',
+        body: { replySerial: f.header.serial, result, mediaIds: result === 0 ? [7] : [] },
+      });
+      return (await res).status as Obj;
+    };
+    const ok = await photo(0);
+    assert.equal(ok.state, 'ANSWERED');
+    assert.equal(ok.replyType, 'PhotoReply');
+    assert.equal(ok.result, 0);
+    assert.equal(JSON.parse(String(ok.replyJson)).result, 0);
+    const refused = await photo(2);
+    assert.equal(refused.state, 'FAILED');
+    assert.equal(refused.result, 2);
+    // From the log (no reply body there): the answered one's result is 0.
+    let listed: Obj[] = [];
+    for (let tries = 0; ; tries++) {
+      await node.flush();
+      listed = (await call('listCommands', { vehicleId })).commands as Obj[];
+      if (listed.length === 2 && listed.every((c) => c.state !== 'SENT' && c.state !== 'QUEUED'))
+        break;
+      assert.ok(tries < 500, 'the photos never reached the log');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(
+      listed.map((c) => [c.kind, c.state, c.result]),
+      [
+        ['TakePhoto', 'FAILED', 2],
+        ['TakePhoto', 'ANSWERED', 0],
+      ],
+    );
+    t.close();
+  });
+
   it('a parameter query is answered with the parameters, as JSON in the status', async () => {
     const t = await online('013800000003');
     t.waitFor((f) => f.message?.type === 'QueryParameters').then((f) =>
