@@ -5,7 +5,9 @@
 //   descriptor carries (it also takes the JSON names, vehicleId);
 // - map entry types are named as protoc names them (`statuses` -> `StatusesEntry`): protobufjs
 //   7.6 names them `Statuses`, and Go clients (grpcurl) then refuse the whole file ("invalid map:
-//   incorrect implicit map entry name"), as they did grpc.health.v1's HealthListResponse.
+//   incorrect implicit map entry name"), as they did grpc.health.v1's HealthListResponse;
+// - proto3 `optional` fields are marked proto3_optional, as protoc marks them: protobufjs gives
+//   them their synthetic oneof (`_latitude`) but not the mark, so clients saw a oneof.
 import * as protoLoader from '@grpc/proto-loader';
 
 type Obj = Record<string, unknown>;
@@ -18,10 +20,11 @@ const FILE = protoLoader.loadSync('google/protobuf/descriptor.proto', {
   defaults: false,
 })['google.protobuf.FileDescriptorProto'] as protoLoader.MessageTypeDefinition<Obj, Obj>;
 
-/** The parts of google.protobuf.DescriptorProto that map entries touch. */
+/** The parts of google.protobuf.DescriptorProto that map entries and optional fields touch. */
 interface MessageDescriptor {
   name?: string;
-  field?: { name?: string; typeName?: string }[];
+  field?: { name?: string; typeName?: string; oneofIndex?: number; proto3Optional?: boolean }[];
+  oneofDecl?: { name?: string }[];
   nestedType?: MessageDescriptor[];
   options?: { mapEntry?: boolean } | null;
 }
@@ -56,10 +59,28 @@ function fixMapEntries(m: MessageDescriptor): void {
   for (const n of m.nestedType ?? []) fixMapEntries(n);
 }
 
-/** One encoded FileDescriptorProto, with protoc's map entry names. */
+/**
+ * Marks proto3 `optional` fields (a field alone in a oneof named `_<field>`, protoc's synthetic
+ * oneof) as protoc does, in a message and its nested messages.
+ */
+function markOptionals(m: MessageDescriptor): void {
+  const fields = m.field ?? [];
+  for (const f of fields) {
+    if (f.oneofIndex === undefined || f.oneofIndex === null) continue;
+    const decl = m.oneofDecl?.[f.oneofIndex];
+    const alone = fields.filter((g) => g.oneofIndex === f.oneofIndex).length === 1;
+    if (alone && decl?.name === `_${f.name}`) f.proto3Optional = true;
+  }
+  for (const n of m.nestedType ?? []) markOptionals(n);
+}
+
+/** One encoded FileDescriptorProto, with protoc's map entry names and optional marks. */
 function fixFile(bytes: Buffer): Buffer {
-  const file = FILE.deserialize(bytes) as { messageType?: MessageDescriptor[] };
-  for (const m of file.messageType ?? []) fixMapEntries(m);
+  const file = FILE.deserialize(bytes) as { messageType?: MessageDescriptor[]; syntax?: string };
+  for (const m of file.messageType ?? []) {
+    fixMapEntries(m);
+    if (file.syntax === 'proto3') markOptionals(m);
+  }
   return FILE.serialize(file as Obj);
 }
 

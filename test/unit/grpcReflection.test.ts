@@ -104,4 +104,37 @@ describe('gRPC reflection descriptors', () => {
     };
     assert.deepEqual(Outer.deserialize(Outer.serialize(value)), value);
   });
+
+  it('marks proto3 optional fields as protoc does (not as a oneof of their own); real oneofs stay', () => {
+    const path = join(dir, 'optional.proto');
+    writeFileSync(
+      path,
+      `syntax = "proto3";
+package t.v1;
+message Point {
+  optional double latitude = 1;
+  oneof choice {
+    string a = 2;
+    string b = 3;
+  }
+  int32 plain = 4;
+}
+`,
+    );
+    const def = reflectionDefinition([path]);
+    const bytes = (def['t.v1.Point'] as protoLoader.MessageTypeDefinition<Obj, Obj>)
+      .fileDescriptorProtos[0]!;
+    const file = FileDescriptorProto.deserialize(bytes) as {
+      messageType: { field: { name: string; proto3Optional?: boolean }[] }[];
+    };
+    assert.deepEqual(
+      file.messageType[0]!.field.map((f) => [f.name, f.proto3Optional === true]),
+      [
+        ['latitude', true],
+        ['a', false],
+        ['b', false],
+        ['plain', false],
+      ],
+    );
+  });
 });
