@@ -16,6 +16,11 @@
 //     [--alarm-every N]    one alarm episode per N reports on average (default 50; 0 none)
 //     [--blind-every N]    one coverage loss per N intervals on average (default 200; 0 none)
 //     [--blind-for N]      a coverage loss lasts N intervals (default: 5 to 14 at random)
+//     [--driver-every N]   one driver change (0x0702 card removed, another inserted) per N
+//                          intervals on average (default 360; 0 none); every driving terminal
+//                          reports its driver's card inserted once online
+//   A 0x8801 is answered as a device does: 0x0805 naming a media id per photo asked for (at most
+//   8), then each photo (a 2–6 KB JPEG-like image) uploaded with 0x0801 in sub-packages.
 //     [--seconds S]        stop after S seconds online and print the summary
 //     [--seed S]           random choices are reproducible
 //     [--locator]          --port is a locator's: each terminal starts there, follows its 0x8105
@@ -23,10 +28,11 @@
 //                          to the locator when a node closes it (bench/locatorTerminal.ts)
 import { readFileSync, writeFileSync } from 'node:fs';
 import hdr from 'hdr-histogram-js';
+import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
 import { RoamingTerminal } from './locatorTerminal.js';
-import { SimTerminal, trackPoint } from './terminal.js';
+import { driverCardMessage, SimTerminal, trackPoint } from './terminal.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -59,7 +65,10 @@ const knownCodes: Record<string, string> =
 const alarmEvery = Number(flag('--alarm-every') ?? 50);
 const blindEvery = Number(flag('--blind-every') ?? 200);
 const blindFor = flag('--blind-for') !== undefined ? Number(flag('--blind-for')) : undefined;
+const driverEvery = Number(flag('--driver-every') ?? 360);
 const seconds = flag('--seconds');
+// A 0x8801 gets its photos uploaded (0x0801), as a device answers it.
+SimTerminal.uploadsPhotos = true;
 let seed = Number(flag('--seed') ?? 1) >>> 0;
 
 /** mulberry32: small, seedable. */
@@ -83,7 +92,21 @@ const totals = {
   pointsAcked: 0,
   blindAreaBatches: 0,
   alarmEpisodes: 0,
+  /** 0x0702 sent (cards inserted and removed), and those answered result 0. */
+  driverCards: 0,
+  driverCardsAcked: 0,
 };
+
+/** Sends a driver's card inserted or removed (0x0702) and counts its answer. */
+function driverCard(t: Driven, inserted: boolean, driver: number): void {
+  totals.driverCards++;
+  t.request(driverCardMessage(inserted, driver, t.edition ?? 2013)).then(
+    (result) => {
+      if (result === 0) totals.driverCardsAcked++;
+    },
+    () => undefined,
+  );
+}
 
 /** Sends and records the acknowledgement (µs) of one 0x0200 or 0x0704 carrying `points`. */
 function track(send: () => Promise<number>, points: number): void {
@@ -115,6 +138,7 @@ interface Driven {
   report(loc: LocationReport): Promise<number>;
   request(message: Message): Promise<number>;
   answerCommands(where: () => LocationReport): void;
+  readonly edition?: Edition;
 }
 
 function drive(t: Driven, index: number): void {
@@ -132,6 +156,9 @@ function drive(t: Driven, index: number): void {
       start: Date.now() - step * 10_000,
     });
   t.answerCommands(point);
+  // The driver's card, read as the terminal comes online; another driver now and then.
+  let driver = index * 1000;
+  if (!idle) driverCard(t, true, driver);
   const timer = setInterval(
     () => {
       if (t.closed) {
@@ -143,6 +170,10 @@ function drive(t: Driven, index: number): void {
         return;
       }
       step++;
+      if (driverEvery > 0 && random() < 1 / driverEvery) {
+        driverCard(t, false, driver);
+        driverCard(t, true, ++driver);
+      }
       if (alarmLeft > 0) alarmLeft--;
       else if (alarmEvery > 0 && random() < 1 / alarmEvery) {
         alarmLeft = 3;
@@ -180,6 +211,11 @@ function summary(): string {
     online: terminals.filter((t) => !t.closed).length,
     ...totals,
     commandsAnswered: answered,
+    mediaUploaded: terminals.reduce(
+      (n, t) => n + (t instanceof SimTerminal ? t.mediaUploaded : 0),
+      0,
+    ),
+    mediaFailed: terminals.reduce((n, t) => n + (t instanceof SimTerminal ? t.mediaFailed : 0), 0),
     ackMs: {
       p50: acks.getValueAtPercentile(50) / 1000,
       p99: acks.getValueAtPercentile(99) / 1000,

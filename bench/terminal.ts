@@ -1,12 +1,14 @@
 // A simulated JT/T 808 terminal over a real TCP connection: register, authenticate, report,
 // and wait for the platform's answers, recording each acknowledgement's latency. Used by the
 // integration tests and by the simulator.
+import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
-import { decodeFrame, encodeFrame, type DecodedFrame } from '../jt808/codec.js';
+import { decodeFrame, encodeBody, encodeFrame, type DecodedFrame } from '../jt808/codec.js';
 import { FrameSplitter } from '../jt808/framing.js';
-import type { Edition } from '../jt808/header.js';
+import { MAX_BODY_LENGTH, type Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
 import type { Message } from '../jt808/messages.js';
+import { splitMessage } from '../jt808/split.js';
 
 export interface TerminalOptions {
   host?: string;
@@ -24,7 +26,18 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
+/** Photos one 0x8801 makes a simulated terminal take at most (a device has its own limits). */
+const MAX_PHOTOS_PER_COMMAND = 8;
+
 export class SimTerminal {
+  /**
+   * Terminals of this process answer a 0x8801 as a device does: the 0x0805 names a media id per
+   * photo, then each photo goes up with 0x0801 (in sub-packages when larger than a packet). The
+   * simulator turns it on; tests that upload by hand leave it off (then only the 0x0805 goes).
+   */
+  static uploadsPhotos = false;
+  /** Body bytes per packet of an upload (at most MAX_BODY_LENGTH). */
+  static packetBytes = MAX_BODY_LENGTH;
   private socket: Socket | undefined;
   private readonly splitter = new FrameSplitter();
   private readonly waiters = new Set<Waiter>();
@@ -35,6 +48,11 @@ export class SimTerminal {
   closed = false;
   /** Commands answered by `answerCommands` (by message type). */
   readonly answered = new Map<string, number>();
+  /** Photos uploaded after a 0x8801 and answered 0x8800 with nothing missing. */
+  mediaUploaded = 0;
+  /** Photo uploads not answered so (refused, timed out, connection lost). */
+  mediaFailed = 0;
+  private nextMediaId = 1;
   private answering: (() => LocationReport) | undefined;
 
   constructor(readonly options: TerminalOptions) {}
@@ -211,9 +229,20 @@ export class SimTerminal {
       case 'LocationQuery':
         reply = { type: 'LocationQueryReply', body: { replySerial, location: where() } };
         break;
-      case 'TakePhoto':
-        reply = { type: 'PhotoReply', body: { replySerial, result: 0, mediaIds: [replySerial] } };
-        break;
+      case 'TakePhoto': {
+        if (!SimTerminal.uploadsPhotos || this.edition === 2011) {
+          reply = { type: 'PhotoReply', body: { replySerial, result: 0, mediaIds: [replySerial] } };
+          break;
+        }
+        // Count 0 stops taking pictures, 0xFFFF records video: neither uploads a photo here.
+        const count =
+          m.body.command === 0xffff ? 0 : Math.min(m.body.command, MAX_PHOTOS_PER_COMMAND);
+        const mediaIds = Array.from({ length: count }, () => this.nextMediaId++ >>> 0);
+        this.answered.set(m.type, (this.answered.get(m.type) ?? 0) + 1);
+        this.send({ type: 'PhotoReply', body: { replySerial, result: 0, mediaIds } });
+        void this.uploadPhotos(mediaIds, m.body.channel, where);
+        return;
+      }
       default:
         reply = {
           type: 'TerminalResponse',
@@ -222,6 +251,62 @@ export class SimTerminal {
     }
     this.answered.set(m.type, (this.answered.get(m.type) ?? 0) + 1);
     this.send(reply);
+  }
+
+  /** One after the other, as a device does: each waits for its 0x8800 before the next. */
+  private async uploadPhotos(
+    mediaIds: number[],
+    channel: number,
+    where: () => LocationReport,
+  ): Promise<void> {
+    for (const mediaId of mediaIds) {
+      try {
+        const missing = await this.uploadMedia({
+          mediaId,
+          mediaType: 0,
+          format: 0,
+          event: 0,
+          channel,
+          location: where(),
+          data: jpegLike(),
+        });
+        if (missing === 0) this.mediaUploaded++;
+        else this.mediaFailed++;
+      } catch {
+        this.mediaFailed++;
+        if (this.closed) return;
+      }
+    }
+  }
+
+  /**
+   * Uploads one media item (0x0801, 2013/2019 body) in packets of at most `packetBytes` body
+   * bytes; resolves with the packets the platform's 0x8800 says are missing (0: all received).
+   */
+  async uploadMedia(
+    body: Extract<Message, { type: 'MediaData' }>['body'] & { location: LocationReport },
+  ): Promise<number> {
+    const encoded = encodeBody({ type: 'MediaData', body }, this.edition);
+    const first = this.nextSerial();
+    const split = splitMessage(
+      0x0801,
+      encoded,
+      { phone: this.options.phone, serial: first, edition: this.edition },
+      SimTerminal.packetBytes,
+    );
+    for (let i = 1; i < split.serials.length; i++) this.nextSerial();
+    const reply = this.waitFor(
+      (f) => f.message?.type === 'MediaDataReply' && f.message.body.mediaId === body.mediaId,
+    );
+    for (const frame of split.frames) this.writeRaw(frame);
+    const f = await reply;
+    const answer = (f.message as Extract<Message, { type: 'MediaDataReply' }>).body;
+    return answer.retransmitIds?.length ?? 0;
+  }
+
+  /** A driver's IC card inserted or removed (0x0702); resolves with its general response's result. */
+  driverCard(inserted: boolean, driver: number, at = Date.now()): Promise<number> {
+    return this.request(driverCardMessage(inserted, driver, this.edition, at));
   }
 
   report(loc: LocationReport, serial?: number): Promise<number> {
@@ -240,7 +325,57 @@ const IDS: Partial<Record<Message['type'], number>> = {
   Heartbeat: 0x0002,
   Logout: 0x0003,
   TerminalResponse: 0x0001,
+  DriverIdentity: 0x0702,
 };
+
+/**
+ * 0x0702 for driver number `driver`: the card inserted (name, certificate, authority, validity;
+ * 2019 adds the ID number) or removed, at `at` (whole seconds, as the BCD time carries).
+ */
+export function driverCardMessage(
+  inserted: boolean,
+  driver: number,
+  edition: Edition,
+  at = Date.now(),
+): Message {
+  const time = Math.floor(at / 1000) * 1000;
+  if (edition === 2011)
+    return {
+      type: 'DriverIdentity',
+      body: {
+        driverName: `司机${driver}`,
+        driverIdNumber: `44030119900101${String(driver % 10_000).padStart(4, '0')}`,
+        certificateCode: String(driver).padStart(20, '0'),
+        issuingAuthority: '深圳市交通运输局',
+      },
+    };
+  if (!inserted) return { type: 'DriverIdentity', body: { state: 2, time } };
+  return {
+    type: 'DriverIdentity',
+    body: {
+      state: 1,
+      time,
+      readResult: 0,
+      driverName: `司机${driver}`,
+      certificateCode: String(driver).padStart(20, '0'),
+      issuingAuthority: '深圳市交通运输局',
+      certificateValidity: '20301231',
+      ...(edition === 2019
+        ? { driverIdNumber: `44030119900101${String(driver % 10_000).padStart(4, '0')}` }
+        : {}),
+    },
+  };
+}
+
+/** A small JPEG-like image: SOI and APP0 markers, 2 to 6 KB of noise, EOI. */
+function jpegLike(): Uint8Array {
+  const size = 2048 + Math.floor(Math.random() * 4096);
+  return Buffer.concat([
+    Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00]),
+    randomBytes(size),
+    Buffer.from([0xff, 0xd9]),
+  ]);
+}
 
 function encodeIdOf(m: Message): number {
   if (m.type === 'Raw') return m.messageId;

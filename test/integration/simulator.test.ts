@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { LocalServers } from '../../devservers/localServers.js';
 import type { FleetNode } from '../../node/node.js';
+import { MEDIA_BUCKET } from '../../storage/mediaStore.js';
 import { COLLECTIONS } from '../../storage/schema.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
@@ -50,6 +51,40 @@ describe('terminal simulator', () => {
     const answered = await settled;
     assert.equal(answered.state, 'answered');
     assert.equal(answered.reply?.type, 'LocationQueryReply');
+    // A TakePhoto for 2 photos: the 0x0805 names 2 media ids, then both are uploaded (0x0801,
+    // larger than one packet, so in sub-packages) and stored under those ids.
+    const photo = await node.command('13600000004', {
+      type: 'TakePhoto',
+      body: {
+        channel: 1,
+        command: 2,
+        intervalSeconds: 0,
+        save: 0,
+        resolution: 1,
+        quality: 5,
+        brightness: 128,
+        contrast: 64,
+        saturation: 64,
+        chroma: 128,
+      },
+    }).settled;
+    assert.equal(photo.state, 'answered');
+    assert.equal(photo.reply?.type, 'PhotoReply');
+    const mediaIds = photo.reply?.type === 'PhotoReply' ? (photo.reply.body.mediaIds ?? []) : [];
+    assert.equal(mediaIds.length, 2);
+    const files = node.client.db(database).collection<{
+      length: number;
+      metadata: { vehicleId: string; mediaId: number; mediaType: number; channel: number };
+    }>(`${MEDIA_BUCKET}.files`);
+    const storedPhotos = async (): Promise<{ length: number; metadata: { mediaId: number } }[]> =>
+      files.find({ 'metadata.vehicleId': '13600000004' }).toArray();
+    for (let tries = 0; (await storedPhotos()).length < 2; tries++) {
+      assert.ok(tries < 500, 'the photos were never stored');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const photos = await storedPhotos();
+    assert.deepEqual(photos.map((f) => f.metadata.mediaId).sort(), [...mediaIds].sort());
+    for (const f of photos) assert.ok(f.length > 1023, `${f.length} bytes: more than one packet`);
     const code = await new Promise<number | null>((resolve) => sim.on('exit', resolve));
     assert.equal(code, 0);
     const line = out.split('\n').find((l) => l.startsWith('summary '));
@@ -61,7 +96,15 @@ describe('terminal simulator', () => {
       blindAreaBatches: number;
       alarmEpisodes: number;
       commandsAnswered: Record<string, number>;
+      mediaUploaded: number;
+      mediaFailed: number;
+      driverCards: number;
+      driverCardsAcked: number;
     };
+    assert.equal(summary.mediaUploaded, 2);
+    assert.equal(summary.mediaFailed, 0);
+    assert.ok(summary.driverCards >= 6, 'every terminal reported its driver’s card');
+    assert.equal(summary.driverCardsAcked, summary.driverCards);
     assert.ok(summary.reportsAcked > 0);
     assert.equal(summary.reportsFailed, 0);
     assert.ok(summary.blindAreaBatches > 0, 'some terminal lost coverage and re-uploaded');
@@ -76,6 +119,16 @@ describe('terminal simulator', () => {
       (await db.collection(COLLECTIONS.positions).countDocuments({ source: 'blind-area' })) > 0,
     );
     assert.ok((await db.collection(COLLECTIONS.alarms).countDocuments({ bit: 1 })) > 0);
+    // Every terminal's driver card, inserted when it came online, is a driver record.
+    const drivers = await db
+      .collection<{ vehicleId: string; state: number }>(COLLECTIONS.driverRecords)
+      .find({ state: 1 })
+      .toArray();
+    assert.equal(new Set(drivers.map((d) => d.vehicleId)).size, 6);
+    assert.ok(
+      (await db.collection(COLLECTIONS.driverRecords).countDocuments({})) >=
+        summary.driverCardsAcked,
+    );
   });
 
   it('writes the codes it registered with, and a later run authenticates with them only', async () => {
