@@ -159,47 +159,56 @@ function drive(t: Driven, index: number): void {
   // The driver's card, read as the terminal comes online; another driver now and then.
   let driver = index * 1000;
   if (!idle) driverCard(t, true, driver);
-  const timer = setInterval(
+  let timer: NodeJS.Timeout | undefined;
+  const tick = (): void => {
+    if (t.closed) {
+      clearInterval(timer);
+      return;
+    }
+    if (idle) {
+      t.send({ type: 'Heartbeat', body: {} });
+      return;
+    }
+    step++;
+    if (driverEvery > 0 && random() < 1 / driverEvery) {
+      driverCard(t, false, driver);
+      driverCard(t, true, ++driver);
+    }
+    if (alarmLeft > 0) alarmLeft--;
+    else if (alarmEvery > 0 && random() < 1 / alarmEvery) {
+      alarmLeft = 3;
+      totals.alarmEpisodes++;
+    }
+    if (blindLeft === 0 && blindEvery > 0 && random() < 1 / blindEvery)
+      blindLeft = blindFor ?? 5 + Math.floor(random() * 10);
+    const p = point();
+    if (blindLeft > 0) {
+      backlog.push(p);
+      blindLeft--;
+      if (blindLeft > 0) return;
+      // Back in coverage: the backlog goes up as blind-area batches.
+      while (backlog.length > 0) {
+        const items = backlog.splice(0, BLIND_BATCH);
+        totals.blindAreaBatches++;
+        track(
+          () => t.request({ type: 'LocationBatch', body: { batchType: 1, items } }),
+          items.length,
+        );
+      }
+      return;
+    }
+    track(() => t.report(p), 1);
+  };
+  // Each terminal's clock starts at a random moment of the interval, as devices switched on at
+  // different times: reports spread over the interval instead of coming in one burst per interval
+  // (the terminals come online together).
+  const every = idle ? heartbeatMs : intervalMs;
+  setTimeout(
     () => {
-      if (t.closed) {
-        clearInterval(timer);
-        return;
-      }
-      if (idle) {
-        t.send({ type: 'Heartbeat', body: {} });
-        return;
-      }
-      step++;
-      if (driverEvery > 0 && random() < 1 / driverEvery) {
-        driverCard(t, false, driver);
-        driverCard(t, true, ++driver);
-      }
-      if (alarmLeft > 0) alarmLeft--;
-      else if (alarmEvery > 0 && random() < 1 / alarmEvery) {
-        alarmLeft = 3;
-        totals.alarmEpisodes++;
-      }
-      if (blindLeft === 0 && blindEvery > 0 && random() < 1 / blindEvery)
-        blindLeft = blindFor ?? 5 + Math.floor(random() * 10);
-      const p = point();
-      if (blindLeft > 0) {
-        backlog.push(p);
-        blindLeft--;
-        if (blindLeft > 0) return;
-        // Back in coverage: the backlog goes up as blind-area batches.
-        while (backlog.length > 0) {
-          const items = backlog.splice(0, BLIND_BATCH);
-          totals.blindAreaBatches++;
-          track(
-            () => t.request({ type: 'LocationBatch', body: { batchType: 1, items } }),
-            items.length,
-          );
-        }
-        return;
-      }
-      track(() => t.report(p), 1);
+      if (t.closed) return;
+      timer = setInterval(tick, every);
     },
-    idle ? heartbeatMs : intervalMs,
+    Math.floor(random() * every),
   );
 }
 

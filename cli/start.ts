@@ -21,6 +21,7 @@ import type { DrainStats } from '../cluster/drain.js';
 import { startLocatorService } from '../locator/locatorService.js';
 import { advertisedHost, startNode } from '../node/node.js';
 import { externalServers, localStoreBackend } from '../devservers/serverConfig.js';
+import { RateWindow } from './rateWindow.js';
 
 /**
  * The port OpenTelemetry's Prometheus exporter uses by default (registered for it in the
@@ -543,8 +544,16 @@ export async function runStart(rawArgs: string[]): Promise<number> {
     );
   }
 
-  const lastStored = new Map<string, number>();
-  const lastReceived = new Map<string, number>();
+  // reports/s over the last report interval (10 s at least), not since the last line 2 s ago:
+  // every terminal is counted once per interval, so the figure is steady (cli/rateWindow.ts).
+  const rateWindowMs = Math.max(10_000, intervalMs);
+  const storedRates = new Map<string, RateWindow>();
+  const receivedRates = new Map<string, RateWindow>();
+  const rateOf = (windows: Map<string, RateWindow>, name: string, count: number): number => {
+    let w = windows.get(name);
+    if (!w) windows.set(name, (w = new RateWindow(rateWindowMs)));
+    return w.sample(performance.now(), count);
+  };
   const status = setInterval(() => void statusLine().catch(() => undefined), 2000);
   async function statusLine(): Promise<void> {
     const all = await Promise.all(nodes.map((n) => n.status().catch(() => undefined)));
@@ -560,11 +569,9 @@ export async function runStart(rawArgs: string[]): Promise<number> {
       const name = nodes[i]!.node;
       if (!s) return each.push(`${name} gone`);
       // Distinct reports: a retransmission of a stored report is a duplicate, not a report.
-      const r = (s.reportsStored - (lastStored.get(name) ?? 0)) / 2;
-      lastStored.set(name, s.reportsStored);
+      const r = rateOf(storedRates, name, s.reportsStored);
       // Per node, what its gateway received: where the terminals are, not where vehicles live.
-      const received = (s.reportsReceived - (lastReceived.get(name) ?? 0)) / 2;
-      lastReceived.set(name, s.reportsReceived);
+      const received = rateOf(receivedRates, name, s.reportsReceived);
       connections += s.connections;
       online += s.connections - s.pending;
       rate += r;
