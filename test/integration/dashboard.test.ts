@@ -278,7 +278,8 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
         body.track.map((p) => p.t),
         [1, 2, 3, 4, 5, 6, 7, 8].map((step) => trackPoint(step).time),
       );
-      // Its command history too: this dashboard sent none of them and saw none on its feed.
+      // Its command history too: this dashboard sent none of them and saw none on its feed, so
+      // each says what it is by the log's kind and message id.
       const history = await fetch(new URL(`/api/vehicles/${OURS}/commands`, fresh.url), {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
@@ -292,9 +293,9 @@ describe('dashboard in a real browser (chromium, real node and storage)', () => 
       assert.deepEqual(
         page1.commands.map((c) => [c.what, c.status.kind, c.status.state, c.status.replyType]),
         [
-          ['', 'TextMessage', 'ANSWERED', 'TerminalResponse'],
-          ['', 'LocationQuery', 'ANSWERED', 'LocationQueryReply'],
-          ['', 'AlarmConfirm', 'ANSWERED', 'TerminalResponse'],
+          ['TextMessage 0x8300', 'TextMessage', 'ANSWERED', 'TerminalResponse'],
+          ['LocationQuery 0x8201', 'LocationQuery', 'ANSWERED', 'LocationQueryReply'],
+          ['AlarmConfirm 0x8203', 'AlarmConfirm', 'ANSWERED', 'TerminalResponse'],
         ],
       );
     } finally {
