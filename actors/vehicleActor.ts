@@ -9,6 +9,7 @@ import type { Message } from '../jt808/messages.js';
 import { mediaReplyFor } from '../jt808/reassembly.js';
 import type { MediaUpload } from '../storage/mediaStore.js';
 import { driverRecordDocument } from '../storage/driverRecords.js';
+import { behaviourDocument } from '../storage/drivingBehaviour.js';
 import { RecordSnapshot } from '../storage/recordChanges.js';
 import { StaleOwner, type WriteOutcome } from '../storage/batchWriter.js';
 import {
@@ -20,6 +21,12 @@ import {
 } from '../storage/vehicleStore.js';
 import { AlarmTracker, type AlarmPoint, type AlarmRecord } from './alarmTracker.js';
 import { CommandQueue, type Command, type CommandEvent } from './commandQueue.js';
+import {
+  DEFAULT_THRESHOLDS,
+  DrivingBehaviour,
+  type BehaviourEpisode,
+  type BehaviourThresholds,
+} from './drivingBehaviour.js';
 import { LinkOrder, type LinkOrderStats } from './linkOrder.js';
 import type { Actor, ActorContext } from './runtime.js';
 
@@ -115,6 +122,8 @@ export interface VehiclePolicy {
    * handoff, a relay) before they go on without it (ms; default 1000).
    */
   linkOrderWaitMs?: number;
+  /** Thresholds of the driving-behaviour detector (default DEFAULT_THRESHOLDS). */
+  behaviour?: BehaviourThresholds;
 }
 
 /** What a vehicle tells the world (the gRPC event stream, the status line). */
@@ -168,6 +177,8 @@ const RESULT_MALFORMED = 2;
 export class VehicleActor implements Actor<VehicleMessage> {
   private record: VehicleRecord;
   private alarms: AlarmTracker;
+  /** Driving-behaviour episodes, fed the same reports as the alarm machine. */
+  private behaviour: DrivingBehaviour;
   private link: TerminalLink | undefined;
   private nextSerial = 0;
   private isLoaded = false;
@@ -195,6 +206,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
   ) {
     this.record = { _id: vehicleId };
     this.alarms = new AlarmTracker(vehicleId, 2013);
+    this.behaviour = new DrivingBehaviour(this.thresholds);
     this.now = deps.now ?? Date.now;
     this.order = new LinkOrder(64, 4, deps.linkOrderStats);
   }
@@ -233,6 +245,12 @@ export class VehicleActor implements Actor<VehicleMessage> {
       this.vehicleId,
       this.record.edition ?? 2013,
       this.record.openAlarms ?? [],
+    );
+    // Episodes open at the last save go on from the last report (its last state).
+    this.behaviour = new DrivingBehaviour(
+      this.thresholds,
+      this.record.lastState,
+      this.record.openBehaviours ?? [],
     );
     for (const c of this.record.pendingCommands ?? []) this.commands.enqueue(c, this.now());
     this.isLoaded = true;
@@ -303,6 +321,10 @@ export class VehicleActor implements Actor<VehicleMessage> {
       ctx.startTimer('linkOrder', Math.max(0, deadline - this.now()), {
         kind: 'linkOrderTimeout',
       });
+  }
+
+  private get thresholds(): BehaviourThresholds {
+    return this.deps.policy.behaviour ?? DEFAULT_THRESHOLDS;
   }
 
   private get linkOrderWaitMs(): number {
@@ -647,7 +669,7 @@ export class VehicleActor implements Actor<VehicleMessage> {
 
   private savePendingCommands(): Promise<unknown> {
     this.record.pendingCommands = this.commands.pending();
-    this.record.openAlarms = this.alarms.open;
+    this.keepOpenEpisodes();
     return this.writeChanges();
   }
 
@@ -692,6 +714,11 @@ export class VehicleActor implements Actor<VehicleMessage> {
           this.deps.events?.alarm?.(this.vehicleId, 'opened', r.bit, time);
         for (const r of changes.closed)
           this.deps.events?.alarm?.(this.vehicleId, 'closed', r.bit, time);
+        // Episodes are stored when they end; not part of the acknowledgement (the terminal
+        // sending the report again would not end them again): a failed write is counted by
+        // the writer.
+        for (const e of this.behaviour.apply({ ...point, alarm: loc.alarm, status: loc.status }))
+          quiet(this.saveBehaviour(e));
       }
     }
     this.markDirty(ctx);
@@ -821,8 +848,27 @@ export class VehicleActor implements Actor<VehicleMessage> {
   /** The save timer and passivation: whatever changed since the last write (often nothing). */
   private async saveState(): Promise<void> {
     this.dirty = false;
-    this.record.openAlarms = this.alarms.open;
+    this.keepOpenEpisodes();
     await this.writeChanges();
+  }
+
+  /** Open alarms and driving-behaviour episodes in the record (saved, passivated, handed over). */
+  private keepOpenEpisodes(): void {
+    this.record.openAlarms = this.alarms.open;
+    const open = this.behaviour.openEpisodes;
+    if (open.length > 0) this.record.openBehaviours = open;
+    else delete this.record.openBehaviours;
+  }
+
+  /**
+   * An ended driving-behaviour episode (none once a newer owner has the vehicle). A write that
+   * cannot even start (a store without the collection) fails like one the store refused.
+   */
+  private saveBehaviour(e: BehaviourEpisode): Promise<WriteOutcome | undefined> {
+    if (this.superseded) return Promise.resolve(undefined);
+    return Promise.resolve().then(() =>
+      this.deps.store.saveBehaviour(behaviourDocument(this.vehicleId, e)),
+    );
   }
 
   /** An alarm record, written under this actor's owner epoch (refused once a newer one wrote). */

@@ -19,6 +19,12 @@ import type { AlarmHistoryRecord, AlarmPointRecord } from '../storage/historyAla
 import { areaPageSize, areaWindowQuery, AreaWindowReader } from '../storage/historyArea.js';
 import { HistoryPool, PoolBusy, type HistoryPoolOptions } from '../storage/historyPool.js';
 import { DriverRecordReader, driverPageSize, driverRecordQuery } from '../storage/driverRecords.js';
+import {
+  BehaviourReader,
+  behaviourPageSize,
+  behaviourQuery,
+  behaviourStatisticsQuery,
+} from '../storage/drivingBehaviour.js';
 import { decodeCursor, InvalidQuery, ResultTooLarge } from '../storage/historyQuery.js';
 import {
   MediaReader,
@@ -210,6 +216,7 @@ export function addHistoryService(
   const alarms = new AlarmHistoryReader(db);
   const areas = new AreaWindowReader(db, pool);
   const drivers = new DriverRecordReader(db);
+  const behaviours = new BehaviourReader(db);
   const media = new MediaReader(db);
   const maxQueries = opts.maxQueries ?? MAX_HISTORY_QUERIES;
   let running = 0;
@@ -380,6 +387,27 @@ export function addHistoryService(
         .catch((err: unknown) => call.emit('error', statusOf(err)))
         .finally(() => running--);
     },
+    listDrivingBehaviour: unary(async (req) => {
+      const page = await behaviours.page(
+        behaviourQuery(req),
+        behaviourPageSize(req.pageSize),
+        req.pageToken,
+      );
+      return {
+        episodes: page.episodes.map((e) => ({
+          episodeId: e.id,
+          vehicleId: e.vehicleId,
+          type: e.type,
+          start: alarmPointMessage(e.start),
+          end: alarmPointMessage(e.end),
+          durationMs: e.durationMs,
+        })),
+        nextPageToken: page.nextPageToken,
+      };
+    }),
+    getDrivingBehaviourStatistics: unary(async (req) =>
+      behaviours.statistics(behaviourStatisticsQuery(req)),
+    ),
     findVehiclesInArea: unary(async (req) => {
       const q = areaWindowQuery(req);
       const page = await areas.page(q, areaPageSize(req.pageSize), req.pageToken);

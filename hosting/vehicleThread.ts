@@ -70,7 +70,14 @@ export interface OnlineVehicle {
   lastSeen: number;
 }
 
-type WriterName = 'vehicles' | 'positions' | 'alarms' | 'sessions' | 'commands' | 'driverRecords';
+type WriterName =
+  | 'vehicles'
+  | 'positions'
+  | 'alarms'
+  | 'sessions'
+  | 'commands'
+  | 'driverRecords'
+  | 'drivingBehaviour';
 export type WriterFigures = BatchWriterStats & { buffered: number };
 
 export interface ThreadStats {
@@ -356,6 +363,7 @@ export class VehicleThread {
         sessions: figures(s.sessions),
         commands: figures(s.commands),
         driverRecords: figures(s.driverRecords),
+        drivingBehaviour: figures(s.drivingBehaviour),
       },
       full: s.full,
       loader: { ...s.loader.stats, queued: s.loader.queued, reading: s.loader.reading },

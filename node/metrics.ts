@@ -28,6 +28,7 @@ const WRITERS = [
   'sessions',
   'commands',
   'driverRecords',
+  'drivingBehaviour',
 ] as const;
 
 /** What the metrics read from a node (a subset of FleetNode, so no import cycle at run time). */

@@ -16,13 +16,15 @@ export interface RetentionPolicy {
   sessions: number;
   commands: number;
   driverRecords: number;
+  /** Driving-behaviour episodes (aged by their end). */
+  drivingBehaviour: number;
   /** Photos, audio and video (the GridFS bucket's files and their chunks). */
   media: number;
 }
 
 /**
- * Six months of track, a year of alarms, driver records and media, three months of sessions
- * and command logs.
+ * Six months of track, a year of alarms, driver records, driving behaviour and media, three
+ * months of sessions and command logs.
  */
 export const DEFAULT_RETENTION: RetentionPolicy = {
   positions: 180,
@@ -30,6 +32,7 @@ export const DEFAULT_RETENTION: RetentionPolicy = {
   sessions: 90,
   commands: 90,
   driverRecords: 365,
+  drivingBehaviour: 365,
   media: 365,
 };
 
@@ -43,6 +46,7 @@ const AGE_FIELD: Record<keyof RetentionPolicy, string> = {
   sessions: 'at',
   commands: 'at',
   driverRecords: 'time',
+  drivingBehaviour: 'endTime',
   media: 'uploadDate',
 };
 
@@ -94,7 +98,15 @@ export async function sweepRetention(
   const batch = opts.batch ?? 1000;
   const maxPerSweep = opts.maxPerSweep ?? 100_000;
   const result: SweepResult = {
-    deleted: { positions: 0, alarms: 0, sessions: 0, commands: 0, driverRecords: 0, media: 0 },
+    deleted: {
+      positions: 0,
+      alarms: 0,
+      sessions: 0,
+      commands: 0,
+      driverRecords: 0,
+      drivingBehaviour: 0,
+      media: 0,
+    },
     more: [],
   };
   for (const name of Object.keys(AGE_FIELD) as (keyof RetentionPolicy)[]) {

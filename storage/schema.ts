@@ -30,6 +30,12 @@ export const COLLECTIONS = {
    * storage/driverRecords.ts); _id = `${vehicleId}:${card time}:${digest}`.
    */
   driverRecords: 'driverRecords',
+  /**
+   * Driving-behaviour episodes (the seed's driver_action_infos: overspeed, fatigue, harsh
+   * acceleration/braking, long idling; see storage/drivingBehaviour.ts); _id =
+   * `${vehicleId}:${type}:${start time}`.
+   */
+  drivingBehaviour: 'drivingBehaviour',
 } as const;
 
 /** Creates the indexes; safe to call at every start (createIndex is idempotent). */
@@ -59,6 +65,13 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.driverRecords)
     .createIndex({ vehicleId: 1, time: 1 }, { name: 'vehicle_time' });
+  // A vehicle's episodes (ListDrivingBehaviour); the fleet's by type (the seed indexes AID).
+  await db
+    .collection(COLLECTIONS.drivingBehaviour)
+    .createIndex({ vehicleId: 1, startTime: 1 }, { name: 'vehicle_start' });
+  await db
+    .collection(COLLECTIONS.drivingBehaviour)
+    .createIndex({ type: 1, startTime: 1 }, { name: 'type_start' });
   // A vehicle's media by when they were received (ListMedia): the files of the GridFS bucket
   // `media` (storage/mediaStore.ts MEDIA_BUCKET).
   await db

@@ -2,6 +2,7 @@
 // open alarms), its positions, alarm records and session events. Every write goes through a
 // BatchWriter, so a report's promise settles when the database has it.
 import { Binary, type Db, type Document } from 'mongodb';
+import type { OpenBehaviour } from '../actors/drivingBehaviour.js';
 import type { AlarmRecord, Command, CommandEvent } from '../domain/vehicle.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';
@@ -42,6 +43,11 @@ export interface VehicleRecord {
   lastSeen?: number;
   node?: string;
   openAlarms?: AlarmRecord[];
+  /**
+   * Driving-behaviour episodes not ended yet (actors/drivingBehaviour.ts), so they go on after a
+   * passivation or a handoff; absent when none is open.
+   */
+  openBehaviours?: OpenBehaviour[];
   /** Downlink commands not answered yet, in order (they survive passivation and restarts). */
   pendingCommands?: Command[];
   /** The terminal's phone as its headers carry it (12 or 20 digits), for downlink frames. */
@@ -146,6 +152,8 @@ export class VehicleStore {
   readonly commands: BatchWriter;
   /** Driver identity reports (0x0702), inserts with ids of their own (storage/driverRecords.ts). */
   readonly driverRecords: BatchWriter;
+  /** Driving-behaviour episodes, inserts with ids of their own (storage/drivingBehaviour.ts). */
+  readonly drivingBehaviour: BatchWriter;
   /** Activation reads, batched by `$in` and capped in concurrency. */
   readonly loader: VehicleLoader<VehicleRecord>;
 
@@ -165,6 +173,10 @@ export class VehicleStore {
     this.sessions = new BatchWriter(db.collection(COLLECTIONS.sessions, durable), w);
     this.commands = new BatchWriter(db.collection(COLLECTIONS.commands, durable), w);
     this.driverRecords = new BatchWriter(db.collection(COLLECTIONS.driverRecords, durable), w);
+    this.drivingBehaviour = new BatchWriter(
+      db.collection(COLLECTIONS.drivingBehaviour, durable),
+      w,
+    );
     this.media = new MediaStore(db);
     const vehicles = db.collection<VehicleRecord>(COLLECTIONS.vehicles);
     this.loader = new VehicleLoader(async (ids) => {
@@ -185,6 +197,7 @@ export class VehicleStore {
       this.sessions,
       this.commands,
       this.driverRecords,
+      this.drivingBehaviour,
     ];
   }
 
@@ -221,6 +234,11 @@ export class VehicleStore {
   /** A 0x0702 as storage/driverRecords.ts driverRecordDocument builds it. */
   saveDriverRecord(doc: Document): Promise<WriteOutcome> {
     return this.driverRecords.insert(doc);
+  }
+
+  /** An ended driving-behaviour episode as storage/drivingBehaviour.ts behaviourDocument builds it. */
+  saveBehaviour(doc: Document): Promise<WriteOutcome> {
+    return this.drivingBehaviour.insert(doc);
   }
 
   logSession(e: SessionEvent): Promise<WriteOutcome> {

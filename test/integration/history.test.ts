@@ -1353,6 +1353,7 @@ describe('retention', () => {
     sessions: 'at',
     commands: 'at',
     driverRecords: 'time',
+    drivingBehaviour: 'endTime',
     media: 'uploadDate',
   };
 
