@@ -1,6 +1,6 @@
 // Driving behaviour end to end: simulated terminals report speed profiles over real sockets (one
 // report a second: a harsh brake and an overspeed for one vehicle, a harsh acceleration and
-// fatigue for another, a day later); each vehicle's actor detects the episodes and stores them
+// fatigue for another, a day later; a report a minute: long idling for a third); each vehicle's actor detects the episodes and stores them
 // when they end; HistoryService.ListDrivingBehaviour gives back exactly the episodes a
 // brute-force computation over the reports sent finds, with their start and end points, page by
 // page and by type, and GetDrivingBehaviourStatistics counts them per local day and type for a
@@ -36,7 +36,7 @@ const database = testDatabase('behaviour');
 /** GNSS times: whole seconds (BCD on the wire). 23:59:45 in China on Nov 2nd. */
 const T0 = Date.UTC(2026, 10, 2, 15, 59, 45);
 const DAY = 86_400_000;
-const { overspeed, fatigue, harshAcceleration, harshBraking } = BEHAVIOUR_TYPES;
+const { overspeed, fatigue, longIdling, harshAcceleration, harshBraking } = BEHAVIOUR_TYPES;
 
 let servers: LocalServers;
 let node: FleetNode;
@@ -70,13 +70,21 @@ after(async () => {
   await servers?.stop();
 });
 
-/** One report a second from `start`: [speed km/h, alarm word] each, ACC on (trackPoint's status). */
-function profile(start: number, steps: [number, number][]): LocationReport[] {
-  return steps.map(([speed, alarm], i) => ({
+/**
+ * One report every `stepMs` (a second) from `start`: [speed km/h, alarm word, status word] each;
+ * ACC on (trackPoint's status) unless said.
+ */
+function profile(
+  start: number,
+  steps: [number, number, number?][],
+  stepMs = 1000,
+): LocationReport[] {
+  return steps.map(([speed, alarm, status], i) => ({
     ...trackPoint(i),
-    time: start + i * 1000,
+    time: start + i * stepMs,
     speed,
     alarm,
+    status: status ?? trackPoint(i).status,
   }));
 }
 
@@ -175,8 +183,21 @@ describe('driving behaviour (driver_action_infos)', () => {
     [31, 0b100],
     ...plain([31, 25, 20]),
   ]);
+  // Half a day later, a report a minute: parked with ACC off for 14 minutes (not idling), then
+  // ACC on at 0 km/h for 11 minutes (long idling), then moving.
+  const PHONE3 = '013600000103';
+  const V3 = vehicleIdOf(PHONE3);
+  const reports3 = profile(
+    T0 + DAY / 2,
+    [
+      ...Array.from({ length: 15 }, (): [number, number, number] => [0, 0, 0x02]),
+      ...plain([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20, 30]),
+    ],
+    60_000,
+  );
   const want1 = expected(V1, reports1);
   const want2 = expected(V2, reports2);
+  const want3 = expected(V3, reports3);
 
   it('the episodes stored are exactly those a brute-force computation over the reports sent finds, page by page and by type', async () => {
     // The brute force finds what the profiles were made of (and nothing else).
@@ -194,11 +215,16 @@ describe('driving behaviour (driver_action_infos)', () => {
         [fatigue, T0 + DAY + 4000, T0 + DAY + 6000],
       ],
     );
+    assert.deepEqual(
+      want3.map((e) => [e.type, (e.start as Obj).timeUnixMs, (e.end as Obj).timeUnixMs]),
+      [[longIdling, T0 + DAY / 2 + 15 * 60_000, T0 + DAY / 2 + 27 * 60_000]],
+    );
     await drive(PHONE1, reports1);
     await drive(PHONE2, reports2);
+    await drive(PHONE3, reports3);
     // Episodes are written when they end, beside the acknowledgement: wait for them.
     const stored = node.client.db(database).collection(COLLECTIONS.drivingBehaviour);
-    const total = want1.length + want2.length;
+    const total = want1.length + want2.length + want3.length;
     for (let polls = 0; (await stored.countDocuments({})) < total; polls++) {
       assert.ok(polls < 500, `${total} episodes stored`);
       await new Promise((r) => setTimeout(r, 20));
@@ -209,6 +235,7 @@ describe('driving behaviour (driver_action_infos)', () => {
     for (const [vehicleId, want] of [
       [V1, want1],
       [V2, want2],
+      [V3, want3],
     ] as const)
       for (const size of [1, 2, 1000])
         assert.deepEqual(
@@ -230,15 +257,17 @@ describe('driving behaviour (driver_action_infos)', () => {
   it('statistics: counts per local day and type, for a vehicle and for the fleet', async () => {
     const range = { fromUnixMs: T0 - DAY, toUnixMs: T0 + 2 * DAY, utcOffsetMinutes: 480 };
     const fleet = await call('getDrivingBehaviourStatistics', range);
-    assert.deepEqual(fleet.counts, countsOf([...want1, ...want2]));
-    assert.equal(fleet.total, want1.length + want2.length);
+    assert.deepEqual(fleet.counts, countsOf([...want1, ...want2, ...want3]));
+    assert.equal(fleet.total, want1.length + want2.length + want3.length);
     // T0 is 23:59:45 in China: the overspeed starts at 23:59:56 on Nov 2nd there, the brake at
-    // midnight, the first of Nov 3rd; the other vehicle's episodes a day later, before midnight.
+    // midnight, the first of Nov 3rd; the idling at noon, the other episodes a day later, before
+    // midnight.
     assert.deepEqual(
       (fleet.counts as Obj[]).map((c) => [c.day, c.type, c.count]),
       [
         ['2026-11-02', overspeed, 1],
         ['2026-11-03', fatigue, 1],
+        ['2026-11-03', longIdling, 1],
         ['2026-11-03', harshAcceleration, 1],
         ['2026-11-03', harshBraking, 1],
       ],
