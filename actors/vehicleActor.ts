@@ -24,9 +24,9 @@ import { CommandQueue, type Command, type CommandEvent } from './commandQueue.js
 import {
   DEFAULT_THRESHOLDS,
   DrivingBehaviour,
-  type BehaviourEpisode,
   type BehaviourThresholds,
 } from './drivingBehaviour.js';
+import { type BehaviourEpisode } from '../domain/drivingBehaviour.js';
 import { LinkOrder, type LinkOrderStats } from './linkOrder.js';
 import type { Actor, ActorContext } from './runtime.js';
 

@@ -10,7 +10,7 @@ import {
   ALL_TYPES,
   type BehaviourCode,
   type BehaviourEpisode,
-} from '../actors/drivingBehaviour.js';
+} from '../domain/drivingBehaviour.js';
 import type { AlarmPoint } from '../domain/vehicle.js';
 import { daysOf } from './historyAlarms.js';
 import {

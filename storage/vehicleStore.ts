@@ -2,7 +2,7 @@
 // open alarms), its positions, alarm records and session events. Every write goes through a
 // BatchWriter, so a report's promise settles when the database has it.
 import { Binary, type Db, type Document } from 'mongodb';
-import type { OpenBehaviour } from '../actors/drivingBehaviour.js';
+import type { OpenBehaviour } from '../domain/drivingBehaviour.js';
 import type { AlarmRecord, Command, CommandEvent } from '../domain/vehicle.js';
 import type { Edition } from '../jt808/header.js';
 import type { LocationReport } from '../jt808/location.js';

@@ -3,13 +3,12 @@
 // episodes to. Valid for sequences whose times do not decrease and span less than 24 hours (no
 // episode is cut for its age).
 import {
-  BEHAVIOUR_TYPES,
   DEFAULT_THRESHOLDS,
   harshChange,
   stateConditions,
-  type BehaviourCode,
   type BehaviourPoint,
 } from '../../actors/drivingBehaviour.js';
+import { BEHAVIOUR_TYPES, type BehaviourCode } from '../../domain/drivingBehaviour.js';
 
 const { overspeed, fatigue, longIdling, harshAcceleration, harshBraking } = BEHAVIOUR_TYPES;
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { BEHAVIOUR_TYPES } from '../../actors/drivingBehaviour.js';
+import { BEHAVIOUR_TYPES } from '../../domain/drivingBehaviour.js';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
 import { HISTORY_PROTO } from '../../api/historyService.js';

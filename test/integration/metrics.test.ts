@@ -135,6 +135,7 @@ describe('node metrics and logs (real sockets)', () => {
           'sessions',
           'commands',
           'driverRecords',
+          'drivingBehaviour',
         ]) {
           const batches = m.get(`fleetmesh_store_batches_total{collection="${w}"}`);
           assert.notEqual(batches, undefined, `${w}: its writer is exported`);

@@ -6,15 +6,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
-  BEHAVIOUR_TYPES,
   DEFAULT_THRESHOLDS,
   DrivingBehaviour,
   harshChange,
   stateConditions,
-  type BehaviourEpisode,
   type BehaviourPoint,
   type BehaviourThresholds,
 } from '../../actors/drivingBehaviour.js';
+import { BEHAVIOUR_TYPES, type BehaviourEpisode } from '../../domain/drivingBehaviour.js';
 import { bruteForce } from '../helpers/drivingBehaviourBrute.js';
 
 const T0 = Date.UTC(2026, 10, 2, 0, 0, 0);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Collection, Document } from 'mongodb';
-import { BEHAVIOUR_TYPES } from '../../actors/drivingBehaviour.js';
+import { BEHAVIOUR_TYPES } from '../../domain/drivingBehaviour.js';
 import { ActorSystem } from '../../actors/runtime.js';
 import {
   VehicleActor,
