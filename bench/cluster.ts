@@ -32,6 +32,8 @@ import { PeerInbound, ProxyTerminalLink } from '../cluster/peerInbound.js';
 import { ProxyLinkTable } from '../cluster/peerLinks.js';
 import {
   peerClient,
+  peerServer,
+  peerServerWindow,
   peerService,
   type RouteBatch,
   type RouteServerStream,
@@ -140,10 +142,8 @@ const INBOUND_ROLE = 'fleetmesh-bench-peer-inbound';
  */
 async function serveInbound(): Promise<void> {
   const proxies = new ProxyLinkTable<ProxyTerminalLink>();
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': 64 * 1024 * 1024,
-    'grpc.max_send_message_length': 64 * 1024 * 1024,
-  });
+  // The peer service's own server, HTTP/2 window included (cluster/peerService.ts).
+  const server = peerServer();
   let records = 0;
   server.addService(peerService().service, {
     route: (stream: RouteServerStream) =>
@@ -162,7 +162,7 @@ async function serveInbound(): Promise<void> {
   });
   // The reference: the same service on a server of its own that sends every batch back as it
   // came (gRPC and the thread hop alone, without PeerChannel and PeerInbound).
-  const echo = new grpc.Server();
+  const echo = peerServer();
   echo.addService(peerService().service, {
     route: (stream: RouteServerStream) =>
       stream.on('data', (b: RouteBatch) =>
@@ -179,6 +179,8 @@ async function serveInbound(): Promise<void> {
     );
   const port = await bind(server);
   const echoPort = await bind(echo);
+  peerServerWindow(server);
+  peerServerWindow(echo);
   parentPort?.on('message', (m: string) => {
     if (m === 'records') parentPort?.postMessage({ records });
     if (m === 'stop') {

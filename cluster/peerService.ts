@@ -3,6 +3,7 @@
 // messages as TypeScript sees them. The data plane (Route) carries frameBatch records as bytes.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { Http2Server, ServerHttp2Session } from 'node:http2';
 import { join } from 'node:path';
 import { projectRoot } from '../devservers/localServers.js';
 
@@ -67,6 +68,15 @@ export function peerService(): grpc.ServiceClientConstructor {
   return loaded;
 }
 
+/**
+ * HTTP/2 flow-control window of the peer plane, both ways (bytes). HTTP/2's default, 64 KiB,
+ * is 4 ms of a stream at 300 000 records/s: every stall of a receiver's event loop stalled the
+ * sender, which made the hop's p99 ~20 ms and capped a pair at ~650 000 records/s (`npm run
+ * bench -- cluster`). Above what the credit lets a peer have untaken (8 192 records of at most
+ * ~1.1 KB), so flow control never throttles below the credit; the credit bounds the memory.
+ */
+export const PEER_WINDOW_BYTES = 16 * 1024 * 1024;
+
 /** A client of one peer's service (insecure: the peer plane runs inside the cluster's network). */
 export function peerClient(address: string): PeerClient {
   const Client = peerService();
@@ -76,7 +86,55 @@ export function peerClient(address: string): PeerClient {
     'grpc.max_send_message_length': 64 * 1024 * 1024,
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
+    // The answers' direction: this side's receive window, stream and connection.
+    'grpc-node.flow_control_window': PEER_WINDOW_BYTES,
   }) as unknown as PeerClient;
+}
+
+/** What grpc-js keeps privately and the window needs (see peerServer). */
+interface GrpcServerInternals {
+  commonServerOptions?: { settings?: Record<string, number> };
+  http2Servers?: Map<Http2Server, unknown>;
+}
+
+/**
+ * A server for the peer service with the records' direction's window opened as the client opens
+ * its own. grpc-js has a client option for the window but none for its server, so this sets the
+ * HTTP/2 settings its server is created with (stream windows) and, once bound, each session's
+ * window (connection). Both reach into grpc-js's private fields: `peerServerWindow` (bound
+ * servers) says whether they did, and a test holds it to the grpc-js installed.
+ */
+export function peerServer(): grpc.Server {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 64 * 1024 * 1024,
+  });
+  const internals = server as unknown as GrpcServerInternals;
+  if (internals.commonServerOptions)
+    internals.commonServerOptions.settings = {
+      ...internals.commonServerOptions.settings,
+      initialWindowSize: PEER_WINDOW_BYTES,
+    };
+  return server;
+}
+
+/**
+ * Once a peerServer is bound: every HTTP/2 session it accepts gets the connection window.
+ * Returns false when grpc-js no longer exposes what this needs (the window stays HTTP/2's).
+ */
+export function peerServerWindow(server: grpc.Server): boolean {
+  const internals = server as unknown as GrpcServerInternals;
+  const settings = internals.commonServerOptions?.settings;
+  if (!internals.http2Servers || settings?.initialWindowSize !== PEER_WINDOW_BYTES) return false;
+  for (const h2 of internals.http2Servers.keys())
+    h2.on('session', (session: ServerHttp2Session) => {
+      try {
+        session.setLocalWindowSize(PEER_WINDOW_BYTES);
+      } catch {
+        // a session already closing
+      }
+    });
+  return internals.http2Servers.size > 0;
 }
 
 /** JSON that keeps Uint8Array and Date values (commands carry bytes; views carry dates). */

@@ -21,6 +21,8 @@ import { ProxyLinkTable } from './peerLinks.js';
 import { PROXY_LINK_BASE } from '../hosting/frameBatch.js';
 import {
   fromPeerJson,
+  peerServer,
+  peerServerWindow,
   peerService,
   toPeerJson,
   type PeerCall,
@@ -696,10 +698,7 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
 
   /** Serves the node-to-node service; returns its port. */
   async listen(host: string, port: number): Promise<number> {
-    const server = new grpc.Server({
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      'grpc.max_send_message_length': 64 * 1024 * 1024,
-    });
+    const server = peerServer();
     server.addService(peerService().service, {
       route: (stream: RouteServerStream) => this.acceptStream(stream),
       events: (call: EventsServerStream) => {
@@ -732,6 +731,10 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
         err ? reject(err) : resolve(p),
       ),
     );
+    if (!peerServerWindow(server))
+      this.opts.log?.(
+        "router: the peer service's HTTP/2 window could not be opened (grpc-js changed?): the hop runs at HTTP/2's default window",
+      );
     this.server = server;
     return bound;
   }
