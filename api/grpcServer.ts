@@ -11,13 +11,11 @@ import { join } from 'node:path';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
 import { isNeverRegistered } from '../actors/vehicleActor.js';
 import {
-  byTimeThenId,
   CommandHistoryReader,
   commandListQuery,
   commandPageSize,
 } from '../storage/commandHistory.js';
 import { InvalidQuery, pageSize } from '../storage/historyQuery.js';
-import { COLLECTIONS } from '../storage/schema.js';
 import { EventStreamWriter } from './eventStreamWriter.js';
 import { addHistoryService, HISTORY_PROTO, HISTORY_SERVICE } from './historyService.js';
 import { reflectionDefinition } from './grpcReflection.js';
@@ -190,16 +188,12 @@ export async function startGrpcServer(
     return vehicleIdOf(id);
   };
 
-  const storedStatus = async (commandId: string): Promise<CommandStatusMessage | undefined> => {
-    const events = await node.client
-      .db(node.database)
-      .collection(COLLECTIONS.commands)
-      .find({ commandId })
-      .toArray();
-    return storedCommandStatus(events.sort(byTimeThenId) as unknown as StoredCommandEvent[]);
-  };
-
   const commandHistory = new CommandHistoryReader(node.client.db(node.database));
+  /** A command's status from the log: its first, latest and highest-attempt entries (bounded). */
+  const storedStatus = async (commandId: string): Promise<CommandStatusMessage | undefined> =>
+    storedCommandStatus(
+      (await commandHistory.commandEntries(commandId)) as unknown as StoredCommandEvent[],
+    );
   let streams = 0;
   const handlers: grpc.UntypedServiceImplementation = {
     getVehicle: unary(async (req) => {

@@ -3,8 +3,11 @@
 // message id, `createdAt` —, the others move its state (a command in flight when its terminal
 // goes offline is logged 'queued' again, so 'queued' alone does not mark the first). Pages are
 // over the first entries, newest first by `createdAt` (index `vehicle_created`); then the
-// entries of the page's commands are read at once (`command_at`) and folded into one status each
-// by the caller. Commands logged before first entries carried `createdAt` are not listed.
+// entries of the page's commands are read at once, newest first and bounded (`command_at`), and
+// folded into one status each by the caller. A command's log has no upper size (re-queued each
+// time its terminal drops while it is in flight): one whose entries the bound cut gets its
+// latest entry and its highest attempt read on their own, so every status is exact and every
+// read bounded. Commands logged before first entries carried `createdAt` are not listed.
 // Read-only, no actor.
 import { ObjectId, type Db, type Document } from 'mongodb';
 import {
@@ -18,7 +21,7 @@ import { COLLECTIONS } from './schema.js';
 
 export const DEFAULT_COMMAND_PAGE = 100;
 export const MAX_COMMAND_PAGE = 500;
-/** Entries read per command at most (queued, sends, requeues, the outcome; generous). */
+/** Entries read per command of a page in one read (queued, sends, the outcome; generous). */
 const MAX_EVENTS_PER_COMMAND = 64;
 
 export interface CommandListQuery {
@@ -125,11 +128,16 @@ export class CommandHistoryReader {
       seen.add(id);
       return true;
     });
+    // The page's entries newest first, so a limit cuts the oldest: a command's log has no upper
+    // size (each time its terminal drops while it is in flight it is logged queued, then sent,
+    // again). The read is a prefix of the (at, _id) order: a command with any entry in it has
+    // its latest there too.
+    const limit = heads.length * MAX_EVENTS_PER_COMMAND;
     const events = heads.length
       ? await log
           .find(
             { commandId: { $in: heads.map((d) => String(d.commandId)) } },
-            { limit: heads.length * MAX_EVENTS_PER_COMMAND },
+            { sort: { at: -1, _id: -1 }, limit },
           )
           .toArray()
       : [];
@@ -139,20 +147,27 @@ export class CommandHistoryReader {
       if (list) list.push(e);
       else byCommand.set(String(e.commandId), [e]);
     }
-    const commands = heads.map((d): StoredCommand => {
-      const id = String(d.commandId);
-      const created = d.createdAt as Date;
-      return {
-        commandId: id,
-        vehicleId: String(d.vehicleId),
-        kind: typeof d.kind === 'string' ? d.kind : '',
-        messageId: typeof d.messageId === 'number' ? d.messageId : 0,
-        createdAt: created.getTime(),
-        events: (byCommand.get(id) ?? [d])
-          .filter((e) => e.vehicleId === d.vehicleId)
-          .sort(byTimeThenId),
-      };
-    });
+    const commands = await Promise.all(
+      heads.map(async (d): Promise<StoredCommand> => {
+        const id = String(d.commandId);
+        const created = d.createdAt as Date;
+        const read = byCommand.get(id) ?? [];
+        // Read whole unless the limit was reached and its first entry is not among those read:
+        // then its latest entry and its highest attempt, one bounded read each.
+        const whole = events.length < limit || read.some((e) => idText(e._id) === idText(d._id));
+        const more = whole ? [] : await this.latestAndMostAttempts(id, read.length === 0);
+        return {
+          commandId: id,
+          vehicleId: String(d.vehicleId),
+          kind: typeof d.kind === 'string' ? d.kind : '',
+          messageId: typeof d.messageId === 'number' ? d.messageId : 0,
+          createdAt: created.getTime(),
+          events: distinct([d, ...read, ...more])
+            .filter((e) => e.vehicleId === d.vehicleId)
+            .sort(byTimeThenId),
+        };
+      }),
+    );
     const last = page[page.length - 1];
     return {
       commands,
@@ -162,4 +177,39 @@ export class CommandHistoryReader {
           : '',
     };
   }
+
+  /**
+   * The entries that give a command's status, in the order they happened, however long its log:
+   * its first (kind, message id, created), its latest and the one with its highest attempt —
+   * three reads of one entry each. Empty for an unknown command.
+   */
+  async commandEntries(commandId: string): Promise<Document[]> {
+    const log = this.db.collection(COLLECTIONS.commands);
+    const [first, more] = await Promise.all([
+      log.findOne({ commandId }, { sort: { at: 1, _id: 1 } }),
+      this.latestAndMostAttempts(commandId, true),
+    ]);
+    return distinct([...(first ? [first] : []), ...more]).sort(byTimeThenId);
+  }
+
+  /** A command's entry with the highest attempt, and its latest entry when `latest`. */
+  private async latestAndMostAttempts(commandId: string, latest: boolean): Promise<Document[]> {
+    const log = this.db.collection(COLLECTIONS.commands);
+    const [last, attempts] = await Promise.all([
+      latest ? log.findOne({ commandId }, { sort: { at: -1, _id: -1 } }) : null,
+      log.findOne({ commandId, attempt: { $exists: true } }, { sort: { attempt: -1 } }),
+    ]);
+    return [...(last ? [last] : []), ...(attempts ? [attempts] : [])];
+  }
+}
+
+/** Entries once each (by _id). */
+function distinct(entries: Document[]): Document[] {
+  const seen = new Set<string>();
+  return entries.filter((e) => {
+    const id = idText(e._id);
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
 }
