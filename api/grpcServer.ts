@@ -9,6 +9,7 @@ import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-che
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { VehicleEvent } from '../actors/vehicleEvents.js';
+import type { CommandEvent } from '../domain/vehicle.js';
 import { isNeverRegistered } from '../actors/vehicleActor.js';
 import {
   CommandHistoryReader,
@@ -74,6 +75,10 @@ export interface GrpcServer {
 }
 
 type Obj = Record<string, unknown>;
+/** How long SendCommand waits for the owner's actor to take a command before asking the owner. */
+const TAKE_WAIT_MS = 5_000;
+/** How long SendCommand asks the owner for the vehicle then, at most (UNAVAILABLE after). */
+const OWNER_ASK_MS = 3_000;
 const FINAL_STATES = new Set(['ANSWERED', 'FAILED', 'TIMED_OUT', 'REFUSED']);
 type Unary = grpc.handleUnaryCall<Obj, Obj>;
 
@@ -215,19 +220,33 @@ export async function startGrpcServer(
       node: node.node,
     })),
     sendCommand: unary(async (req, call) => {
+      const started = Date.now();
       const id = vehicleId(req);
       const message = commandMessage(req);
+      // One absolute end from the call's start (50 ms before its deadline, to answer in time):
+      // every wait below gets what remains of it, not a length measured before the others.
       const deadline = call.getDeadline();
-      const deadlineMs =
+      const end =
         deadline instanceof Date
-          ? deadline.getTime() - Date.now() - 50
+          ? deadline.getTime() - 50
           : typeof deadline === 'number' && Number.isFinite(deadline)
-            ? deadline - Date.now() - 50
+            ? deadline - 50
             : Infinity;
-      const { id: commandId, settled } = node.command(id, message);
+      const remaining = (until = end): number => until - Date.now();
+      // Registered before the command goes: an actor in this process (a node without workers)
+      // takes it, and emits its first event, inside host.command.
+      const commandId = randomUUID();
       let took!: () => void;
       const taken = new Promise<void>((r) => (took = r));
       taking.set(commandId, { kind: message.type, messageId: messageIdOf(message), took });
+      let settled: Promise<CommandEvent>;
+      try {
+        settled = node.host.command(id, commandId, message);
+        settled.catch(() => undefined); // answered before it settles: no unhandled rejection
+      } catch (err) {
+        taking.delete(commandId);
+        throw err;
+      }
       const final = settled.then((e) => {
         if (isNeverRegistered(id, e)) return undefined;
         const s = commandStatus(id, e, statuses.get(commandId));
@@ -253,21 +272,39 @@ export async function startGrpcServer(
         // or the vehicle never registered), or, after 5 s, asked of the owner.
         const settledFirst = await bounded(
           Promise.race([taken.then(() => false), settled.then(() => true)]),
-          Math.min(5_000, deadlineMs),
+          Math.min(TAKE_WAIT_MS, remaining()),
         );
         if (settledFirst === true && isNeverRegistered(id, await settled))
           throw neverRegistered(id);
         if (settledFirst === undefined) {
-          const v = await node.vehicle(id);
-          if (!v?.registered) throw neverRegistered(id);
+          // The owner's view, within what remains of the deadline and a few seconds at most
+          // (across nodes it may wait for a handoff, then a peer): else UNAVAILABLE, to retry.
+          const v = await bounded(
+            node.vehicle(id).then((view) => ({ view })),
+            Math.min(OWNER_ASK_MS, remaining()),
+          );
+          if (v === undefined)
+            throw grpcError(
+              grpc.status.UNAVAILABLE,
+              `vehicle ${id}'s owner did not answer in time; command ${commandId} may be queued: ` +
+                'GetCommand tells, or retry',
+            );
+          if (!v.view?.registered) throw neverRegistered(id);
           if (!statuses.has(commandId)) {
-            // Its first event has not reached this node: the owner's view has its creation.
-            const pending = v.pendingCommands.find((c) => c.id === commandId);
+            // Its first event has not reached this node: the owner's view has its creation
+            // (else the log's first entry has it).
+            const pending = v.view.pendingCommands.find((c) => c.id === commandId);
+            const createdAt =
+              pending?.createdAt ??
+              (await bounded(
+                storedStatus(commandId).then((st) => st?.createdUnixMs),
+                Math.min(OWNER_ASK_MS, remaining()),
+              ));
             remember({
               commandId,
               vehicleId: id,
               state: 'QUEUED',
-              updatedUnixMs: pending?.createdAt ?? Date.now(),
+              updatedUnixMs: createdAt ?? Date.now(),
               attempts: 0,
               detail: '',
               replyType: '',
@@ -275,7 +312,7 @@ export async function startGrpcServer(
               replyJson: '',
               kind: message.type,
               messageId: messageIdOf(message),
-              createdUnixMs: pending?.createdAt ?? Date.now(),
+              ...(createdAt !== undefined ? { createdUnixMs: createdAt } : {}),
             });
           }
         }
@@ -289,11 +326,13 @@ export async function startGrpcServer(
         ]);
         return { commandId, status: early ?? statuses.get(commandId) };
       }
-      const waitMs = Math.min(
-        typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0 ? req.waitTimeoutMs : 60_000,
-        deadlineMs,
-      );
-      const status = await bounded(final, waitMs);
+      // wait_timeout_ms counts from the call, as the deadline does.
+      const waitEnd =
+        started +
+        (typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0
+          ? req.waitTimeoutMs
+          : 60_000);
+      const status = await bounded(final, remaining(Math.min(waitEnd, end)));
       return { commandId, status: status ?? statuses.get(commandId) };
     }),
     confirmAlarms: unary(async (req, call) => {

@@ -1,6 +1,8 @@
 // SendCommand, GetCommand and ListCommands at their edges, over a real gRPC socket and real
 // storage: a command whose log is long (re-queued each time its terminal dropped) beside others
-// on the same page.
+// on the same page; a node without workers (its actors answer inside the call); and, against a
+// node whose owner is slow or silent (a stand-in for the node, with the real store), the call's
+// deadline and the owner's fallback.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -8,9 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Document } from 'mongodb';
+import { EventHub } from '../../actors/eventHub.js';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
 import { storedCommandStatus, type StoredCommandEvent } from '../../api/vehicleServiceMapping.js';
+import { SimTerminal } from '../../bench/terminal.js';
 import { projectRoot, type LocalServers } from '../../devservers/localServers.js';
+import type { CommandEvent } from '../../domain/vehicle.js';
 import { vehicleIdOf } from '../../jt808/header.js';
 import type { FleetNode } from '../../node/node.js';
 import { byTimeThenId } from '../../storage/commandHistory.js';
@@ -184,5 +189,154 @@ describe('commands at their edges (real sockets, real storage)', () => {
     }
     for (const id of [small, long, ...others])
       assert.deepEqual(said(await call(client, 'getCommand', { commandId: id })), expected.get(id));
+  });
+
+  it('on a node without workers (its actor takes the command inside the call) SendCommand without wait answers with the command’s kind, message id and created time', async () => {
+    const t = new SimTerminal({ port: node.port, phone: '013900000002' });
+    await t.connect();
+    assert.equal(await t.register(), 0);
+    t.close();
+    const res = await call(client, 'sendCommand', {
+      vehicleId: '13900000002',
+      textMessage: { flag: 8, text: 'no workers' },
+    });
+    const status = res.status as Obj;
+    assert.equal(status.state, 'QUEUED');
+    assert.equal(status.kind, 'TextMessage');
+    assert.equal(status.messageId, 0x8300);
+    const pending = (await call(client, 'getVehicle', { vehicleId: '13900000002' }))
+      .pendingCommands as Obj[];
+    assert.deepEqual(
+      pending.map((c) => [c.commandId, c.createdUnixMs]),
+      [[res.commandId, status.createdUnixMs]],
+    );
+    await assert.rejects(
+      call(client, 'sendCommand', { vehicleId: '13900009999', queryPosition: {} }),
+      { code: grpc.status.NOT_FOUND },
+    );
+  });
+});
+
+/**
+ * A stand-in for a node whose vehicles' owner is elsewhere: commands go to `take` (which may emit
+ * the actor's first event when it likes), `vehicle` answers as `view` says; the real store.
+ */
+function slowOwner(
+  take: (vehicleId: string, commandId: string, hub: EventHub) => void,
+  view: (vehicleId: string) => Promise<unknown>,
+): { node: FleetNode; release: () => void } {
+  const hub = new EventHub();
+  const pending: ((e: CommandEvent) => void)[] = [];
+  const fake = {
+    client: node.client,
+    database: node.database,
+    events: hub,
+    members: () => [],
+    host: {
+      command: (vehicleId: string, commandId: string): Promise<CommandEvent> => {
+        take(vehicleId, commandId, hub);
+        return new Promise<CommandEvent>((r) => pending.push(r));
+      },
+    },
+    vehicle: view,
+    // The node's own way in (an id of its own), as node/node.ts has it.
+    command: (vehicleId: string): { id: string; settled: Promise<CommandEvent> } => {
+      const id = randomUUID();
+      return { id, settled: fake.host.command(vehicleId, id) };
+    },
+  };
+  return {
+    node: fake as unknown as FleetNode,
+    // Settles what is left (timed out), so nothing outlives the test.
+    release: () => {
+      for (const r of pending) r({ commandId: '', state: 'timed-out', at: 0 });
+    },
+  };
+}
+
+describe('SendCommand against a slow or silent owner (real socket, real store)', () => {
+  it('with wait, an actor that takes the command late still leaves the answer inside the call’s deadline (the last state known)', async () => {
+    const created = Date.UTC(2026, 10, 2);
+    const timers: NodeJS.Timeout[] = [];
+    const owner = slowOwner(
+      (vehicleId, commandId, hub) =>
+        timers.push(
+          setTimeout(
+            () =>
+              hub.publish({
+                kind: 'command',
+                vehicleId,
+                event: { commandId, state: 'queued', at: created },
+              }),
+            300,
+          ),
+        ),
+      () => new Promise(() => undefined),
+    );
+    const server = await startGrpcServer(owner.node, { tokens: [TOKEN] });
+    const c = connect(server);
+    try {
+      const res = await call(
+        c,
+        'sendCommand',
+        { vehicleId: '13900000003', textMessage: { flag: 8, text: 'late' }, wait: true },
+        1_500,
+      );
+      const status = res.status as Obj;
+      assert.equal(status.state, 'QUEUED');
+      assert.equal(status.createdUnixMs, created);
+      assert.equal(status.kind, 'TextMessage');
+    } finally {
+      for (const t of timers) clearTimeout(t);
+      owner.release();
+      c.close();
+      await server.stop();
+    }
+  });
+
+  it('when the owner’s first event never comes: an owner that does not answer gives UNAVAILABLE within the deadline; one that does gives the command’s created time from the log', async () => {
+    const created = Date.UTC(2026, 10, 3);
+    const log = node.client.db(node.database).collection('commands');
+    const logged: Promise<unknown>[] = [];
+    const owner = slowOwner(
+      (vehicleId, commandId) => {
+        // The owner took it (and it settled there) but its events never reached this node.
+        if (vehicleId === '13900000005')
+          logged.push(
+            log.insertOne({
+              vehicleId,
+              commandId,
+              state: 'queued',
+              at: new Date(created),
+              kind: 'TextMessage',
+              messageId: 0x8300,
+              createdAt: new Date(created),
+            }),
+          );
+      },
+      (vehicleId) =>
+        vehicleId === '13900000005'
+          ? Promise.all(logged).then(() => ({ vehicleId, registered: true, pendingCommands: [] }))
+          : new Promise(() => undefined), // a handoff that never ends
+    );
+    const server = await startGrpcServer(owner.node, { tokens: [TOKEN] });
+    const c = connect(server);
+    try {
+      const [silent, answering] = await Promise.allSettled([
+        call(c, 'sendCommand', { vehicleId: '13900000004', queryPosition: {} }, 9_500),
+        call(c, 'sendCommand', { vehicleId: '13900000005', textMessage: { flag: 8, text: 'x' } }),
+      ]);
+      assert.equal(answering.status, 'fulfilled');
+      const status = answering.value.status as Obj;
+      assert.equal(status.state, 'QUEUED');
+      assert.equal(status.createdUnixMs, created);
+      assert.equal(status.kind, 'TextMessage');
+      assert.equal(silent.status, 'rejected');
+      assert.equal((silent.reason as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+    } finally {
+      owner.release();
+      c.close();
+      await server.stop();
+    }
   });
 });
