@@ -60,6 +60,37 @@ export interface HistoryServiceOptions {
     filter: AreaNowFilter,
     limit: number,
   ) => Promise<{ vehicles: VehicleNow[]; more: boolean; partial?: boolean }>;
+  /**
+   * A streaming caller (StreamTrack, DownloadMedia) that reads nothing for this long loses its
+   * stream (DEADLINE_EXCEEDED) and gives its query slot back (default 60 s).
+   */
+  stalledReaderMs?: number;
+}
+
+/**
+ * Waits until the caller has read what is buffered: false when it went away, an error when it
+ * read nothing for `ms` (a paused reader must not hold a query slot for ever).
+ */
+async function readerCaughtUp(
+  call: grpc.ServerWritableStream<Obj, Obj>,
+  gone: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<'stalled'>((resolve) => {
+    timer = setTimeout(() => resolve('stalled'), ms);
+  });
+  try {
+    const r = await Promise.race([once(call, 'drain').then(() => 'drain' as const), gone, stalled]);
+    if (r === 'stalled')
+      throw grpcError(
+        grpc.status.DEADLINE_EXCEEDED,
+        `the stream's reader took nothing for ${ms} ms: it is ended`,
+      );
+    return r === 'drain';
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Vehicles an area-now answer lists at most (and by default). */
@@ -219,6 +250,7 @@ export function addHistoryService(
   const behaviours = new BehaviourReader(db);
   const media = new MediaReader(db);
   const maxQueries = opts.maxQueries ?? MAX_HISTORY_QUERIES;
+  const stalledReaderMs = opts.stalledReaderMs ?? 60_000;
   let running = 0;
 
   /** The token and load checks every call passes; undefined when the call may run. */
@@ -260,7 +292,7 @@ export function addHistoryService(
       if (cancelled) break;
       // Backpressure: at most one chunk beyond the socket's buffer is held here.
       if (!call.write({ points: chunk.map(trackPointMessage), nextPageToken: '' }))
-        await Promise.race([once(call, 'drain'), gone]);
+        await readerCaughtUp(call, gone, stalledReaderMs);
     }
     if (!cancelled) call.end();
   };
@@ -281,7 +313,7 @@ export function addHistoryService(
       if (first) message.media = first;
       first = undefined;
       // Backpressure: at most one chunk beyond the socket's buffer is held here.
-      if (!call.write(message)) await Promise.race([once(call, 'drain'), gone]);
+      if (!call.write(message)) await readerCaughtUp(call, gone, stalledReaderMs);
     }
     if (cancelled) return;
     // An empty file: its record alone.

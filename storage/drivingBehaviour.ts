@@ -33,10 +33,14 @@ export const MAX_BEHAVIOUR_PAGE = 1000;
 /** Days aggregated at once. */
 const DAY_CONCURRENCY = 4;
 
-/** The stored document of an episode; its id is the vehicle, the type and the start time. */
+/**
+ * The stored document of an episode; its id is the vehicle, the type, the start and the end
+ * time (the same episode stored again is one document; a condition that flips within one
+ * report time gives two episodes with one start, both kept).
+ */
 export function behaviourDocument(vehicleId: string, e: BehaviourEpisode): Document {
   return {
-    _id: `${vehicleId}:${e.type}:${e.start.time}`,
+    _id: `${vehicleId}:${e.type}:${e.start.time}:${e.end.time}`,
     vehicleId,
     type: e.type,
     startTime: new Date(e.start.time),

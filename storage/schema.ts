@@ -33,7 +33,7 @@ export const COLLECTIONS = {
   /**
    * Driving-behaviour episodes (the seed's driver_action_infos: overspeed, fatigue, harsh
    * acceleration/braking, long idling; see storage/drivingBehaviour.ts); _id =
-   * `${vehicleId}:${type}:${start time}`.
+   * `${vehicleId}:${type}:${start time}:${end time}`.
    */
   drivingBehaviour: 'drivingBehaviour',
 } as const;
@@ -72,6 +72,10 @@ export async function ensureIndexes(db: Db): Promise<void> {
   await db
     .collection(COLLECTIONS.drivingBehaviour)
     .createIndex({ type: 1, startTime: 1 }, { name: 'type_start' });
+  // The fleet's episodes of every type per day (GetDrivingBehaviourStatistics without types).
+  await db
+    .collection(COLLECTIONS.drivingBehaviour)
+    .createIndex({ startTime: 1 }, { name: 'start' });
   // A vehicle's media by when they were received (ListMedia): the files of the GridFS bucket
   // `media` (storage/mediaStore.ts MEDIA_BUCKET).
   await db

@@ -115,7 +115,7 @@ function expected(vehicleId: string, reports: LocationReport[]): Obj[] {
   const byTime = new Map(reports.map((r) => [r.time, r]));
   return bruteForce(reports.map((r) => ({ ...r, time: r.time! })))
     .map(([type, start, end]) => ({
-      episodeId: `${vehicleId}:${type}:${start}`,
+      episodeId: `${vehicleId}:${type}:${start}:${end}`,
       vehicleId,
       type,
       start: pointMessage(byTime.get(start)!),

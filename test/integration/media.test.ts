@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startGrpcServer, type GrpcServer } from '../../api/grpcServer.js';
-import { HISTORY_PROTO } from '../../api/historyService.js';
+import { addHistoryService, HISTORY_PROTO } from '../../api/historyService.js';
 import { projectRoot } from '../../devservers/localServers.js';
 import { SimTerminal, trackPoint } from '../../bench/terminal.js';
 import type { LocalServers } from '../../devservers/localServers.js';
@@ -21,6 +21,7 @@ import { splitMessage } from '../../jt808/split.js';
 import { MEDIA_BUCKET, MediaStore } from '../../storage/mediaStore.js';
 import { startMongoForTests } from '../helpers/mongoServer.js';
 import { startTestNode, testDatabase } from '../helpers/nodeForTests.js';
+import { until } from '../helpers/until.js';
 
 type Obj = Record<string, unknown>;
 type Call = (
@@ -321,5 +322,64 @@ describe('media uploads (real sockets, GridFS on the real MongoDB-protocol serve
       grpc.status.INVALID_ARGUMENT,
       /must be 1 to 20 digits/,
     );
+  });
+});
+
+describe('a download whose reader stops reading', () => {
+  it('ends with DEADLINE_EXCEEDED after the stall time and gives its query slot back', async () => {
+    const db = node.client.db(database);
+    // 3 MB: far more than the socket, HTTP/2 and stream buffers hold.
+    const data = new Uint8Array(3 * 1024 * 1024).map((_, i) => i & 0xff);
+    const { id } = await new MediaStore(db).save({
+      vehicleId: '13900000777',
+      mediaId: 9,
+      mediaType: 0,
+      format: 0,
+      event: 0,
+      channel: 1,
+      receivedAt: Date.now(),
+      data,
+    });
+    const server = new grpc.Server();
+    const handle = addHistoryService(server, db, () => true, { stalledReaderMs: 300 });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    const client = new (service(HISTORY_PROTO, 'HistoryService'))(
+      `127.0.0.1:${port}`,
+      grpc.credentials.createInsecure(),
+    ) as Client;
+    try {
+      const s = (
+        client as unknown as Record<
+          string,
+          (r: Obj, md: grpc.Metadata) => grpc.ClientReadableStream<Obj>
+        >
+      ).downloadMedia!.call(client, { mediaId: id, chunkSize: 65536 }, new grpc.Metadata());
+      let chunks = 0;
+      const ended = new Promise<grpc.ServiceError>((resolve) => s.on('error', resolve));
+      s.on('data', () => {
+        chunks++;
+        s.pause(); // a reader that stops reading
+      });
+      await until(() => handle.running === 1, 'the download to run');
+      await until(() => handle.running === 0, 'the query slot back', 20_000);
+      assert.equal(chunks, 1, 'nothing more was read meanwhile');
+      // Reading again, the caller gets what was buffered, then the stream's end as an error
+      // (a status comes after the messages before it).
+      s.removeAllListeners('data');
+      s.on('data', () => chunks++);
+      s.resume();
+      const err = await ended;
+      assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED, err.message);
+      assert.match(err.details, /took nothing for 300 ms/);
+      assert.ok(chunks < 48, `${chunks} of 48 chunks sent before it stalled`);
+    } finally {
+      client.close();
+      server.forceShutdown();
+      await handle.stop();
+    }
   });
 });

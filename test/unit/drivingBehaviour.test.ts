@@ -15,6 +15,7 @@ import {
 } from '../../actors/drivingBehaviour.js';
 import { BEHAVIOUR_TYPES, type BehaviourEpisode } from '../../domain/drivingBehaviour.js';
 import { bruteForce } from '../helpers/drivingBehaviourBrute.js';
+import { behaviourDocument } from '../../storage/drivingBehaviour.js';
 
 const T0 = Date.UTC(2026, 10, 2, 0, 0, 0);
 const { overspeed, fatigue, longIdling, harshAcceleration, harshBraking } = BEHAVIOUR_TYPES;
@@ -116,6 +117,32 @@ describe('driving behaviour: thresholds at their edges', () => {
     assert.deepEqual(summary(run(idle(601_000)).episodes), [[longIdling, T0, T0 + 606_000]]);
     assert.deepEqual(run(idle(3_600_000, 0)).episodes, [], 'ACC off: parked, not idling');
     assert.deepEqual(stateConditions(pt(T0, 0.1), DEFAULT_THRESHOLDS), new Set(), 'moving');
+  });
+});
+
+describe('driving behaviour: stored episodes', () => {
+  it('a condition that flips within one report time gives two episodes with one start, stored as two documents', () => {
+    const { episodes } = run([
+      pt(T0 + 1000, 60, 0b10),
+      pt(T0 + 1000, 60, 0),
+      pt(T0 + 1000, 60, 0b10),
+      pt(T0 + 9000, 60, 0),
+    ]);
+    const overspeeds = episodes.filter((e) => e.type === overspeed);
+    assert.deepEqual(
+      overspeeds.map((e) => [e.start.time - T0, e.end.time - T0]),
+      [
+        [1000, 1000],
+        [1000, 9000],
+      ],
+    );
+    const ids = overspeeds.map((e) => behaviourDocument('v1', e)._id as string);
+    assert.equal(new Set(ids).size, 2, `distinct ids: ${ids.join(', ')}`);
+    assert.equal(
+      behaviourDocument('v1', overspeeds[1]!)._id,
+      behaviourDocument('v1', { ...overspeeds[1]! })._id,
+      'the same episode stored again is the same document',
+    );
   });
 });
 
