@@ -227,7 +227,7 @@ describe('driving behaviour in the vehicle actor', () => {
         [BEHAVIOUR_TYPES.overspeed, T0, T0 + 20_000],
       ],
     );
-    assert.deepEqual(episodes[1]!._id, `${ID}:${BEHAVIOUR_TYPES.overspeed}:${T0}`);
+    assert.deepEqual(episodes[1]!._id, `${ID}:${BEHAVIOUR_TYPES.overspeed}:${T0}:${T0 + 20_000}`);
     second.sys.tell(ID, { kind: 'linkClosed', linkId: 'b', reason: 'test', at: second.now() });
     await second.sys.passivateAll();
     assert.equal((await store.load(ID))!.openBehaviours, undefined, 'none open: none kept');
