@@ -25,6 +25,7 @@ import { vehicleIdOf } from '../jt808/header.js';
 import { FrameBatchBuilder, readFrameBatch, SEND, UPLINK } from '../hosting/frameBatch.js';
 import type { GatewayDelivery } from '../gateway/gateway.js';
 import { planHandoff, PlacementView } from '../cluster/handoffPlan.js';
+import { DEFAULT_LEASE_TTL_SECONDS } from '../cluster/membership.js';
 import { startLocalServers, type LocalServers } from '../devservers/localServers.js';
 import type { NodeOptions } from '../node/node.js';
 import { PeerChannel } from '../cluster/peerChannel.js';
@@ -89,7 +90,7 @@ export const DEFAULT_CLUSTER_OPTIONS: ClusterBenchOptions = {
   joinNodes: Array.from({ length: 15 }, (_, i) => i + 2),
   joinWorkers: [1, 4],
   failoverTerminals: 150,
-  ttlSeconds: 10,
+  ttlSeconds: DEFAULT_LEASE_TTL_SECONDS,
   intervalMs: 1000,
   reportTimeoutMs: 1000,
   terminals: 150,

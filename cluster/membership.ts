@@ -17,6 +17,14 @@ export class MemberNameTaken extends Error {}
 
 export type MemberSelf = Omit<Member, 'reportedAt' | 'load'> & { load?: MemberLoad };
 
+/**
+ * A member's lease, when none is given: a dead node's vehicles move after at most this long,
+ * and a node cut off from etcd stops serving after half of it. 8 s: a kill -9 is over (every
+ * terminal reporting again) within 10 s (`npm run bench -- cluster --parts failover`), with
+ * keepalives every ~2.7 s.
+ */
+export const DEFAULT_LEASE_TTL_SECONDS = 8;
+
 export class Membership {
   readonly table = new MemberTable();
   /** Times the lease was lost and the node registered again. */
@@ -56,7 +64,7 @@ export class Membership {
     const m = new Membership(client, self, {
       ...opts,
       prefix: opts.prefix ?? 'fleetmesh/members/',
-      ttlSeconds: opts.ttlSeconds ?? 10,
+      ttlSeconds: opts.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS,
     });
     await m.register();
     try {

@@ -27,7 +27,7 @@ import { HandoffBoard } from '../cluster/handoffBoard.js';
 import type { FleetLog } from '../telemetry/log.js';
 import { NodeMetrics, restartCounter, serveMetrics, watchStore } from './metrics.js';
 import type { Member } from '../cluster/memberTable.js';
-import { MemberNameTaken, Membership } from '../cluster/membership.js';
+import { DEFAULT_LEASE_TTL_SECONDS, MemberNameTaken, Membership } from '../cluster/membership.js';
 import {
   DEFAULT_CAPACITY,
   DEFAULT_THRESHOLDS,
@@ -529,7 +529,7 @@ async function joinMembership(
     startedAt: Date.now(),
     workers,
   };
-  const ttlSeconds = m.ttlSeconds ?? 10;
+  const ttlSeconds = m.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
   // A predecessor killed without leaving holds the name until its lease expires: a restart waits
   // that long; a name still held after it belongs to a live process.
   const deadline = Date.now() + (ttlSeconds + 2) * 1000;

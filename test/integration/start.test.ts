@@ -212,7 +212,7 @@ describe('fleetmesh start', () => {
       assert.ok(nodePid > 0, first.out());
       assert.throws(() => process.kill(nodePid, 0), 'the node process is gone');
 
-      // The name is free at once: no waiting out the old lease (10 s TTL). A node that had to
+      // The name is free at once: no waiting out the old lease (8 s TTL). A node that had to
       // wait says its name is in use while it waits.
       second = startInOwnGroup(dataDir);
       await second.ready;
