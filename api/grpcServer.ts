@@ -80,6 +80,35 @@ const TAKE_WAIT_MS = 5_000;
 /** How long SendCommand asks the owner for the vehicle then, at most (UNAVAILABLE after). */
 const OWNER_ASK_MS = 3_000;
 const FINAL_STATES = new Set(['ANSWERED', 'FAILED', 'TIMED_OUT', 'REFUSED']);
+
+/** What `p` gives within `ms`; undefined when it takes longer. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), Math.max(0, ms)))),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A command's status with nothing known of it past its state and time. */
+function bareStatus(
+  commandId: string,
+  vehicleId: string,
+  state: CommandStatusMessage['state'],
+  at: number,
+): CommandStatusMessage {
+  return {
+    commandId,
+    vehicleId,
+    state,
+    updatedUnixMs: at,
+    attempts: 0,
+    detail: '',
+    replyType: '',
+    result: -1,
+    replyJson: '',
+  };
+}
 type Unary = grpc.handleUnaryCall<Obj, Obj>;
 
 // What the handlers see: camelCase fields (proto-loader's default, as every TypeScript client
@@ -260,17 +289,10 @@ export async function startGrpcServer(
       // The answer may go before the command settles; a later failure must not be unhandled
       // (it would stop the process).
       final.catch(() => undefined);
-      const bounded = <T>(p: Promise<T>, ms: number): Promise<T | undefined> => {
-        let timer: NodeJS.Timeout | undefined;
-        return Promise.race([
-          p,
-          new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), Math.max(0, ms)))),
-        ]).finally(() => clearTimeout(timer));
-      };
       try {
         // Taken by the vehicle's actor (its first event), settled (refused: its queue is full,
         // or the vehicle never registered), or, after 5 s, asked of the owner.
-        const settledFirst = await bounded(
+        const settledFirst = await within(
           Promise.race([taken.then(() => false), settled.then(() => true)]),
           Math.min(TAKE_WAIT_MS, remaining()),
         );
@@ -279,7 +301,7 @@ export async function startGrpcServer(
         if (settledFirst === undefined) {
           // The owner's view, within what remains of the deadline and a few seconds at most
           // (across nodes it may wait for a handoff, then a peer): else UNAVAILABLE, to retry.
-          const v = await bounded(
+          const v = await within(
             node.vehicle(id).then((view) => ({ view })),
             Math.min(OWNER_ASK_MS, remaining()),
           );
@@ -296,20 +318,12 @@ export async function startGrpcServer(
             const pending = v.view.pendingCommands.find((c) => c.id === commandId);
             const createdAt =
               pending?.createdAt ??
-              (await bounded(
+              (await within(
                 storedStatus(commandId).then((st) => st?.createdUnixMs),
                 Math.min(OWNER_ASK_MS, remaining()),
               ));
             remember({
-              commandId,
-              vehicleId: id,
-              state: 'QUEUED',
-              updatedUnixMs: createdAt ?? Date.now(),
-              attempts: 0,
-              detail: '',
-              replyType: '',
-              result: -1,
-              replyJson: '',
+              ...bareStatus(commandId, id, 'QUEUED', createdAt ?? Date.now()),
               kind: message.type,
               messageId: messageIdOf(message),
               ...(createdAt !== undefined ? { createdUnixMs: createdAt } : {}),
@@ -332,7 +346,7 @@ export async function startGrpcServer(
         (typeof req.waitTimeoutMs === 'number' && req.waitTimeoutMs > 0
           ? req.waitTimeoutMs
           : 60_000);
-      const status = await bounded(final, remaining(Math.min(waitEnd, end)));
+      const status = await within(final, remaining(Math.min(waitEnd, end)));
       return { commandId, status: status ?? statuses.get(commandId) };
     }),
     confirmAlarms: unary(async (req, call) => {
@@ -359,17 +373,8 @@ export async function startGrpcServer(
         commands: page.commands.map((c) => {
           const s = storedCommandStatus(c.events as unknown as StoredCommandEvent[]);
           const status: CommandStatusMessage = {
-            ...(s ?? {
-              commandId: c.commandId,
-              vehicleId: c.vehicleId,
-              state: 'COMMAND_STATE_UNSPECIFIED',
-              updatedUnixMs: c.createdAt,
-              attempts: 0,
-              detail: '',
-              replyType: '',
-              result: -1,
-              replyJson: '',
-            }),
+            ...(s ??
+              bareStatus(c.commandId, c.vehicleId, 'COMMAND_STATE_UNSPECIFIED', c.createdAt)),
             kind: c.kind,
             messageId: c.messageId,
             createdUnixMs: c.createdAt,

@@ -352,12 +352,12 @@ export class ClusterRouter implements VehicleHost, LinkDirectory {
    * value from the same members, whenever and however it read them.
    */
   private sinceOf(hosting: readonly { node: string }[]): number {
-    let since = 0;
-    for (const h of hosting) {
-      const m = this.members.find((x) => x.node === h.node);
-      const created = m?.createRevision ?? (h.node === this.opts.node ? this.registeredAt : 0);
-      since = Math.max(since, created);
-    }
+    // Asked at every membership change (load reports too): one pass over the members.
+    const placed = new Set(hosting.map((h) => h.node));
+    let since = placed.has(this.opts.node) ? this.registeredAt : 0;
+    for (const m of this.members)
+      if (placed.has(m.node) && m.createRevision !== undefined)
+        since = Math.max(since, m.createRevision);
     return since;
   }
 
